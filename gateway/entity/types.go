@@ -1,0 +1,151 @@
+package entity
+
+import "encoding/json"
+
+// Service is an upstream API, as Kong's services entity.
+type Service struct {
+	ID             string   `json:"id"`
+	CreatedAt      int64    `json:"created_at"`
+	UpdatedAt      int64    `json:"updated_at"`
+	Name           *string  `json:"name"`
+	Retries        int      `json:"retries"`
+	Protocol       string   `json:"protocol"`
+	Host           string   `json:"host"`
+	Port           int      `json:"port"`
+	Path           *string  `json:"path"`
+	ConnectTimeout int      `json:"connect_timeout"`
+	WriteTimeout   int      `json:"write_timeout"`
+	ReadTimeout    int      `json:"read_timeout"`
+	Tags           []string `json:"tags"`
+	Enabled        bool     `json:"enabled"`
+}
+
+// Route decides which requests reach a service, as Kong's routes entity.
+type Route struct {
+	ID                      string              `json:"id"`
+	CreatedAt               int64               `json:"created_at"`
+	UpdatedAt               int64               `json:"updated_at"`
+	Name                    *string             `json:"name"`
+	Protocols               []string            `json:"protocols"`
+	Methods                 []string            `json:"methods"`
+	Hosts                   []string            `json:"hosts"`
+	Paths                   []string            `json:"paths"`
+	Headers                 map[string][]string `json:"headers"`
+	HTTPSRedirectStatusCode int                 `json:"https_redirect_status_code"`
+	RegexPriority           int                 `json:"regex_priority"`
+	StripPath               bool                `json:"strip_path"`
+	PathHandling            string              `json:"path_handling"`
+	PreserveHost            bool                `json:"preserve_host"`
+	RequestBuffering        bool                `json:"request_buffering"`
+	ResponseBuffering       bool                `json:"response_buffering"`
+	Tags                    []string            `json:"tags"`
+	Service                 *Ref                `json:"service"`
+}
+
+// Consumer is an API user, as Kong's consumers entity.
+type Consumer struct {
+	ID        string   `json:"id"`
+	CreatedAt int64    `json:"created_at"`
+	UpdatedAt int64    `json:"updated_at"`
+	Username  *string  `json:"username"`
+	CustomID  *string  `json:"custom_id"`
+	Tags      []string `json:"tags"`
+}
+
+// Plugin is a plugin instance, as Kong's plugins entity. Config holds the
+// plugin's own configuration document after defaults are applied.
+type Plugin struct {
+	ID        string          `json:"id"`
+	CreatedAt int64           `json:"created_at"`
+	UpdatedAt int64           `json:"updated_at"`
+	Name      string          `json:"name"`
+	Route     *Ref            `json:"route"`
+	Service   *Ref            `json:"service"`
+	Consumer  *Ref            `json:"consumer"`
+	Config    json.RawMessage `json:"config"`
+	Protocols []string        `json:"protocols"`
+	Enabled   bool            `json:"enabled"`
+	Tags      []string        `json:"tags"`
+}
+
+// KeyAuthCredential is an API key owned by a consumer, as Kong's
+// keyauth_credentials entity (endpoint /consumers/{c}/key-auth).
+type KeyAuthCredential struct {
+	ID        string   `json:"id"`
+	CreatedAt int64    `json:"created_at"`
+	Consumer  *Ref     `json:"consumer"`
+	Key       string   `json:"key"`
+	TTL       *int     `json:"ttl"`
+	Tags      []string `json:"tags"`
+}
+
+// EntityKind implements Entity.
+func (*Service) EntityKind() Kind { return KindService }
+
+// PrimaryKey implements Entity.
+func (s *Service) PrimaryKey() string { return s.ID }
+
+// Index implements Entity.
+func (s *Service) Index() (map[string]string, map[string]string) {
+	return map[string]string{"name": str(s.Name)}, nil
+}
+
+// EntityKind implements Entity.
+func (*Route) EntityKind() Kind { return KindRoute }
+
+// PrimaryKey implements Entity.
+func (r *Route) PrimaryKey() string { return r.ID }
+
+// Index implements Entity.
+func (r *Route) Index() (map[string]string, map[string]string) {
+	return map[string]string{"name": str(r.Name)}, map[string]string{"service": refID(r.Service)}
+}
+
+// EntityKind implements Entity.
+func (*Consumer) EntityKind() Kind { return KindConsumer }
+
+// PrimaryKey implements Entity.
+func (c *Consumer) PrimaryKey() string { return c.ID }
+
+// Index implements Entity.
+func (c *Consumer) Index() (map[string]string, map[string]string) {
+	return map[string]string{"username": str(c.Username), "custom_id": str(c.CustomID)}, nil
+}
+
+// EntityKind implements Entity.
+func (*Plugin) EntityKind() Kind { return KindPlugin }
+
+// PrimaryKey implements Entity.
+func (p *Plugin) PrimaryKey() string { return p.ID }
+
+// Index implements Entity. A plugin is unique on (name, route, service,
+// consumer), indexed as its cache key.
+func (p *Plugin) Index() (map[string]string, map[string]string) {
+	return map[string]string{"cache_key": p.CacheKey()},
+		map[string]string{"route": refID(p.Route), "service": refID(p.Service), "consumer": refID(p.Consumer)}
+}
+
+// CacheKey returns Kong's plugin cache key,
+// "plugins:<name>:<route>:<service>:<consumer>".
+func (p *Plugin) CacheKey() string {
+	return "plugins:" + p.Name + ":" + refID(p.Route) + ":" + refID(p.Service) + ":" + refID(p.Consumer)
+}
+
+// EntityKind implements Entity.
+func (*KeyAuthCredential) EntityKind() Kind { return KindKeyAuth }
+
+// PrimaryKey implements Entity.
+func (k *KeyAuthCredential) PrimaryKey() string { return k.ID }
+
+// Index implements Entity.
+func (k *KeyAuthCredential) Index() (map[string]string, map[string]string) {
+	return map[string]string{"key": k.Key}, map[string]string{"consumer": refID(k.Consumer)}
+}
+
+var (
+	_ Entity = (*Service)(nil)
+	_ Entity = (*Route)(nil)
+	_ Entity = (*Consumer)(nil)
+	_ Entity = (*Plugin)(nil)
+	_ Entity = (*KeyAuthCredential)(nil)
+)
