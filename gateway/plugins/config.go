@@ -1,0 +1,67 @@
+package plugins
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+)
+
+// jsonFields returns the JSON names of the fields of the struct dst points to.
+func jsonFields(dst any) map[string]bool {
+	t := reflect.TypeOf(dst)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	names := make(map[string]bool, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		names[name] = true
+	}
+	return names
+}
+
+// fieldDoc returns the one-field document {name: raw}, so that a field is
+// decoded on its own and its type error is attributed to it.
+func fieldDoc(name string, raw json.RawMessage) []byte {
+	key, _ := json.Marshal(name)
+	doc := make([]byte, 0, len(key)+len(raw)+3)
+	doc = append(doc, '{')
+	doc = append(doc, key...)
+	doc = append(doc, ':')
+	doc = append(doc, raw...)
+	return append(doc, '}')
+}
+
+// typeMessage turns a decoding error into Kong's field message.
+func typeMessage(err error) string {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		return "invalid value"
+	}
+	switch te.Type.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "expected an integer"
+	case reflect.Float32, reflect.Float64:
+		return "expected a number"
+	case reflect.Bool:
+		return "expected a boolean"
+	case reflect.String:
+		return "expected a string"
+	case reflect.Slice, reflect.Array:
+		return "expected an array"
+	case reflect.Map, reflect.Struct:
+		return "expected a record"
+	case reflect.Pointer:
+		return typeMessage(&json.UnmarshalTypeError{Type: te.Type.Elem()})
+	}
+	return "invalid value"
+}
