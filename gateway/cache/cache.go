@@ -6,10 +6,19 @@ package cache
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/sluice-gw/sluice/cachebackends"
 	"github.com/sluice-gw/sluice/gateway/entity"
+	"github.com/sluice-gw/sluice/gateway/store"
 )
 
 // Result says how a Get was answered.
@@ -55,34 +64,293 @@ type Options struct {
 }
 
 // Cache is safe for concurrent use.
+//
+// Positive entries live in l1 (decoded) and in the backend (JSON behind an
+// 8-byte expiry header, kept ResurrectTTL past expiry so a stale copy can
+// be resurrected); misses live only in neg. Storing one kind of entry for a
+// key removes the other.
 type Cache struct {
-	// implementation pending (cache helper)
+	backend cachebackends.Backend
+	load    Loader
+	opts    Options
+	l1      *table // nil when Options.L1Entries < 0
+	neg     *table
+	flight  singleflight.Group
+	// gen counts invalidations. A load stores its result only if gen has
+	// not moved since the load began, so that a value read from the
+	// datastore before an invalidation cannot be cached after it.
+	gen   atomic.Uint64
+	stats [numKinds]kindCounters
+	now   func() time.Time
 }
 
 // New returns a Cache over backend that loads misses with load.
 func New(backend cachebackends.Backend, load Loader, opts Options) *Cache {
-	panic("cache: not implemented")
+	if opts.NegativeEntries == 0 {
+		opts.NegativeEntries = 100000
+	}
+	if opts.L1Entries == 0 {
+		opts.L1Entries = 100000
+	}
+	c := &Cache{backend: backend, load: load, opts: opts, neg: newTable(opts.NegativeEntries), now: time.Now}
+	if opts.L1Entries > 0 {
+		c.l1 = newTable(opts.L1Entries)
+	}
+	return c
 }
 
 // Get returns the entity for key: from the cache, or loaded (once, however
 // many goroutines ask at the same time). A nil entity with a nil error means
 // the entity does not exist. The hit path does not allocate.
 func (c *Cache) Get(ctx context.Context, key entity.CacheKey) (entity.Entity, Result, error) {
-	panic("cache: not implemented")
+	st := &c.stats[kindIndex(key.Kind)]
+	if c.l1 != nil {
+		if en := c.l1.get(key); en != nil && c.fresh(en) {
+			st.hits.Add(1)
+			return en.e, Hit, nil
+		}
+	}
+	if en := c.neg.get(key); en != nil && c.fresh(en) {
+		st.negativeHits.Add(1)
+		return nil, NegativeHit, nil
+	}
+	if e, fresh, ok := c.getL2(key); ok && fresh {
+		c.setL1(key, e, c.expiry(c.opts.TTL))
+		st.hits.Add(1)
+		return e, Hit, nil
+	}
+	return c.loadShared(ctx, key, st)
 }
 
 // Peek returns what the cache holds for key without loading: the entity
 // (nil for a cached miss), whether it is a cached miss, and whether
-// anything is cached at all.
+// anything is cached at all. Expired entries count as not cached.
 func (c *Cache) Peek(key entity.CacheKey) (e entity.Entity, negative bool, ok bool) {
-	panic("cache: not implemented")
+	if c.l1 != nil {
+		if en := c.l1.get(key); en != nil && c.fresh(en) {
+			return en.e, false, true
+		}
+	}
+	if en := c.neg.get(key); en != nil && c.fresh(en) {
+		return nil, true, true
+	}
+	if e, fresh, ok := c.getL2(key); ok && fresh {
+		return e, false, true
+	}
+	return nil, false, false
 }
 
 // Invalidate removes key (hit or miss) from every layer.
-func (c *Cache) Invalidate(key entity.CacheKey) { panic("cache: not implemented") }
+func (c *Cache) Invalidate(key entity.CacheKey) {
+	c.gen.Add(1)
+	ks := key.String()
+	c.flight.Forget(ks)
+	if c.l1 != nil {
+		c.l1.delete(key)
+	}
+	c.neg.delete(key)
+	c.backend.Delete([]byte(ks))
+}
 
 // Purge removes everything.
-func (c *Cache) Purge() { panic("cache: not implemented") }
+func (c *Cache) Purge() {
+	c.gen.Add(1)
+	if c.l1 != nil {
+		c.l1.clear()
+	}
+	c.neg.clear()
+	c.backend.Clear()
+}
 
-// Keys returns up to limit cached keys (String form) that start with prefix.
-func (c *Cache) Keys(prefix string, limit int) []string { panic("cache: not implemented") }
+// Keys returns up to limit cached keys (String form) that start with prefix,
+// sorted; limit <= 0 means no limit. It lists L1 and the cached misses, plus
+// the backend's keys when the backend is a cachebackends.Ranger. Keys may
+// include expired entries that have not been evicted yet.
+func (c *Cache) Keys(prefix string, limit int) []string {
+	var ks []string
+	if c.l1 != nil {
+		ks = c.l1.keys(ks, prefix, 0)
+	}
+	ks = c.neg.keys(ks, prefix, 0)
+	if r, ok := c.backend.(cachebackends.Ranger); ok {
+		r.Range(func(k []byte) bool {
+			if len(k) >= len(prefix) && string(k[:len(prefix)]) == prefix {
+				ks = append(ks, string(k))
+			}
+			return true
+		})
+	}
+	sort.Strings(ks)
+	ks = dedup(ks)
+	if limit > 0 && len(ks) > limit {
+		ks = ks[:limit]
+	}
+	return ks
+}
+
+// loadShared runs one load per key at a time; callers that ask meanwhile
+// wait for its result, each until its own ctx is done.
+func (c *Cache) loadShared(ctx context.Context, key entity.CacheKey, st *kindCounters) (entity.Entity, Result, error) {
+	ch := c.flight.DoChan(key.String(), func() (any, error) {
+		return c.loadOnce(context.WithoutCancel(ctx), key, st)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, Miss, r.Err
+		}
+		o := r.Val.(outcome)
+		return o.e, o.res, nil
+	case <-ctx.Done():
+		return nil, Miss, fmt.Errorf("cache: waiting for %s: %w", key, ctx.Err())
+	}
+}
+
+type outcome struct {
+	e   entity.Entity
+	res Result
+}
+
+// loadOnce runs inside the flight. It checks the cache again first: a
+// goroutine that missed just before another goroutine's flight stored the
+// value would otherwise start a second flight and load the key twice:
+//
+//	G1: Get misses          G2: Get misses
+//	G1: flight loads, stores, ends
+//	                         G2: flight starts -> must find G1's value
+func (c *Cache) loadOnce(ctx context.Context, key entity.CacheKey, st *kindCounters) (any, error) {
+	gen := c.gen.Load()
+	if c.l1 != nil {
+		if en := c.l1.get(key); en != nil && c.fresh(en) {
+			st.hits.Add(1)
+			return outcome{en.e, Hit}, nil
+		}
+	}
+	if en := c.neg.get(key); en != nil && c.fresh(en) {
+		st.negativeHits.Add(1)
+		return outcome{nil, NegativeHit}, nil
+	}
+	stale, staleNeg, hasStale := c.stale(key)
+	e, err := c.load(ctx, key)
+	st.misses.Add(1)
+	switch {
+	case err == nil && e == nil:
+		err = store.ErrNotFound
+		fallthrough
+	case errors.Is(err, store.ErrNotFound):
+		if c.gen.Load() == gen {
+			c.setNegative(key, c.expiry(c.opts.NegTTL))
+		}
+		return outcome{nil, Miss}, nil
+	case err != nil && hasStale && c.opts.ResurrectTTL > 0:
+		st.staleHits.Add(1)
+		exp := c.expiry(c.opts.ResurrectTTL)
+		if staleNeg {
+			c.setNegative(key, exp)
+		} else {
+			c.setPositive(key, stale, exp)
+		}
+		return outcome{stale, StaleHit}, nil
+	case err != nil:
+		st.loadErrors.Add(1)
+		return nil, fmt.Errorf("cache: cannot load %s: %w", key, err)
+	}
+	if c.gen.Load() == gen {
+		c.setPositive(key, e, c.expiry(c.opts.TTL))
+	}
+	return outcome{e, Miss}, nil
+}
+
+// stale returns the expired value held for key, if any: an entity, or a
+// miss (negative).
+func (c *Cache) stale(key entity.CacheKey) (e entity.Entity, negative, ok bool) {
+	if c.l1 != nil {
+		if en := c.l1.get(key); en != nil {
+			return en.e, false, true
+		}
+	}
+	if en := c.neg.get(key); en != nil {
+		return nil, true, true
+	}
+	if e, _, ok := c.getL2(key); ok {
+		return e, false, true
+	}
+	return nil, false, false
+}
+
+func (c *Cache) setPositive(key entity.CacheKey, e entity.Entity, expires int64) {
+	c.neg.delete(key)
+	c.setL1(key, e, expires)
+	data, err := json.Marshal(e)
+	if err != nil {
+		return // L1 still holds it; the backend only misses a copy
+	}
+	buf := make([]byte, 8+len(data))
+	binary.BigEndian.PutUint64(buf, uint64(expires))
+	copy(buf[8:], data)
+	ttl := time.Duration(0)
+	if expires != 0 {
+		ttl = time.Duration(expires-c.now().UnixNano()) + c.opts.ResurrectTTL
+	}
+	// A value the backend refuses (too large, unreachable) stays in L1.
+	_ = c.backend.Set([]byte(key.String()), buf, ttl)
+}
+
+func (c *Cache) setNegative(key entity.CacheKey, expires int64) {
+	if c.l1 != nil {
+		c.l1.delete(key)
+	}
+	c.backend.Delete([]byte(key.String()))
+	c.neg.set(key, &entry{expires: expires})
+}
+
+func (c *Cache) setL1(key entity.CacheKey, e entity.Entity, expires int64) {
+	if c.l1 != nil {
+		c.l1.set(key, &entry{e: e, expires: expires})
+	}
+}
+
+// getL2 decodes the backend's value for key and says whether it is fresh.
+// A value that cannot be decoded is deleted and reported absent.
+func (c *Cache) getL2(key entity.CacheKey) (e entity.Entity, fresh, ok bool) {
+	bk := []byte(key.String())
+	buf, ok := c.backend.Get(bk)
+	if !ok {
+		return nil, false, false
+	}
+	if len(buf) < 8 {
+		c.backend.Delete(bk)
+		return nil, false, false
+	}
+	e, err := entity.Decode(key.Kind, buf[8:])
+	if err != nil {
+		c.backend.Delete(bk)
+		return nil, false, false
+	}
+	exp := int64(binary.BigEndian.Uint64(buf))
+	return e, exp == 0 || c.now().UnixNano() < exp, true
+}
+
+// fresh reports whether en has not expired. Entries that never expire
+// (the default db_cache_ttl=0) do not read the clock.
+func (c *Cache) fresh(en *entry) bool {
+	return en.expires == 0 || c.now().UnixNano() < en.expires
+}
+
+// expiry returns the expiry time for ttl from now; 0 means never.
+func (c *Cache) expiry(ttl time.Duration) int64 {
+	if ttl <= 0 {
+		return 0
+	}
+	return c.now().Add(ttl).UnixNano()
+}
+
+func dedup(sorted []string) []string {
+	out := sorted[:0]
+	for i, s := range sorted {
+		if i == 0 || s != sorted[i-1] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
