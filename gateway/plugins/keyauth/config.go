@@ -1,0 +1,53 @@
+package keyauth
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+
+	"github.com/sluice-gw/sluice/gateway/plugins"
+)
+
+// Config is key-auth's configuration with Kong's field names.
+type Config struct {
+	// KeyNames are the header, query and body parameter names searched, in
+	// order. Default ["apikey"].
+	KeyNames []string `json:"key_names"`
+	// KeyInHeader, KeyInQuery and KeyInBody say where keys are searched.
+	// Defaults true, true, false.
+	KeyInHeader bool `json:"key_in_header"`
+	KeyInQuery  bool `json:"key_in_query"`
+	KeyInBody   bool `json:"key_in_body"`
+	// HideCredentials removes the key from the request sent upstream.
+	HideCredentials bool `json:"hide_credentials"`
+	// Anonymous is the id of the consumer used when authentication fails;
+	// nil (the default) answers 401 instead.
+	Anonymous *string `json:"anonymous"`
+	// RunOnPreflight authenticates OPTIONS requests too. Default true.
+	RunOnPreflight bool `json:"run_on_preflight"`
+	// headerNames holds KeyNames in canonical header form.
+	headerNames []string
+}
+
+// headerName is Kong's "header_name" type: an RFC 7230 token.
+var headerName = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+func parseConfig(raw json.RawMessage) (Config, error) {
+	c := Config{KeyNames: []string{"apikey"}, KeyInHeader: true, KeyInQuery: true, RunOnPreflight: true}
+	if err := plugins.DecodeConfig(raw, &c); err != nil {
+		return Config{}, err
+	}
+	if c.Anonymous != nil && *c.Anonymous == "" {
+		c.Anonymous = nil
+	}
+	if len(c.KeyNames) == 0 {
+		return Config{}, plugins.FieldErrors{"key_names": "length must be at least 1"}
+	}
+	for _, n := range c.KeyNames {
+		if !headerName.MatchString(n) {
+			return Config{}, plugins.FieldErrors{"key_names": "bad header name '" + n + "', allowed characters are A-Z, a-z, 0-9, '_', and '-'"}
+		}
+		c.headerNames = append(c.headerNames, http.CanonicalHeaderKey(n))
+	}
+	return c, nil
+}
