@@ -42,7 +42,7 @@ fetch_jars() {
 	local t0=$SECONDS
 	rm -rf "$lib" "$lib.tmp"
 	mvn -B -q -Dstyle.color=never -f "$here/pom.xml" -Dcassandra.version="$version" -Dlib.dir="$lib.tmp" \
-		-DbuildDirectory="$home/target" package >&2 ||
+		package >&2 ||
 		die "maven failed to fetch org.apache.cassandra:cassandra-all:$version"
 	rm -rf "$here/target" # the pom-packaged build leaves an empty target dir behind
 	mv "$lib.tmp" "$lib"
