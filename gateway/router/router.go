@@ -2,10 +2,16 @@
 // snapshot built from every route and its service; the proxy holds the
 // current one in an atomic pointer and a rebuild swaps in a new one, so
 // readers never lock and a route change never stalls requests.
+//
+// Matching follows Kong 3.x's traditional_compatible flavor: see README.md
+// for the rules, the tie-break order and the index layout.
 package router
 
 import (
-	"net/http"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/sluice-gw/sluice/gateway/entity"
 )
@@ -22,36 +28,124 @@ type Match struct {
 	Route   *entity.Route
 	Service *entity.Service
 	// Prefix is the part of the request path the route matched: the plain
-	// path prefix, or the whole regex match.
+	// path prefix, or the whole regex match. It is empty when the route has
+	// no paths.
 	Prefix string
 }
 
-// Router is an immutable route table. It is safe for concurrent use.
+// Router is an immutable route table. It is safe for concurrent use. The
+// zero Router and a nil *Router match nothing.
 type Router struct {
-	// implementation pending (router helper)
+	// exact holds the rules of routes listing a plain host, keyed by the
+	// lowercased host without port.
+	exact map[string]*table
+	// suffix holds leftmost-wildcard hosts: "*.example.com" is keyed
+	// ".example.com".
+	suffix map[string]*table
+	// prefix holds rightmost-wildcard hosts: "example.*" is keyed "example.".
+	prefix map[string]*table
+	// anyHost holds the rules of routes without hosts (nil when none).
+	anyHost *table
+	routes  int
 }
 
 // New builds a Router from targets. Routes whose paths cannot be compiled
 // are left out, and the returned error (errors.Join of one error per route,
 // naming the route) says which; the Router is usable either way.
 // New does not retain targets' slice but keeps the pointed-to entities,
-// which callers must not modify afterwards.
+// which callers must not modify afterwards. Routes that serve only stream
+// protocols (tcp, tls, udp, ...) are left out without an error.
 func New(targets []Target) (*Router, error) {
-	panic("router: not implemented")
-}
-
-// Match returns the route that matches a request with this method, host
-// (port already removed or not: Match ignores a ":port" suffix), path (the
-// raw request path, without the query) and header. It reports false when
-// no route matches. It does not allocate.
-func (r *Router) Match(method, host, path string, header http.Header) (Match, bool) {
-	panic("router: not implemented")
+	var errs []error
+	rules := make([]*rule, 0, len(targets))
+	r := &Router{}
+	for i, t := range targets {
+		if t.Route == nil {
+			errs = append(errs, fmt.Errorf("router: target %d has no route", i))
+			continue
+		}
+		if !isHTTP(t.Route.Protocols) {
+			continue
+		}
+		rs, err := compile(t.Route, t.Service)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("router: route %s: %w", routeName(t.Route), err))
+			continue
+		}
+		r.routes++
+		rules = append(rules, rs...)
+	}
+	sort.Slice(rules, func(i, j int) bool { return rules[i].before(rules[j]) })
+	for i, rl := range rules {
+		rl.rank = i
+		r.add(rl)
+	}
+	return r, errors.Join(errs...)
 }
 
 // Len returns the number of routes in the table.
-func (r *Router) Len() int { panic("router: not implemented") }
+func (r *Router) Len() int {
+	if r == nil {
+		return 0
+	}
+	return r.routes
+}
 
-// UpstreamPath returns the path to send upstream for a request whose path
-// was matched by m: strip_path removes m.Prefix, then path_handling ("v0" or
-// "v1") joins the service's path and the remainder as Kong does.
-func (m Match) UpstreamPath(path string) string { panic("router: not implemented") }
+// add files rl under every host index it belongs to. Rules arrive in rank
+// order, so every list they are appended to stays sorted by rank.
+func (r *Router) add(rl *rule) {
+	if len(rl.hosts) == 0 {
+		if r.anyHost == nil {
+			r.anyHost = &table{}
+		}
+		r.anyHost.add(rl)
+		return
+	}
+	for _, h := range rl.hosts {
+		switch {
+		case strings.HasPrefix(h, "*."):
+			r.suffix = tableFor(r.suffix, h[1:])
+			r.suffix[h[1:]].add(rl)
+		case strings.HasSuffix(h, ".*"):
+			r.prefix = tableFor(r.prefix, h[:len(h)-1])
+			r.prefix[h[:len(h)-1]].add(rl)
+		default:
+			r.exact = tableFor(r.exact, h)
+			r.exact[h].add(rl)
+		}
+	}
+}
+
+// tableFor returns m, allocated if nil, with a table under key.
+func tableFor(m map[string]*table, key string) map[string]*table {
+	if m == nil {
+		m = make(map[string]*table)
+	}
+	if m[key] == nil {
+		m[key] = &table{}
+	}
+	return m
+}
+
+// isHTTP reports whether a route with these protocols belongs in the HTTP
+// router. Kong's default protocols are http and https, so none means yes.
+func isHTTP(protocols []string) bool {
+	if len(protocols) == 0 {
+		return true
+	}
+	for _, p := range protocols {
+		switch p {
+		case "http", "https", "grpc", "grpcs":
+			return true
+		}
+	}
+	return false
+}
+
+// routeName names a route in errors: its name when it has one, else its id.
+func routeName(r *entity.Route) string {
+	if r.Name != nil && *r.Name != "" {
+		return fmt.Sprintf("%q (%s)", *r.Name, r.ID)
+	}
+	return r.ID
+}

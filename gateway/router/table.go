@@ -1,0 +1,108 @@
+package router
+
+import (
+	"net/http"
+	"strings"
+)
+
+// table holds the rules that share one host key (or have no hosts). Every
+// list in it is sorted by rank, so the first rule that matches in a list is
+// that list's best.
+type table struct {
+	// others holds regex and path-less rules.
+	others []*rule
+	// tree indexes prefix rules by path.
+	tree node
+}
+
+// node is a radix tree node over path bytes. The path of a node is the
+// concatenation of the labels from the root.
+type node struct {
+	label string
+	// first holds the first byte of each child's label, parallel to
+	// children.
+	first    string
+	children []*node
+	// rules are the prefix rules whose path ends at this node.
+	rules []*rule
+}
+
+// add files rl into the table.
+func (t *table) add(rl *rule) {
+	if rl.kind == prefixPath {
+		t.tree.insert(rl.path, rl)
+		return
+	}
+	t.others = append(t.others, rl)
+}
+
+// best returns the highest-ranked rule of t that matches, or cur when cur
+// outranks all of them. path is normalized.
+func (t *table) best(method, path string, header http.Header, cur *rule) *rule {
+	for _, rl := range t.others {
+		if cur != nil && rl.rank >= cur.rank {
+			break
+		}
+		if rl.matchRest(method, header) && (rl.kind == anyPath || rl.re.MatchString(path)) {
+			cur = rl
+			break
+		}
+	}
+	// Walk every node whose path is a prefix of the request path: a shorter
+	// prefix can still win on another field (methods, headers).
+	n, rest := &t.tree, path
+	for {
+		for _, rl := range n.rules {
+			if cur != nil && rl.rank >= cur.rank {
+				break
+			}
+			if rl.matchRest(method, header) {
+				cur = rl
+				break
+			}
+		}
+		if rest == "" {
+			return cur
+		}
+		i := strings.IndexByte(n.first, rest[0])
+		if i < 0 {
+			return cur
+		}
+		n = n.children[i]
+		if !strings.HasPrefix(rest, n.label) {
+			return cur
+		}
+		rest = rest[len(n.label):]
+	}
+}
+
+// insert adds rl under path, splitting edges as needed.
+func (n *node) insert(path string, rl *rule) {
+	for path != "" {
+		i := strings.IndexByte(n.first, path[0])
+		if i < 0 {
+			n.first += path[:1]
+			n.children = append(n.children, &node{label: path, rules: []*rule{rl}})
+			return
+		}
+		c := n.children[i]
+		common := commonPrefix(c.label, path)
+		if common < len(c.label) {
+			tail := &node{label: c.label[common:], first: c.first, children: c.children, rules: c.rules}
+			*c = node{label: c.label[:common], first: tail.label[:1], children: []*node{tail}}
+		}
+		path, n = path[common:], c
+	}
+	n.rules = append(n.rules, rl)
+}
+
+// commonPrefix returns the length of the longest common prefix of a and b.
+func commonPrefix(a, b string) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
