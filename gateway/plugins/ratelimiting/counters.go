@@ -1,0 +1,106 @@
+package ratelimiting
+
+import (
+	"sync"
+	"time"
+)
+
+// period is one of the fixed windows.
+type period uint8
+
+const (
+	second period = iota
+	minute
+	hour
+	day
+	numPeriods
+)
+
+var periodSeconds = [numPeriods]int64{1, 60, 3600, 86400}
+
+var periodTitles = [numPeriods]string{"Second", "Minute", "Hour", "Day"}
+
+func (p period) title() string { return periodTitles[p] }
+
+// start returns the Unix second the window containing now began.
+func (p period) start(now time.Time) int64 {
+	s := now.Unix()
+	return s - s%periodSeconds[p]
+}
+
+// reset returns the whole seconds left until the window containing now ends.
+func (p period) reset(now time.Time) int64 {
+	return p.start(now) + periodSeconds[p] - now.Unix()
+}
+
+// counterKey is what a counter counts: requests of one identifier on one
+// route and service (Kong's local policy key, minus the period).
+type counterKey struct {
+	route, service, id string
+}
+
+// counters holds the current window of every period. Memory stays bounded
+// by the keys seen in one window: a window's map is dropped as soon as a
+// request arrives in the next one.
+type counters struct {
+	windows [numPeriods]window
+}
+
+type window struct {
+	// mu guards start and counts.
+	mu     sync.Mutex
+	start  int64
+	counts map[counterKey]int64
+}
+
+func newCounters() *counters {
+	c := &counters{}
+	for i := range c.windows {
+		c.windows[i].counts = map[counterKey]int64{}
+	}
+	return c
+}
+
+// take counts one request of k in every period of ls at now, unless one
+// of them is used up already. It returns the counts before this request
+// and the index in ls of the first exhausted period, or -1. The windows
+// are locked together (shortest first, a fixed order) so that concurrent
+// requests cannot overshoot a limit.
+func (c *counters) take(ls []limit, now time.Time, k counterKey, used []int64) int {
+	for _, l := range ls {
+		w := &c.windows[l.period]
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.rollLocked(l.period.start(now))
+	}
+	stop := -1
+	for i, l := range ls {
+		used[i] = c.windows[l.period].counts[k]
+		if used[i] >= l.max && stop < 0 {
+			stop = i
+		}
+	}
+	if stop < 0 {
+		for _, l := range ls {
+			c.windows[l.period].counts[k]++
+		}
+	}
+	return stop
+}
+
+// len returns the number of keys counted in p's current window.
+func (c *counters) len(p period) int {
+	w := &c.windows[p]
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.counts)
+}
+
+// rollLocked starts a new window when start is later than the current one.
+// A request from an older window (clock step back) counts in the current.
+func (w *window) rollLocked(start int64) {
+	if start > w.start {
+		w.start = start
+		clear(w.counts)
+	}
+}

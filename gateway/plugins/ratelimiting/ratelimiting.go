@@ -1,0 +1,144 @@
+// Package ratelimiting implements Kong's rate-limiting plugin with the
+// local policy: fixed-window counters per second, minute, hour and day,
+// kept in process.
+package ratelimiting
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/sluice-gw/sluice/gateway/plugins"
+)
+
+// Name and Priority are Kong's.
+const (
+	Name     = "rate-limiting"
+	Priority = 910
+)
+
+const msgExceeded = "API rate limit exceeded"
+
+// Plugin is the rate-limiting plugin. It owns the counters, so they
+// survive plugin set rebuilds (as Kong's shared-memory counters survive
+// configuration changes). It is safe for concurrent use.
+type Plugin struct {
+	counters *counters
+	now      func() time.Time
+}
+
+// New returns the rate-limiting plugin with empty counters.
+func New() *Plugin { return &Plugin{counters: newCounters(), now: time.Now} }
+
+// Name implements plugins.Plugin.
+func (*Plugin) Name() string { return Name }
+
+// Priority implements plugins.Plugin.
+func (*Plugin) Priority() int { return Priority }
+
+// Configure implements plugins.Plugin.
+func (p *Plugin) Configure(raw json.RawMessage) (plugins.Handler, error) {
+	cfg, err := parseConfig(raw)
+	if err != nil {
+		return nil, err
+	}
+	h := &handler{Config: cfg, p: p}
+	for i, l := range cfg.limits() {
+		if l != nil {
+			h.periods = append(h.periods, limit{period: period(i), max: int64(*l)})
+		}
+	}
+	return h, nil
+}
+
+// handler is one configured instance. Its JSON form is its Config.
+type handler struct {
+	Config
+	p       *Plugin
+	periods []limit // configured periods, shortest first
+}
+
+type limit struct {
+	period period
+	max    int64
+}
+
+// Access implements plugins.Handler.
+func (h *handler) Access(c *plugins.Context) bool {
+	now := h.p.now()
+	k := counterKey{id: h.identifier(c)}
+	if c.Route != nil {
+		k.route = c.Route.ID
+	}
+	if c.Service != nil {
+		k.service = c.Service.ID
+	}
+	var used [numPeriods]int64
+	stop := h.p.counters.take(h.periods, now, k, used[:])
+	h.setHeaders(c.W.Header(), now, used[:len(h.periods)], stop)
+	if stop >= 0 {
+		c.RespondMessage(http.StatusTooManyRequests, msgExceeded)
+		return false
+	}
+	return true
+}
+
+// setHeaders writes Kong's X-RateLimit-* and RateLimit-* headers (and
+// Retry-After when stop >= 0). The RateLimit-* trio describes the period
+// with the fewest requests remaining.
+func (h *handler) setHeaders(hd http.Header, now time.Time, used []int64, stop int) {
+	if h.HideClientHeaders && stop < 0 {
+		return
+	}
+	best, bestRemaining := 0, int64(-1)
+	for i, l := range h.periods {
+		remaining := l.max - used[i]
+		if stop < 0 {
+			remaining-- // this request counts
+		}
+		remaining = max(remaining, 0)
+		if !h.HideClientHeaders {
+			name := l.period.title()
+			hd["X-Ratelimit-Limit-"+name] = []string{strconv.FormatInt(l.max, 10)}
+			hd["X-Ratelimit-Remaining-"+name] = []string{strconv.FormatInt(remaining, 10)}
+		}
+		if bestRemaining < 0 || remaining < bestRemaining {
+			best, bestRemaining = i, remaining
+		}
+	}
+	if stop >= 0 {
+		best = stop
+	}
+	l := h.periods[best]
+	reset := strconv.FormatInt(l.period.reset(now), 10)
+	if stop >= 0 {
+		hd["Retry-After"] = []string{reset}
+	}
+	if h.HideClientHeaders {
+		return
+	}
+	hd["Ratelimit-Limit"] = []string{strconv.FormatInt(l.max, 10)}
+	hd["Ratelimit-Remaining"] = []string{strconv.FormatInt(bestRemaining, 10)}
+	hd["Ratelimit-Reset"] = []string{reset}
+}
+
+// identifier returns whom the request is counted against.
+func (h *handler) identifier(c *plugins.Context) string {
+	switch h.LimitBy {
+	case "consumer":
+		if c.Consumer != nil {
+			return c.Consumer.ID
+		}
+	case "credential":
+		if c.Credential != nil {
+			return c.Credential.ID
+		}
+	}
+	return c.ClientIP
+}
+
+var (
+	_ plugins.Plugin  = (*Plugin)(nil)
+	_ plugins.Handler = (*handler)(nil)
+)
