@@ -1,0 +1,57 @@
+# Sluice: run `make run` to start a node on the embedded SQLite datastore,
+# `make test` to run every test (see .ci/run for the services it expects).
+GO      ?= go
+BIN     := bin/sluice
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+# Fuzz targets: package:Target. `make fuzz` runs each for FUZZTIME.
+FUZZ_TARGETS := $(shell grep -rl --include='*_test.go' '^func Fuzz' . | xargs -r grep -o '^func Fuzz[A-Za-z0-9_]*' | sed 's|^\./||; s|/[^/]*_test.go:func |:|')
+FUZZTIME ?= 2m
+
+.PHONY: build run test vet fmt-check fuzz fuzz-ci bench bench-smoke cassandra cassandra-stop up down dashboards
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sluice
+
+run: build
+	$(BIN) run
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+# test: format, vet, the whole suite under the race detector, then each fuzz
+# target briefly on its seeds plus a few seconds of fuzzing.
+test: fmt-check vet build
+	$(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+	done
+
+bench: build
+	$(BIN) bench
+
+bench-smoke: build
+	$(BIN) bench --profile smoke
+
+cassandra:
+	bash tools/cassandra/cassandra.sh start
+
+cassandra-stop:
+	bash tools/cassandra/cassandra.sh stop
+
+up:
+	docker compose up -d --build
+
+down:
+	docker compose down
+
+dashboards:
+	$(GO) run ./cmd/dashgen

@@ -1,0 +1,355 @@
+// Package cluster carries invalidations between the nodes that share a
+// datastore. Every Admin API write records its cluster events in the same
+// transaction as the entity change (so none is lost when a node dies between
+// the two, Kong issue #8176); each node polls for the others' events every
+// db_update_frequency, with the datastore's clock as watermark, and, where
+// the datastore can push (PostgreSQL NOTIFY), also applies them as they
+// commit. Polling stays as the safety net.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/sluice-gw/sluice/gateway/entity"
+	"github.com/sluice-gw/sluice/gateway/store"
+)
+
+// Channel is the channel of invalidation events.
+const Channel = "invalidations"
+
+// Applier applies invalidations on this node.
+type Applier interface {
+	// Invalidate purges keys from this node's caches and rebuilds the
+	// snapshots they name.
+	Invalidate(ctx context.Context, keys []entity.CacheKey)
+	// InvalidateAll purges everything: used when this node may have missed
+	// events (they expired while it could not poll).
+	InvalidateAll(ctx context.Context)
+}
+
+// Options configures a Cluster. The zero value of a field means the default
+// its comment gives.
+type Options struct {
+	// NodeID identifies this node in the events it writes. Required.
+	NodeID string
+	// Frequency is db_update_frequency, the poll interval. 0 means 5s.
+	Frequency time.Duration
+	// Propagation is db_update_propagation: emitted events are not applied
+	// before At+Propagation, and every poll looks that far back again.
+	Propagation time.Duration
+	// Grace is how far behind the previous poll's watermark each poll looks
+	// again, to catch transactions that took their At before the previous
+	// poll but committed after it. 0 means 2s. Duplicates are dropped by id.
+	Grace time.Duration
+	// Push applies events as the datastore pushes them, when it implements
+	// store.Notifier.
+	Push bool
+	// EventTTL is how long events are kept in the datastore. 0 means
+	// max(10*Propagation, 1h), as Kong.
+	EventTTL time.Duration
+	// PurgeInterval is how often this node deletes expired events. 0 means 1m.
+	PurgeInterval time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// TracerProvider defaults to a no-op provider.
+	TracerProvider trace.TracerProvider
+	// Registerer receives the cluster metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
+}
+
+// Cluster is safe for concurrent use.
+type Cluster struct {
+	st      store.Store
+	applier Applier
+	opts    Options
+	log     *slog.Logger
+	tracer  trace.Tracer
+	prop    propagation.TextMapPropagator
+	metrics *metrics
+	now     func() time.Time
+
+	// pollMu serializes polls (the loop, catch-up after a push reconnect,
+	// and tests).
+	pollMu sync.Mutex
+	// mu guards the fields below.
+	mu sync.Mutex
+	// watermark is the datastore clock of the last successful poll.
+	watermark time.Time
+	// clockOffset is datastore clock minus local clock, from the last poll.
+	clockOffset time.Duration
+	// seen maps event ids applied (or scheduled) to their At, for dedup.
+	seen map[string]time.Time
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+}
+
+// New returns a Cluster over st that applies other nodes' events with a.
+// It does nothing in the background until Start.
+func New(st store.Store, a Applier, opts Options) (*Cluster, error) {
+	if opts.NodeID == "" {
+		return nil, errors.New("cluster: node id is required")
+	}
+	if opts.Frequency <= 0 {
+		opts.Frequency = 5 * time.Second
+	}
+	if opts.Grace <= 0 {
+		opts.Grace = 2 * time.Second
+	}
+	if opts.EventTTL <= 0 {
+		opts.EventTTL = max(10*opts.Propagation, time.Hour)
+	}
+	if opts.PurgeInterval <= 0 {
+		opts.PurgeInterval = time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.TracerProvider == nil {
+		opts.TracerProvider = noop.NewTracerProvider()
+	}
+	return &Cluster{
+		st: st, applier: a, opts: opts,
+		log:     opts.Logger.With("component", "cluster"),
+		tracer:  opts.TracerProvider.Tracer("github.com/sluice-gw/sluice/gateway/cluster"),
+		prop:    propagation.TraceContext{},
+		metrics: newMetrics(opts.Registerer),
+		now:     time.Now,
+		seen:    make(map[string]time.Time),
+		stop:    make(chan struct{}),
+	}, nil
+}
+
+// Events returns one invalidation event per key, for the caller to write in
+// the same store.Apply as the change. The trace context of ctx travels in
+// each event so that the nodes applying it link back to the write.
+func (c *Cluster) Events(ctx context.Context, keys []entity.CacheKey) []store.Event {
+	carrier := propagation.MapCarrier{}
+	c.prop.Inject(ctx, carrier)
+	events := make([]store.Event, 0, len(keys))
+	for _, k := range keys {
+		events = append(events, store.Event{
+			ID: uuid.NewString(), NodeID: c.opts.NodeID, Channel: Channel,
+			Data: k.String(), TraceParent: carrier.Get("traceparent"), Delay: c.opts.Propagation,
+		})
+	}
+	c.metrics.emitted.Add(float64(len(events)))
+	return events
+}
+
+// Invalidated applies keys on this node at once, after the write that
+// produced their events committed.
+func (c *Cluster) Invalidated(ctx context.Context, keys []entity.CacheKey) {
+	c.applier.Invalidate(ctx, keys)
+}
+
+// Start sets the watermark to the datastore's clock and starts the poll,
+// push and purge loops. They run until Shutdown.
+func (c *Cluster) Start(ctx context.Context) error {
+	now, err := c.st.Now(ctx)
+	if err != nil {
+		return fmt.Errorf("cluster: cannot read the datastore clock: %w", err)
+	}
+	c.mu.Lock()
+	c.watermark = now
+	c.clockOffset = now.Sub(c.now())
+	c.mu.Unlock()
+	c.goLoop(c.pollLoop)
+	c.goLoop(c.purgeLoop)
+	if n, ok := c.st.(store.Notifier); ok && c.opts.Push {
+		c.goLoop(func(ctx context.Context) { c.pushLoop(ctx, n) })
+	}
+	return nil
+}
+
+// Shutdown stops the loops and waits for them, giving up when ctx is done.
+func (c *Cluster) Shutdown(ctx context.Context) error {
+	c.stopOnce.Do(func() { close(c.stop) })
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cluster: shutdown: %w", ctx.Err())
+	}
+}
+
+// Poll reads and applies the events written since the last poll. The poll
+// loop calls it every Frequency; it is exported for catch-up and tests.
+func (c *Cluster) Poll(ctx context.Context) error {
+	c.pollMu.Lock()
+	defer c.pollMu.Unlock()
+	start := c.now()
+	c.mu.Lock()
+	last := c.watermark
+	c.mu.Unlock()
+	since := last.Add(-c.opts.Grace - c.opts.Propagation)
+	events, now, err := c.st.Events(ctx, since)
+	c.metrics.pollDuration.Observe(c.now().Sub(start).Seconds())
+	if err != nil {
+		c.metrics.pollErrors.Inc()
+		return fmt.Errorf("cluster: cannot poll events: %w", err)
+	}
+	if now.Sub(last) > c.opts.EventTTL/2 {
+		// Events this node never read may have been purged: start over.
+		c.log.Warn("event watermark is older than half the event TTL; purging the whole cache",
+			"behind", now.Sub(last), "db_update_frequency", c.opts.Frequency)
+		c.applier.InvalidateAll(ctx)
+	}
+	c.mu.Lock()
+	c.watermark = now
+	c.clockOffset = now.Sub(c.now())
+	for id, at := range c.seen {
+		if at.Before(since) {
+			delete(c.seen, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, ev := range events {
+		c.handle(ctx, ev, now)
+	}
+	return nil
+}
+
+// handle applies ev once, at or after its NotBefore. dbNow is the
+// datastore's clock at the time ev was read.
+func (c *Cluster) handle(ctx context.Context, ev store.Event, dbNow time.Time) {
+	if ev.NodeID == c.opts.NodeID || ev.Channel != Channel {
+		return // the emitting node invalidated itself at once
+	}
+	c.mu.Lock()
+	if _, dup := c.seen[ev.ID]; dup {
+		c.mu.Unlock()
+		return
+	}
+	c.seen[ev.ID] = ev.At
+	c.mu.Unlock()
+	if wait := ev.NotBefore.Sub(dbNow); !ev.NotBefore.IsZero() && wait > 0 {
+		t := time.AfterFunc(wait, func() { c.apply(context.WithoutCancel(ctx), ev) })
+		go func() {
+			<-c.stop
+			t.Stop()
+		}()
+		return
+	}
+	c.apply(ctx, ev)
+}
+
+func (c *Cluster) apply(ctx context.Context, ev store.Event) {
+	key, ok := entity.ParseCacheKey(ev.Data)
+	if !ok {
+		c.log.Warn("dropping an invalidation event with a malformed key", "id", ev.ID, "data", ev.Data)
+		return
+	}
+	var opts []trace.SpanStartOption
+	if ev.TraceParent != "" {
+		remote := trace.SpanContextFromContext(c.prop.Extract(context.Background(),
+			propagation.MapCarrier{"traceparent": ev.TraceParent}))
+		if remote.IsValid() {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: remote}))
+		}
+	}
+	ctx, span := c.tracer.Start(ctx, "sluice.cluster.apply", opts...)
+	c.applier.Invalidate(ctx, []entity.CacheKey{key})
+	span.End()
+	c.mu.Lock()
+	lag := c.now().Add(c.clockOffset).Sub(ev.At)
+	c.mu.Unlock()
+	c.metrics.applied.Inc()
+	c.metrics.lag.Observe(max(lag, 0).Seconds())
+}
+
+func (c *Cluster) goLoop(fn func(ctx context.Context)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	c.wg.Add(2)
+	go func() { defer c.wg.Done(); fn(ctx) }()
+	go func() { defer c.wg.Done(); <-c.stop; cancel() }()
+}
+
+func (c *Cluster) pollLoop(ctx context.Context) {
+	t := time.NewTicker(c.opts.Frequency)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := c.Poll(ctx); err != nil && ctx.Err() == nil {
+				c.log.Warn("poll failed; cached entities keep being served", "err", err)
+			}
+		}
+	}
+}
+
+// pushLoop listens for pushed events, reconnecting after a failure and
+// catching up by polling once the connection is back.
+func (c *Cluster) pushLoop(ctx context.Context, n store.Notifier) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := n.Listen(ctx, func(ev store.Event) {
+			backoff = 100 * time.Millisecond
+			c.mu.Lock()
+			dbNow := c.now().Add(c.clockOffset)
+			c.mu.Unlock()
+			c.handle(ctx, ev, dbNow)
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		c.log.Warn("push connection lost; polling continues, reconnecting", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+		if err := c.Poll(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("catch-up poll failed", "err", err)
+		}
+	}
+}
+
+func (c *Cluster) purgeLoop(ctx context.Context) {
+	t := time.NewTicker(c.opts.PurgeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.purge(ctx)
+		}
+	}
+}
+
+// purge deletes expired events in small batches, so that it never holds
+// locks writers wait for.
+func (c *Cluster) purge(ctx context.Context) {
+	c.mu.Lock()
+	before := c.watermark.Add(-c.opts.EventTTL)
+	c.mu.Unlock()
+	const batch = 500
+	for ctx.Err() == nil {
+		n, err := c.st.PurgeEvents(ctx, before, batch)
+		if err != nil {
+			c.log.Warn("cannot purge expired events", "err", err)
+			return
+		}
+		if n < batch {
+			return
+		}
+	}
+}

@@ -1,0 +1,223 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/sluice-gw/sluice/gateway/entity"
+	"github.com/sluice-gw/sluice/gateway/store"
+	"github.com/sluice-gw/sluice/gateway/store/sqlite"
+)
+
+// recorder is an Applier that remembers what it was told.
+type recorder struct {
+	mu   sync.Mutex
+	keys []string
+	all  int
+}
+
+func (r *recorder) Invalidate(_ context.Context, keys []entity.CacheKey) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range keys {
+		r.keys = append(r.keys, k.String())
+	}
+}
+
+func (r *recorder) InvalidateAll(context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.all++
+}
+
+func (r *recorder) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.keys)
+}
+
+// openShared opens two stores on one SQLite file, as two node processes do.
+func openShared(t *testing.T) (store.Store, store.Store) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "cluster.db")
+	open := func() store.Store {
+		s, err := sqlite.Open(context.Background(), sqlite.Config{Path: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Up(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	return open(), open()
+}
+
+func newNode(t *testing.T, st store.Store, id string, opts Options) (*Cluster, *recorder) {
+	t.Helper()
+	rec := new(recorder)
+	opts.NodeID = id
+	c, err := New(st, rec, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := c.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return c, rec
+}
+
+// write stores a service on st together with c's events for it, as the
+// Admin API does.
+func write(t *testing.T, ctx context.Context, c *Cluster, st store.Store, name string) []entity.CacheKey {
+	t.Helper()
+	svc := &entity.Service{ID: "00000000-0000-4000-8000-" + name, Name: &name, Host: "example.com", Protocol: "http", Port: 80}
+	data, err := json.Marshal(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := entity.InvalidationKeys(svc)
+	if err := st.Apply(ctx, []store.Op{{Type: store.OpInsert, Record: store.NewRecord(svc, data)}}, c.Events(ctx, keys)); err != nil {
+		t.Fatal(err)
+	}
+	c.Invalidated(ctx, keys)
+	return keys
+}
+
+func TestPollAppliesOtherNodesEventsOnce(t *testing.T) {
+	stA, stB := openShared(t)
+	a, recA := newNode(t, stA, "node-a", Options{Frequency: time.Hour})
+	reg := prometheus.NewRegistry()
+	b, recB := newNode(t, stB, "node-b", Options{Frequency: time.Hour, Registerer: reg})
+	ctx := context.Background()
+
+	keys := write(t, ctx, a, stA, "000000000001")
+	want := []string{keys[0].String(), "router:version"}
+	if got := recA.got(); !slices.Equal(got, want) {
+		t.Fatalf("node A applied %v locally, want %v", got, want)
+	}
+	for range 2 { // a second poll re-reads the grace window: no duplicate
+		if err := b.Poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := recB.got(); !slices.Equal(got, want) {
+		t.Errorf("node B applied %v, want %v exactly once each", got, want)
+	}
+	if err := a.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := recA.got(); len(got) != 2 {
+		t.Errorf("node A re-applied its own events: %v", got)
+	}
+	if n := testutil.ToFloat64(b.metrics.applied); n != 2 {
+		t.Errorf("sluice_cluster_events_applied_total = %v, want 2", n)
+	}
+	if n := testutil.CollectAndCount(reg, "sluice_invalidation_lag_seconds"); n != 1 {
+		t.Errorf("lag histogram not registered: %d series", n)
+	}
+}
+
+func TestPropagationDelaysApplication(t *testing.T) {
+	stA, stB := openShared(t)
+	const delay = 400 * time.Millisecond
+	a, _ := newNode(t, stA, "node-a", Options{Frequency: time.Hour, Propagation: delay})
+	b, recB := newNode(t, stB, "node-b", Options{Frequency: time.Hour, Propagation: delay})
+	ctx := context.Background()
+
+	written := time.Now()
+	write(t, ctx, a, stA, "000000000002")
+	if err := b.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := recB.got(); len(got) != 0 && time.Since(written) < delay {
+		t.Fatalf("applied %v before db_update_propagation elapsed", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(recB.got()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("events not applied after their not-before time; got %v", recB.got())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if waited := time.Since(written); waited < delay-50*time.Millisecond {
+		t.Errorf("applied after %v, before the %v propagation delay", waited, delay)
+	}
+}
+
+func TestPollLoopDeliversWithinFrequency(t *testing.T) {
+	stA, stB := openShared(t)
+	a, _ := newNode(t, stA, "node-a", Options{Frequency: 50 * time.Millisecond})
+	_, recB := newNode(t, stB, "node-b", Options{Frequency: 50 * time.Millisecond})
+	write(t, context.Background(), a, stA, "000000000003")
+	deadline := time.Now().Add(5 * time.Second)
+	for len(recB.got()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the poll loop never delivered the events")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestApplySpanLinksToTheWrite(t *testing.T) {
+	stA, stB := openShared(t)
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	a, _ := newNode(t, stA, "node-a", Options{Frequency: time.Hour, TracerProvider: tp})
+	b, _ := newNode(t, stB, "node-b", Options{Frequency: time.Hour, TracerProvider: tp})
+
+	ctx, write1 := tp.Tracer("test").Start(context.Background(), "admin write")
+	write(t, ctx, a, stA, "000000000004")
+	write1.End()
+	if err := b.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var applies int
+	for _, s := range sr.Ended() {
+		if s.Name() != "sluice.cluster.apply" {
+			continue
+		}
+		applies++
+		if len(s.Links()) != 1 || s.Links()[0].SpanContext.SpanID() != write1.SpanContext().SpanID() {
+			t.Errorf("apply span links %v, want a link to the write's span %s", s.Links(), write1.SpanContext().SpanID())
+		}
+		if s.SpanContext().TraceID() == write1.SpanContext().TraceID() {
+			t.Error("apply span should start its own trace and link to the write, not continue it")
+		}
+	}
+	if applies != 2 {
+		t.Errorf("got %d apply spans, want 2", applies)
+	}
+}
+
+func TestWatermarkTooOldPurgesEverything(t *testing.T) {
+	stA, _ := openShared(t)
+	c, rec := newNode(t, stA, "node-a", Options{Frequency: time.Hour, EventTTL: time.Hour})
+	c.mu.Lock()
+	c.watermark = c.watermark.Add(-2 * time.Hour)
+	c.mu.Unlock()
+	if err := c.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if rec.all != 1 {
+		t.Errorf("InvalidateAll called %d times, want 1 after falling behind the event TTL", rec.all)
+	}
+}
