@@ -1,0 +1,246 @@
+package admin
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+
+	"github.com/google/uuid"
+
+	"github.com/sluice-gw/sluice/gateway/entity"
+	"github.com/sluice-gw/sluice/gateway/store"
+)
+
+// readEntity reads and type-checks the body of a write to kind.
+func readEntity(w http.ResponseWriter, r *http.Request, kind entity.Kind) (map[string]any, error) {
+	body, form, err := readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	return normalize(kind, body, form)
+}
+
+// build returns the entity of kind made of base (the stored document for a
+// PATCH, nil for Kong's defaults), overlaid by body and then by forced (the
+// URL's id, name or parent). It assigns the id and timestamps, expands a
+// service's url, validates a plugin's config, generates a missing key-auth
+// key and validates the result. body must have been normalized.
+func (h *handler) build(base, body map[string]any, kind entity.Kind, forced map[string]any) (entity.Entity, error) {
+	if base == nil {
+		base = defaultObject(kind)
+	}
+	if kind == entity.KindService {
+		if err := expandURL(body); err != nil {
+			return nil, err
+		}
+	}
+	merged := merge(base, body)
+	for k, v := range forced {
+		merged[k] = v
+	}
+	h.autoFields(kind, merged)
+	defaults := defaultObject(kind)
+	for name, f := range entity.Fields(kind) {
+		if merged[name] == nil && !f.Nullable {
+			merged[name] = defaults[name]
+		}
+	}
+	data, err := json.Marshal(merged)
+	if err != nil {
+		return nil, fmt.Errorf("admin: cannot encode %s: %w", kind, err)
+	}
+	e, err := entity.Decode(kind, data)
+	if err != nil {
+		return nil, schemaViolation(map[string]any{"@entity": []string{"invalid value"}})
+	}
+	fields := map[string]any{}
+	switch v := e.(type) {
+	case *entity.Plugin:
+		h.pluginConfig(v, fields)
+	case *entity.KeyAuthCredential:
+		if v.Key == "" {
+			v.Key = randomKey()
+		}
+	}
+	for k, msg := range entity.Validate(e) {
+		if _, ok := fields[k]; !ok {
+			fields[k] = msg
+		}
+	}
+	if len(fields) > 0 {
+		if msg, ok := fields["@entity"].(string); ok {
+			fields["@entity"] = []string{msg}
+		}
+		return nil, schemaViolation(fields)
+	}
+	return e, nil
+}
+
+// autoFields sets a missing id and created_at, and updated_at when kind has
+// one.
+func (h *handler) autoFields(kind entity.Kind, m map[string]any) {
+	now := h.now().Unix()
+	if id, _ := m["id"].(string); id == "" {
+		m["id"] = uuid.NewString()
+	}
+	if isZero(m["created_at"]) {
+		m["created_at"] = now
+	}
+	if _, ok := entity.Fields(kind)["updated_at"]; ok {
+		m["updated_at"] = now
+	}
+}
+
+func isZero(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return true
+	case int64:
+		return v == 0
+	case json.Number:
+		return v == "0"
+	}
+	return false
+}
+
+// pluginConfig validates p's config with the plugin registry and stores
+// the result (defaults applied) in p; errors go to fields.
+func (h *handler) pluginConfig(p *entity.Plugin, fields map[string]any) {
+	if p.Name == "" {
+		return
+	}
+	notEnabled := fmt.Sprintf("plugin '%s' not enabled; add it to the 'plugins' configuration property", p.Name)
+	if h.plugins == nil {
+		fields["name"] = notEnabled
+		return
+	}
+	if !slices.Contains(h.plugins.Names(), p.Name) {
+		fields["name"] = notEnabled
+		return
+	}
+	cfg, errs, err := h.plugins.Validate(p.Name, p.Config)
+	switch {
+	case len(errs) > 0:
+		nested := make(map[string]any, len(errs))
+		for k, v := range errs {
+			nested[k] = v
+		}
+		fields["config"] = nested
+	case err != nil:
+		fields["config"] = map[string]any{"@entity": []string{err.Error()}}
+	default:
+		p.Config = cfg
+	}
+}
+
+// expandURL replaces a service body's write-only url by the protocol, host,
+// port and path it stands for.
+func expandURL(body map[string]any) error {
+	raw, ok := body["url"]
+	if !ok {
+		return nil
+	}
+	delete(body, "url")
+	s, _ := raw.(string)
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return schemaViolation(map[string]any{"url": "invalid url"})
+	case u.Scheme == "":
+		return schemaViolation(map[string]any{"url": "missing scheme in url"})
+	case u.Hostname() == "":
+		return schemaViolation(map[string]any{"url": "missing host in url"})
+	}
+	port := int64(entity.DefaultPort(u.Scheme))
+	if p := u.Port(); p != "" {
+		n, err := strconv.ParseInt(p, 10, 32)
+		if err != nil {
+			return schemaViolation(map[string]any{"url": "invalid port in url"})
+		}
+		port = n
+	}
+	body["protocol"], body["host"], body["port"] = u.Scheme, u.Hostname(), port
+	body["path"] = nil
+	if p := u.EscapedPath(); p != "" {
+		body["path"] = p
+	}
+	return nil
+}
+
+// merge returns base overlaid by body. Objects under both are merged
+// (Kong merges records such as a plugin's config); everything else in body
+// replaces base's value. Neither argument is modified.
+func merge(base, body map[string]any) map[string]any {
+	out := make(map[string]any, len(base)+len(body))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range body {
+		bm, ok1 := out[k].(map[string]any)
+		vm, ok2 := v.(map[string]any)
+		if ok1 && ok2 && k == "config" {
+			v = merge(bm, vm)
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// defaultObject returns Kong's defaults for kind as a JSON object.
+func defaultObject(kind entity.Kind) map[string]any {
+	data, err := json.Marshal(entity.Default(kind))
+	if err != nil {
+		panic(fmt.Sprintf("admin: cannot encode default %s: %v", kind, err))
+	}
+	m, err := decodeObject(data)
+	if err != nil {
+		panic(fmt.Sprintf("admin: cannot decode default %s: %v", kind, err))
+	}
+	return m
+}
+
+func decodeObject(data []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// createdAt returns the created_at of a stored document.
+func createdAt(data []byte) (json.Number, bool) {
+	var doc struct {
+		CreatedAt json.Number `json:"created_at"`
+	}
+	if json.Unmarshal(data, &doc) != nil || doc.CreatedAt == "" {
+		return "", false
+	}
+	return doc.CreatedAt, true
+}
+
+// record encodes e as the datastore's record.
+func record(e entity.Entity) (store.Record, error) {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return store.Record{}, fmt.Errorf("admin: cannot encode %s: %w", e.EntityKind(), err)
+	}
+	return store.NewRecord(e, data), nil
+}
+
+// randomKey returns 32 random hex characters, as Kong's generated keys.
+func randomKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,288 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/sluice-gw/sluice/gateway/entity"
+	"github.com/sluice-gw/sluice/gateway/store"
+)
+
+// endpointKeys names the unique field an entity can be addressed by in a
+// URL besides its id (Kong's endpoint_key). Plugins have none.
+var endpointKeys = map[entity.Kind]string{
+	entity.KindService:  "name",
+	entity.KindRoute:    "name",
+	entity.KindConsumer: "username",
+	entity.KindKeyAuth:  "key",
+}
+
+func (h *handler) list(c collection) endpointFunc {
+	return func(w http.ResponseWriter, r *http.Request, args []string) error {
+		q, err := pageQuery(r, c.kind)
+		if err != nil {
+			return err
+		}
+		if c.parent != "" {
+			parent, err := h.find(r.Context(), c.parent, args[0])
+			if err != nil {
+				return err
+			}
+			q.Foreign, q.ForeignID = c.field, parent.ID
+		}
+		page, err := h.store.List(r.Context(), q)
+		if err != nil {
+			return listError(err, q.Offset)
+		}
+		writePage(w, r, page)
+		return nil
+	}
+}
+
+func (h *handler) get(c collection) endpointFunc {
+	return func(w http.ResponseWriter, r *http.Request, args []string) error {
+		rec, _, err := h.findItem(r.Context(), c, args)
+		if err != nil {
+			return err
+		}
+		writeRaw(w, http.StatusOK, rec.Data)
+		return nil
+	}
+}
+
+func (h *handler) create(c collection) endpointFunc {
+	return func(w http.ResponseWriter, r *http.Request, args []string) error {
+		body, err := readEntity(w, r, c.kind)
+		if err != nil {
+			return err
+		}
+		forced := map[string]any{}
+		if c.parent != "" {
+			parent, err := h.find(r.Context(), c.parent, args[0])
+			if err != nil {
+				return err
+			}
+			forced[c.field] = map[string]any{"id": parent.ID}
+		}
+		e, err := h.build(nil, body, c.kind, forced)
+		if err != nil {
+			return err
+		}
+		rec, err := record(e)
+		if err != nil {
+			return err
+		}
+		op := store.Op{Type: store.OpInsert, Record: rec}
+		if err := h.commit(r.Context(), []store.Op{op}, entity.InvalidationKeys(e)); err != nil {
+			return storeError(err, e)
+		}
+		writeRaw(w, http.StatusCreated, rec.Data)
+		return nil
+	}
+}
+
+// upsert is PUT: it replaces the entity addressed by the URL, or creates it
+// with that id or endpoint key.
+func (h *handler) upsert(c collection) endpointFunc {
+	return func(w http.ResponseWriter, r *http.Request, args []string) error {
+		body, err := readEntity(w, r, c.kind)
+		if err != nil {
+			return err
+		}
+		forced := map[string]any{}
+		if c.parent != "" {
+			parent, err := h.find(r.Context(), c.parent, args[0])
+			if err != nil {
+				return err
+			}
+			forced[c.field] = map[string]any{"id": parent.ID}
+		}
+		key := args[len(args)-1]
+		old, err := h.find(r.Context(), c.kind, key)
+		var oldEntity entity.Entity
+		switch {
+		case err == nil:
+			if oldEntity, err = entity.Decode(c.kind, old.Data); err != nil {
+				return fmt.Errorf("admin: %w", err)
+			}
+			forced["id"] = old.ID
+			if ts, ok := createdAt(old.Data); ok {
+				forced["created_at"] = ts
+			}
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		case isUUID(key):
+			forced["id"] = key
+		case endpointKeys[c.kind] == "":
+			return errNotFound
+		}
+		if field := endpointKeys[c.kind]; field != "" && !isUUID(key) {
+			forced[field] = key
+		}
+		e, err := h.build(nil, body, c.kind, forced)
+		if err != nil {
+			return err
+		}
+		return h.replace(w, r, oldEntity, e)
+	}
+}
+
+// update is PATCH: it merges the body into the stored entity.
+func (h *handler) update(c collection) endpointFunc {
+	return func(w http.ResponseWriter, r *http.Request, args []string) error {
+		body, err := readEntity(w, r, c.kind)
+		if err != nil {
+			return err
+		}
+		old, oldEntity, err := h.findItem(r.Context(), c, args)
+		if err != nil {
+			return err
+		}
+		base, err := decodeObject(old.Data)
+		if err != nil {
+			return fmt.Errorf("admin: stored %s %s: %w", c.kind, old.ID, err)
+		}
+		e, err := h.build(base, body, c.kind, map[string]any{"id": old.ID})
+		if err != nil {
+			return err
+		}
+		return h.replace(w, r, oldEntity, e)
+	}
+}
+
+// replace writes e, which replaces old (nil when e is new), and answers 200.
+func (h *handler) replace(w http.ResponseWriter, r *http.Request, old, e entity.Entity) error {
+	rec, err := record(e)
+	if err != nil {
+		return err
+	}
+	op := store.Op{Type: store.OpInsert, Record: rec}
+	keys := entity.InvalidationKeys(e)
+	if old != nil {
+		op.Type = store.OpUpdate
+		keys = append(keys, entity.InvalidationKeys(old)...)
+	}
+	if err := h.commit(r.Context(), []store.Op{op}, keys); err != nil {
+		return storeError(err, e)
+	}
+	writeRaw(w, http.StatusOK, rec.Data)
+	return nil
+}
+
+func (h *handler) delete(c collection) endpointFunc {
+	return func(w http.ResponseWriter, r *http.Request, args []string) error {
+		_, e, err := h.findItem(r.Context(), c, args)
+		switch {
+		case errors.Is(err, errItemMissing):
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		case err != nil:
+			return err
+		}
+		if err := h.remove(r.Context(), e); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}
+
+// routeService serves /routes/{r}/service: the service of the route, read
+// (GET), updated (PATCH) or replaced (PUT).
+func (h *handler) routeService(w http.ResponseWriter, r *http.Request, args []string) error {
+	rec, err := h.find(r.Context(), entity.KindRoute, args[0])
+	if err != nil {
+		return err
+	}
+	e, err := entity.Decode(entity.KindRoute, rec.Data)
+	if err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	route := e.(*entity.Route)
+	if route.Service == nil {
+		return errNotFound
+	}
+	services := collection{kind: entity.KindService}
+	svc := []string{route.Service.ID}
+	switch r.Method {
+	case http.MethodPatch:
+		return h.update(services)(w, r, svc)
+	case http.MethodPut:
+		return h.upsert(services)(w, r, svc)
+	}
+	return h.get(services)(w, r, svc)
+}
+
+// errItemMissing wraps store.ErrNotFound when the addressed item, not its
+// parent, is missing (DELETE answers 204 for it).
+var errItemMissing = fmt.Errorf("admin: item %w", store.ErrNotFound)
+
+// findItem returns the item args address in c, decoded. A missing parent is
+// store.ErrNotFound; a missing item, or one that belongs to another parent,
+// is errItemMissing.
+func (h *handler) findItem(ctx context.Context, c collection, args []string) (store.Record, entity.Entity, error) {
+	parentID := ""
+	if c.parent != "" {
+		parent, err := h.find(ctx, c.parent, args[0])
+		if err != nil {
+			return store.Record{}, nil, err
+		}
+		parentID = parent.ID
+	}
+	rec, err := h.find(ctx, c.kind, args[len(args)-1])
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Record{}, nil, errItemMissing
+	}
+	if err != nil {
+		return store.Record{}, nil, err
+	}
+	e, err := entity.Decode(c.kind, rec.Data)
+	if err != nil {
+		return store.Record{}, nil, fmt.Errorf("admin: %w", err)
+	}
+	if c.parent != "" {
+		if _, foreign := e.Index(); foreign[c.field] != parentID {
+			return store.Record{}, nil, errItemMissing
+		}
+	}
+	return rec, e, nil
+}
+
+// find returns the record of kind addressed by key: an id when key is a
+// UUID, else (or when no id matches) the kind's endpoint key.
+func (h *handler) find(ctx context.Context, kind entity.Kind, key string) (store.Record, error) {
+	if isUUID(key) {
+		rec, err := h.store.Get(ctx, kind, key)
+		if !errors.Is(err, store.ErrNotFound) {
+			return rec, wrapStore(err, "get", kind)
+		}
+	}
+	field := endpointKeys[kind]
+	if field == "" {
+		return store.Record{}, store.ErrNotFound
+	}
+	rec, err := h.store.GetByUnique(ctx, kind, field, key)
+	return rec, wrapStore(err, "get", kind)
+}
+
+func wrapStore(err error, op string, kind entity.Kind) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("admin: cannot %s %s: %w", op, kind, err)
+}
+
+func isUUID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil && len(s) == 36
+}
+
+func writeRaw(w http.ResponseWriter, status int, data []byte) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(data)
+}

@@ -1,0 +1,254 @@
+package admin
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/sluice-gw/sluice/gateway/entity"
+)
+
+// extraFields are the write-only fields accepted besides the entity's own.
+var extraFields = map[entity.Kind]map[string]entity.Field{
+	entity.KindService: {"url": {Type: entity.TypeString}},
+}
+
+// kongOnlyFields are Kong fields Sluice does not implement. Clients that
+// send them unset (null or empty) are accepted and the field is dropped;
+// a value is refused.
+var kongOnlyFields = map[entity.Kind][]string{
+	entity.KindService: {"client_certificate", "tls_verify", "tls_verify_depth", "ca_certificates"},
+	entity.KindRoute:   {"snis", "sources", "destinations"},
+	entity.KindPlugin:  {"instance_name"},
+}
+
+// normalize checks body's fields against kind's field types and returns the
+// body with every value in its canonical form: integers as int64, sets and
+// arrays as []any of strings, headers as map[string]any of []any. form says
+// the values are form strings to convert first. It returns a schema
+// violation naming each bad field.
+func normalize(kind entity.Kind, body map[string]any, form bool) (map[string]any, error) {
+	out := make(map[string]any, len(body))
+	bad := map[string]any{}
+	for name, v := range body {
+		f, ok := entity.Fields(kind)[name]
+		if !ok {
+			f, ok = extraFields[kind][name]
+		}
+		if !ok {
+			if isKongOnly(kind, name) && isUnset(v) {
+				continue
+			}
+			bad[name] = "unknown field"
+			continue
+		}
+		if form {
+			v = fromForm(f.Type, v)
+		}
+		nv, msg := normalizeValue(f.Type, v)
+		if msg != nil {
+			bad[name] = msg
+			continue
+		}
+		out[name] = nv
+	}
+	if len(bad) > 0 {
+		return nil, schemaViolation(bad)
+	}
+	return out, nil
+}
+
+func isKongOnly(kind entity.Kind, name string) bool {
+	for _, n := range kongOnlyFields[kind] {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+func isUnset(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return true
+	case string:
+		return v == ""
+	case []any:
+		return len(v) == 0
+	}
+	return false
+}
+
+// normalizeValue returns v in canonical form, or a message (string or
+// nested map) saying what is wrong. nil is always accepted here: whether a
+// field may be null is decided when the entity is built.
+func normalizeValue(t entity.FieldType, v any) (any, any) {
+	if v == nil {
+		return nil, nil
+	}
+	switch t {
+	case entity.TypeString:
+		if _, ok := v.(string); !ok {
+			return nil, "expected a string"
+		}
+	case entity.TypeInteger:
+		return normalizeInteger(v)
+	case entity.TypeBoolean:
+		if _, ok := v.(bool); !ok {
+			return nil, "expected a boolean"
+		}
+	case entity.TypeSet:
+		return normalizeStrings(v, "expected a set")
+	case entity.TypeArray:
+		return normalizeStrings(v, "expected an array")
+	case entity.TypeHeaders:
+		return normalizeHeaders(v)
+	case entity.TypeForeign:
+		return normalizeForeign(v)
+	case entity.TypeRecord:
+		if _, ok := v.(map[string]any); !ok {
+			return nil, "expected a record"
+		}
+	}
+	return v, nil
+}
+
+func normalizeInteger(v any) (any, any) {
+	n, ok := v.(json.Number)
+	if !ok {
+		return nil, "expected an integer"
+	}
+	if i, err := n.Int64(); err == nil {
+		return i, nil
+	}
+	f, err := n.Float64()
+	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+		return nil, "expected an integer"
+	}
+	return int64(f), nil
+}
+
+func normalizeStrings(v any, msg string) (any, any) {
+	arr, ok := v.([]any)
+	if !ok {
+		return nil, msg
+	}
+	for _, e := range arr {
+		if _, ok := e.(string); !ok {
+			return nil, "expected a string"
+		}
+	}
+	return arr, nil
+}
+
+func normalizeHeaders(v any) (any, any) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, "expected a map"
+	}
+	out := make(map[string]any, len(m))
+	for k, hv := range m {
+		if s, ok := hv.(string); ok {
+			hv = []any{s}
+		}
+		nv, msg := normalizeStrings(hv, "expected an array")
+		if msg != nil {
+			return nil, map[string]any{k: msg}
+		}
+		out[k] = nv
+	}
+	return out, nil
+}
+
+func normalizeForeign(v any) (any, any) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, "expected a record"
+	}
+	bad := map[string]any{}
+	for k, fv := range m {
+		switch {
+		case k != "id":
+			bad[k] = "unknown field"
+		case fv == nil:
+			return nil, nil
+		default:
+			if _, ok := fv.(string); !ok {
+				bad[k] = "expected a string"
+			}
+		}
+	}
+	if len(bad) > 0 {
+		return nil, bad
+	}
+	if _, ok := m["id"]; !ok {
+		return nil, map[string]any{"id": "required field missing"}
+	}
+	return map[string]any{"id": m["id"]}, nil
+}
+
+// fromForm converts form strings to the JSON types field type t expects.
+// An empty value means null. Values it cannot convert are left for
+// normalizeValue to reject.
+func fromForm(t entity.FieldType, v any) any {
+	if s, ok := v.(string); ok && s == "" {
+		return nil
+	}
+	switch t {
+	case entity.TypeInteger:
+		if s, ok := v.(string); ok {
+			if _, err := strconv.ParseInt(s, 10, 64); err == nil {
+				return json.Number(s)
+			}
+		}
+	case entity.TypeBoolean:
+		if s, ok := v.(string); ok {
+			if b, err := strconv.ParseBool(s); err == nil && (s == "true" || s == "false") {
+				return b
+			}
+		}
+	case entity.TypeSet, entity.TypeArray:
+		if s, ok := v.(string); ok {
+			return []any{s}
+		}
+	case entity.TypeForeign:
+		if m, ok := v.(map[string]any); ok && m["id"] == "" {
+			return nil
+		}
+	case entity.TypeRecord:
+		return inferForm(v)
+	}
+	return v
+}
+
+// inferForm converts the strings of a form record whose schema is unknown
+// here (a plugin's config): "true" and "false" become booleans, numbers
+// become numbers and empty strings become null.
+func inferForm(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, c := range v {
+			v[k] = inferForm(c)
+		}
+		return v
+	case []any:
+		for i, c := range v {
+			v[i] = inferForm(c)
+		}
+		return v
+	case string:
+		switch {
+		case v == "":
+			return nil
+		case v == "true":
+			return true
+		case v == "false":
+			return false
+		}
+		if (v[0] == '-' || v[0] >= '0' && v[0] <= '9') && json.Valid([]byte(v)) && strings.TrimSpace(v) == v {
+			return json.Number(v)
+		}
+	}
+	return v
+}
