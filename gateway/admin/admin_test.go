@@ -49,16 +49,23 @@ func (r *recorder) Invalidated(_ context.Context, keys []entity.CacheKey) {
 	}
 }
 
-// take returns the keys recorded since the last take, sorted, and checks
-// that the keys written as events are those invalidated locally.
-func (r *recorder) take(t *testing.T) []string {
-	t.Helper()
+// take returns the keys recorded since the last take, sorted: those
+// turned into events and those invalidated locally.
+func (r *recorder) take() (events, invalidated []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ev, inv := r.events, r.invalidated
+	events, invalidated = r.events, r.invalidated
 	r.events, r.invalidated = nil, nil
-	slices.Sort(ev)
-	slices.Sort(inv)
+	slices.Sort(events)
+	slices.Sort(invalidated)
+	return events, invalidated
+}
+
+// keys returns the keys of the writes since the last call, checking that
+// the keys written as events are those invalidated locally.
+func (r *recorder) keys(t *testing.T) []string {
+	t.Helper()
+	ev, inv := r.take()
 	if !slices.Equal(ev, inv) {
 		t.Errorf("event keys %v != invalidated keys %v", ev, inv)
 	}

@@ -17,13 +17,22 @@ import (
 	"github.com/sluice-gw/sluice/gateway/store"
 )
 
+// draft is the type-checked body of a write.
+type draft struct {
+	body map[string]any
+	// form says the body was a form: plugin config values were inferred
+	// from strings and may need a second guess.
+	form bool
+}
+
 // readEntity reads and type-checks the body of a write to kind.
-func readEntity(w http.ResponseWriter, r *http.Request, kind entity.Kind) (map[string]any, error) {
+func readEntity(w http.ResponseWriter, r *http.Request, kind entity.Kind) (draft, error) {
 	body, form, err := readBody(w, r)
 	if err != nil {
-		return nil, err
+		return draft{}, err
 	}
-	return normalize(kind, body, form)
+	body, err = normalize(kind, body, form)
+	return draft{body: body, form: form}, err
 }
 
 // build returns the entity of kind made of base (the stored document for a
@@ -31,7 +40,8 @@ func readEntity(w http.ResponseWriter, r *http.Request, kind entity.Kind) (map[s
 // URL's id, name or parent). It assigns the id and timestamps, expands a
 // service's url, validates a plugin's config, generates a missing key-auth
 // key and validates the result. body must have been normalized.
-func (h *handler) build(base, body map[string]any, kind entity.Kind, forced map[string]any) (entity.Entity, error) {
+func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced map[string]any) (entity.Entity, error) {
+	body := d.body
 	if base == nil {
 		base = defaultObject(kind)
 	}
@@ -62,7 +72,7 @@ func (h *handler) build(base, body map[string]any, kind entity.Kind, forced map[
 	fields := map[string]any{}
 	switch v := e.(type) {
 	case *entity.Plugin:
-		h.pluginConfig(v, fields)
+		h.pluginConfig(v, d.form, fields)
 	case *entity.KeyAuthCredential:
 		if v.Key == "" {
 			v.Key = randomKey()
@@ -110,8 +120,10 @@ func isZero(v any) bool {
 }
 
 // pluginConfig validates p's config with the plugin registry and stores
-// the result (defaults applied) in p; errors go to fields.
-func (h *handler) pluginConfig(p *entity.Plugin, fields map[string]any) {
+// the result (defaults applied) in p; errors go to fields. For a form body,
+// whose config types were guessed, a value the plugin wants as an array or
+// a string is converted and the config validated once more.
+func (h *handler) pluginConfig(p *entity.Plugin, form bool, fields map[string]any) {
 	if p.Name == "" {
 		return
 	}
@@ -125,6 +137,13 @@ func (h *handler) pluginConfig(p *entity.Plugin, fields map[string]any) {
 		return
 	}
 	cfg, errs, err := h.plugins.Validate(p.Name, p.Config)
+	if len(errs) > 0 && form {
+		if fixed, ok := regroupConfig(p.Config, errs); ok {
+			if c2, e2, err2 := h.plugins.Validate(p.Name, fixed); len(e2) == 0 && err2 == nil {
+				cfg, errs, err = c2, nil, nil
+			}
+		}
+	}
 	switch {
 	case len(errs) > 0:
 		nested := make(map[string]any, len(errs))
@@ -137,6 +156,33 @@ func (h *handler) pluginConfig(p *entity.Plugin, fields map[string]any) {
 	default:
 		p.Config = cfg
 	}
+}
+
+// regroupConfig rewrites the form-decoded config so that the top-level
+// fields errs reports as needing an array or a string get one: "apikey"
+// becomes ["apikey"], 5 becomes "5". It reports whether it changed anything.
+func regroupConfig(config json.RawMessage, errs map[string]string) (json.RawMessage, bool) {
+	m, err := decodeObject(config)
+	if err != nil {
+		return nil, false
+	}
+	changed := false
+	for field, msg := range errs {
+		switch v := m[field].(type) {
+		case string, json.Number, bool:
+			switch msg {
+			case "expected an array", "expected a set":
+				m[field], changed = []any{v}, true
+			case "expected a string":
+				m[field], changed = fmt.Sprint(v), true
+			}
+		}
+	}
+	if !changed {
+		return nil, false
+	}
+	out, err := json.Marshal(m)
+	return out, err == nil
 }
 
 // expandURL replaces a service body's write-only url by the protocol, host,
