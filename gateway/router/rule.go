@@ -6,7 +6,10 @@ import (
 	"net/http"
 	"net/textproto"
 	"regexp"
+	"regexp/syntax"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/sluice-gw/sluice/gateway/entity"
 )
@@ -35,6 +38,9 @@ type rule struct {
 	kind    pathKind
 	path    string // normalized prefix (prefixPath)
 	re      *regexp.Regexp
+	// key places the rule in a table's tree: the prefix, the regex's
+	// literal prefix, or "" (the root).
+	key string
 
 	// Priority inputs, in tie-break order.
 	weight     int  // number of configured fields among hosts, headers, methods, paths
@@ -93,14 +99,51 @@ func (rl *rule) compilePath(p string) error {
 		if err != nil {
 			return fmt.Errorf("invalid regex path %q: %w", p, err)
 		}
-		rl.kind, rl.re = regexPath, re
+		rl.kind, rl.re, rl.key = regexPath, re, literalPrefix(re)
 		return nil
 	}
 	if !strings.HasPrefix(p, "/") {
 		return fmt.Errorf("path %q must start with / (or ~ for a regex)", p)
 	}
 	rl.kind, rl.path = prefixPath, Normalize(p)
+	rl.key = rl.path
 	return nil
+}
+
+// literalPrefix returns a string every match of re starts with, possibly
+// empty. It is exact where regexp's LiteralPrefix gives up (captures,
+// one-pass programs), which lets most regex routes sit deep in the tree.
+func literalPrefix(re *regexp.Regexp) string {
+	tree, err := syntax.Parse(re.String(), syntax.Perl)
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	var walk func(*syntax.Regexp) bool // reports whether re was all literal
+	walk = func(re *syntax.Regexp) bool {
+		switch re.Op {
+		case syntax.OpBeginText, syntax.OpEmptyMatch:
+			return true
+		case syntax.OpLiteral:
+			if re.Flags&syntax.FoldCase != 0 || slices.Contains(re.Rune, utf8.RuneError) {
+				return false
+			}
+			b.WriteString(string(re.Rune))
+			return true
+		case syntax.OpCapture:
+			return walk(re.Sub[0])
+		case syntax.OpConcat:
+			for _, sub := range re.Sub {
+				if !walk(sub) {
+					return false
+				}
+			}
+			return true
+		}
+		return false
+	}
+	walk(tree)
+	return b.String()
 }
 
 // compileHosts lowercases hosts, drops ports and checks wildcards.

@@ -5,58 +5,44 @@ import (
 	"strings"
 )
 
-// table holds the rules that share one host key (or have no hosts). Every
-// list in it is sorted by rank, so the first rule that matches in a list is
-// that list's best.
+// table holds the rules that share one host key (or have no hosts) in a
+// radix tree over path bytes. A prefix rule sits at its path, a regex rule
+// at the literal prefix every match of its regex starts with, and a rule
+// without paths at the root. Walking the request path down the tree visits
+// exactly the rules that can match it.
 type table struct {
-	// others holds regex and path-less rules.
-	others []*rule
-	// tree indexes prefix rules by path.
-	tree node
+	root node
 }
 
-// node is a radix tree node over path bytes. The path of a node is the
-// concatenation of the labels from the root.
+// node is a radix tree node. The key of a node is the concatenation of the
+// labels from the root.
 type node struct {
 	label string
 	// first holds the first byte of each child's label, parallel to
 	// children.
 	first    string
 	children []*node
-	// rules are the prefix rules whose path ends at this node.
+	// rules are the rules keyed at this node, sorted by rank because they
+	// are inserted in rank order.
 	rules []*rule
 }
 
 // add files rl into the table.
-func (t *table) add(rl *rule) {
-	if rl.kind == prefixPath {
-		t.tree.insert(rl.path, rl)
-		return
-	}
-	t.others = append(t.others, rl)
-}
+func (t *table) add(rl *rule) { t.root.insert(rl.key, rl) }
 
 // best returns the highest-ranked rule of t that matches, or cur when cur
 // outranks all of them. path is normalized.
 func (t *table) best(method, path string, header http.Header, cur *rule) *rule {
-	for _, rl := range t.others {
-		if cur != nil && rl.rank >= cur.rank {
-			break
-		}
-		if rl.matchRest(method, header) && (rl.kind == anyPath || rl.re.MatchString(path)) {
-			cur = rl
-			break
-		}
-	}
-	// Walk every node whose path is a prefix of the request path: a shorter
-	// prefix can still win on another field (methods, headers).
-	n, rest := &t.tree, path
+	// Visit every node whose key is a prefix of the path: a shorter prefix
+	// can still win on another field (methods, headers), and a node's rules
+	// are in rank order, so the first match there is the node's best.
+	n, rest := &t.root, path
 	for {
 		for _, rl := range n.rules {
 			if cur != nil && rl.rank >= cur.rank {
 				break
 			}
-			if rl.matchRest(method, header) {
+			if rl.matchRest(method, header) && (rl.kind != regexPath || rl.re.MatchString(path)) {
 				cur = rl
 				break
 			}
