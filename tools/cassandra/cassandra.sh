@@ -41,9 +41,12 @@ fetch_jars() {
 	log "fetching cassandra-all $version and its dependencies with Maven into $lib"
 	local t0=$SECONDS
 	rm -rf "$lib" "$lib.tmp"
-	mvn -B -q -Dstyle.color=never -f "$here/pom.xml" -Dcassandra.version="$version" -Dlib.dir="$lib.tmp" \
-		package >&2 ||
-		die "maven failed to fetch org.apache.cassandra:cassandra-all:$version"
+	mkdir -p "$home"
+	if ! mvn -B -Dstyle.color=never -f "$here/pom.xml" -Dcassandra.version="$version" -Dlib.dir="$lib.tmp" \
+		package >"$home/maven.log" 2>&1; then
+		tail -30 "$home/maven.log" >&2
+		die "maven failed to fetch org.apache.cassandra:cassandra-all:$version; full log: $home/maven.log"
+	fi
 	rm -rf "$here/target" # the pom-packaged build leaves an empty target dir behind
 	mv "$lib.tmp" "$lib"
 	touch "$lib/.complete"
