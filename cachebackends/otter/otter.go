@@ -94,6 +94,7 @@ func (b *Backend) Clear() { b.c.InvalidateAll() }
 // Stats implements cachebackends.Statser. Bytes is the weighed size (keys,
 // values and entryOverhead per entry).
 func (b *Backend) Stats() cachebackends.Stats {
+	b.c.CleanUp() // applies buffered writes so that the sizes are current
 	return cachebackends.Stats{Entries: int64(b.c.EstimatedSize()), Bytes: int64(b.c.WeightedSize()),
 		Evictions: int64(b.stats.Snapshot().Evictions)}
 }
