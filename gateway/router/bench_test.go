@@ -98,9 +98,7 @@ func BenchmarkMatch10k(b *testing.B) {
 	for _, rq := range benchRequests {
 		b.Run(rq.name, func(b *testing.B) {
 			b.ReportAllocs()
-			for b.Loop() {
-				r.Match(rq.method, rq.host, rq.path, rq.header)
-			}
+			reportCPU(b, func() { r.Match(rq.method, rq.host, rq.path, rq.header) })
 		})
 	}
 }
@@ -108,11 +106,11 @@ func BenchmarkMatch10k(b *testing.B) {
 func BenchmarkNew10k(b *testing.B) {
 	ts := table10k()
 	b.ReportAllocs()
-	for b.Loop() {
+	reportCPU(b, func() {
 		if _, err := New(ts); err != nil {
 			b.Fatal(err)
 		}
-	}
+	})
 }
 
 func BenchmarkNormalize(b *testing.B) {
@@ -132,5 +130,35 @@ func BenchmarkUpstreamPath(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		m.UpstreamPath("/api/users/42")
+	}
+}
+
+func TestMatchConcurrent(t *testing.T) {
+	r, err := New(table10k())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, len(benchRequests))
+	for _, rq := range benchRequests {
+		go func() {
+			got := ""
+			for range 100 {
+				m, ok := r.Match(rq.method, rq.host, rq.path, rq.header)
+				if got = ""; ok {
+					got = m.Route.ID
+				}
+			}
+			if got != rq.want {
+				got = rq.name + ": got " + got + ", want " + rq.want
+			} else {
+				got = ""
+			}
+			done <- got
+		}()
+	}
+	for range benchRequests {
+		if msg := <-done; msg != "" {
+			t.Error(msg)
+		}
 	}
 }

@@ -52,11 +52,15 @@ func (r *Router) wildcards(method, host, path string, header http.Header, cur *r
 		if host[i] != '.' {
 			continue
 		}
-		if t := r.suffix[host[i:]]; t != nil {
-			cur = t.best(method, path, header, cur)
+		if r.suffixLens.has(len(host) - i) {
+			if t := r.suffix[host[i:]]; t != nil {
+				cur = t.best(method, path, header, cur)
+			}
 		}
-		if t := r.prefix[host[:i+1]]; t != nil {
-			cur = t.best(method, path, header, cur)
+		if r.prefixLens.has(i + 1) {
+			if t := r.prefix[host[:i+1]]; t != nil {
+				cur = t.best(method, path, header, cur)
+			}
 		}
 	}
 	return cur

@@ -24,6 +24,12 @@ func Normalize(path string) string {
 
 // isNormal reports whether normalizeOnce would return path unchanged.
 func isNormal(path string) bool {
+	// Fast check, vectorized by the strings package: without these
+	// substrings nothing can change.
+	if strings.IndexByte(path, '%') < 0 && !strings.Contains(path, "//") &&
+		!strings.Contains(path, "/.") && !strings.HasPrefix(path, ".") {
+		return true
+	}
 	segStart := 0
 	for i := 0; i < len(path); i++ {
 		switch path[i] {

@@ -44,6 +44,9 @@ type Router struct {
 	suffix map[string]*table
 	// prefix holds rightmost-wildcard hosts: "example.*" is keyed "example.".
 	prefix map[string]*table
+	// suffixLens and prefixLens hold the key lengths present in suffix and
+	// prefix, so Match looks up only candidate keys.
+	suffixLens, prefixLens lengths
 	// anyHost holds the rules of routes without hosts (nil when none).
 	anyHost *table
 	routes  int
@@ -106,9 +109,11 @@ func (r *Router) add(rl *rule) {
 		case strings.HasPrefix(h, "*."):
 			r.suffix = tableFor(r.suffix, h[1:])
 			r.suffix[h[1:]].add(rl)
+			r.suffixLens.add(len(h) - 1)
 		case strings.HasSuffix(h, ".*"):
 			r.prefix = tableFor(r.prefix, h[:len(h)-1])
 			r.prefix[h[:len(h)-1]].add(rl)
+			r.prefixLens.add(len(h) - 1)
 		default:
 			r.exact = tableFor(r.exact, h)
 			r.exact[h].add(rl)
@@ -125,6 +130,20 @@ func tableFor(m map[string]*table, key string) map[string]*table {
 		m[key] = &table{}
 	}
 	return m
+}
+
+// lengths is a set of string lengths; every length from 255 up counts as
+// 255.
+type lengths [4]uint64
+
+func (l *lengths) add(n int) {
+	n = min(n, 255)
+	l[n/64] |= 1 << (n % 64)
+}
+
+func (l *lengths) has(n int) bool {
+	n = min(n, 255)
+	return l[n/64]&(1<<(n%64)) != 0
 }
 
 // isHTTP reports whether a route with these protocols belongs in the HTTP
