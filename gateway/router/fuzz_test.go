@@ -61,6 +61,13 @@ func FuzzMatch(f *testing.F) {
 		if m.Route == nil {
 			t.Fatal("Match reported true with a nil route")
 		}
+		np := path
+		if np == "" {
+			np = "/"
+		}
+		if np = Normalize(np); !strings.HasPrefix(np, m.Prefix) {
+			t.Fatalf("Match(%q).Prefix = %q is not a prefix of the normalized path %q", path, m.Prefix, np)
+		}
 		up := m.UpstreamPath(path)
 		if !strings.HasPrefix(up, "/") || strings.Contains(up, "//") {
 			t.Fatalf("UpstreamPath(%q) = %q for route %s", path, up, m.Route.ID)

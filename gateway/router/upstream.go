@@ -45,6 +45,8 @@ func (m Match) UpstreamPath(path string) string {
 func joinV0(base, req, postfix string, strip bool) string {
 	if strings.HasSuffix(base, "/") {
 		switch {
+		case !strip && base == "/":
+			return req
 		case !strip:
 			return base + req[1:]
 		case postfix == "" && base == "/":

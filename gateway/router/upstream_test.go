@@ -111,4 +111,11 @@ func TestUpstreamPathDegenerate(t *testing.T) {
 	}
 }
 
+func TestUpstreamPathNoAlloc(t *testing.T) {
+	m := Match{Route: route("r", func(r *entity.Route) { r.StripPath = false }), Prefix: "/a"}
+	if n := testing.AllocsPerRun(100, func() { _ = m.UpstreamPath("/a/b") }); n != 0 {
+		t.Errorf("UpstreamPath without service path or strip allocates %v times, want 0", n)
+	}
+}
+
 func ptr(s string) *string { return &s }
