@@ -201,3 +201,9 @@ func testCtx(t testing.TB) context.Context {
 	return ctx
 }
 
+// dsn returns SLUICE_TEST_PG_DSN, skipping or failing like serverConfig.
+func dsn(t testing.TB) string {
+	t.Helper()
+	serverConfig(t)
+	return os.Getenv(dsnEnv)
+}
