@@ -60,7 +60,10 @@ func (s *Store) Apply(ctx context.Context, ops []store.Op, events []store.Event)
 	if len(ops) == 0 && len(events) == 0 {
 		return nil
 	}
+	// BEGIN travels in the batch: an Apply costs two round trips, the batch
+	// and the COMMIT (or ROLLBACK when a check fails).
 	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
 	var deleted []store.Record
 	for i := range ops {
 		if err := queueOp(b, &ops[i]); err != nil {
@@ -82,10 +85,14 @@ func (s *Store) Apply(ctx context.Context, ops []store.Op, events []store.Event)
 		return s.wrap("apply", err)
 	}
 	defer s.release()
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		return tx.SendBatch(ctx, b).Close()
-	})
-	return s.wrap("apply", err)
+	br := s.pool.SendBatch(ctx, b)
+	err := br.Close()
+	tx := br.Tx()
+	if err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx)) // err says why; a failed rollback closes the connection
+		return s.wrap("apply", err)
+	}
+	return s.wrap("apply", tx.Commit(ctx))
 }
 
 // queueOp queues the statements and checks of op.

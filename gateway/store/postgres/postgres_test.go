@@ -207,3 +207,26 @@ func dsn(t testing.TB) string {
 	serverConfig(t)
 	return os.Getenv(dsnEnv)
 }
+
+func TestConnectionLossIsUnavailable(t *testing.T) {
+	c := freshConfig(t)
+	c.PoolSize = 1
+	s := openMigrated(t, c)
+	conn, err := s.pool.Acquire(testCtx(t))
+	if err != nil {
+		t.Fatalf("acquire: %v", err)
+	}
+	pid := conn.Conn().PgConn().PID()
+	conn.Release()
+	admin := open(t, serverConfig(t))
+	if _, err := admin.pool.Exec(testCtx(t), `SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatalf("pg_terminate_backend: %v", err)
+	}
+	_, err = s.Get(testCtx(t), entity.KindService, uuid.NewString())
+	if !errors.Is(err, store.ErrUnavailable) || !strings.HasPrefix(err.Error(), "postgres: cannot get services: ") {
+		t.Errorf("Get on a killed connection = %v, want a postgres: error wrapping ErrUnavailable", err)
+	}
+	if _, err := s.Get(testCtx(t), entity.KindService, uuid.NewString()); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get after the pool replaced the connection = %v, want ErrNotFound", err)
+	}
+}
