@@ -195,3 +195,34 @@ func testEvent(data string) store.Event {
 	return store.Event{ID: uuid.NewString(), NodeID: uuid.NewString(), Channel: "invalidations", Data: data,
 		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
 }
+
+func TestPurgeEventsSkipsLockedRows(t *testing.T) {
+	s := openMigrated(t, freshConfig(t))
+	var ids []string
+	for range 5 {
+		e := testEvent("services:purge")
+		ids = append(ids, e.ID)
+		if err := s.Apply(testCtx(t), nil, []store.Event{e}); err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+	}
+	// Another transaction holds one event's row, as a writer would.
+	tx, err := s.pool.Begin(testCtx(t))
+	if err != nil {
+		t.Fatalf("begin: %v", err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	if _, err := tx.Exec(testCtx(t), `SELECT 1 FROM cluster_events WHERE id = $1 FOR UPDATE`, ids[0]); err != nil {
+		t.Fatalf("lock: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	n, err := s.PurgeEvents(ctx, time.Now().Add(time.Hour), 100)
+	if err != nil || n != 4 {
+		t.Fatalf("PurgeEvents with one row locked = %d, %v; want 4, nil without waiting", n, err)
+	}
+	left, _, err := s.Events(testCtx(t), time.Now().Add(-time.Hour))
+	if err != nil || len(left) != 1 || left[0].ID != ids[0] {
+		t.Errorf("events left = %+v, %v; want only the locked %s", left, err, ids[0])
+	}
+}
