@@ -22,6 +22,7 @@ import (
 const dsnEnv = "SLUICE_TEST_PG_DSN"
 
 func TestConformance(t *testing.T) {
+	serverConfig(t) // skip (or fail in CI) once, not in every subtest
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return openMigrated(t, freshConfig(t))
 	})
