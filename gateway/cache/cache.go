@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -79,8 +80,11 @@ type Cache struct {
 	// gen counts invalidations. A load stores its result only if gen has
 	// not moved since the load began, so that a value read from the
 	// datastore before an invalidation cannot be cached after it.
-	gen   atomic.Uint64
-	stats [numKinds]kindCounters
+	gen  atomic.Uint64
+	seed maphash.Seed
+	// stats is striped by key hash so that two cores counting hits of
+	// one kind do not contend on one cache line.
+	stats [numStripes][numKinds]kindCounters
 	now   func() time.Time
 }
 
@@ -92,7 +96,8 @@ func New(backend cachebackends.Backend, load Loader, opts Options) *Cache {
 	if opts.L1Entries == 0 {
 		opts.L1Entries = 100000
 	}
-	c := &Cache{backend: backend, load: load, opts: opts, neg: newTable(opts.NegativeEntries), now: time.Now}
+	c := &Cache{backend: backend, load: load, opts: opts, neg: newTable(opts.NegativeEntries),
+		seed: maphash.MakeSeed(), now: time.Now}
 	if opts.L1Entries > 0 {
 		c.l1 = newTable(opts.L1Entries)
 	}
@@ -103,35 +108,37 @@ func New(backend cachebackends.Backend, load Loader, opts Options) *Cache {
 // many goroutines ask at the same time). A nil entity with a nil error means
 // the entity does not exist. The hit path does not allocate.
 func (c *Cache) Get(ctx context.Context, key entity.CacheKey) (entity.Entity, Result, error) {
-	st := &c.stats[kindIndex(key.Kind)]
+	h := hash(c.seed, key)
+	st := &c.stats[h%numStripes][kindIndex(key.Kind)]
 	if c.l1 != nil {
-		if en := c.l1.get(key); en != nil && c.fresh(en) {
+		if en := c.l1.get(key, h); en != nil && c.fresh(en) {
 			st.hits.Add(1)
 			return en.e, Hit, nil
 		}
 	}
-	if en := c.neg.get(key); en != nil && c.fresh(en) {
+	if en := c.neg.get(key, h); en != nil && c.fresh(en) {
 		st.negativeHits.Add(1)
 		return nil, NegativeHit, nil
 	}
 	if e, fresh, ok := c.getL2(key); ok && fresh {
-		c.setL1(key, e, c.expiry(c.opts.TTL))
+		c.setL1(key, h, e, c.expiry(c.opts.TTL))
 		st.hits.Add(1)
 		return e, Hit, nil
 	}
-	return c.loadShared(ctx, key, st)
+	return c.loadShared(ctx, key, h, st)
 }
 
 // Peek returns what the cache holds for key without loading: the entity
 // (nil for a cached miss), whether it is a cached miss, and whether
 // anything is cached at all. Expired entries count as not cached.
 func (c *Cache) Peek(key entity.CacheKey) (e entity.Entity, negative bool, ok bool) {
+	h := hash(c.seed, key)
 	if c.l1 != nil {
-		if en := c.l1.get(key); en != nil && c.fresh(en) {
+		if en := c.l1.get(key, h); en != nil && c.fresh(en) {
 			return en.e, false, true
 		}
 	}
-	if en := c.neg.get(key); en != nil && c.fresh(en) {
+	if en := c.neg.get(key, h); en != nil && c.fresh(en) {
 		return nil, true, true
 	}
 	if e, fresh, ok := c.getL2(key); ok && fresh {
@@ -145,10 +152,11 @@ func (c *Cache) Invalidate(key entity.CacheKey) {
 	c.gen.Add(1)
 	ks := key.String()
 	c.flight.Forget(ks)
+	h := hash(c.seed, key)
 	if c.l1 != nil {
-		c.l1.delete(key)
+		c.l1.delete(key, h)
 	}
-	c.neg.delete(key)
+	c.neg.delete(key, h)
 	c.backend.Delete([]byte(ks))
 }
 
@@ -190,9 +198,9 @@ func (c *Cache) Keys(prefix string, limit int) []string {
 
 // loadShared runs one load per key at a time; callers that ask meanwhile
 // wait for its result, each until its own ctx is done.
-func (c *Cache) loadShared(ctx context.Context, key entity.CacheKey, st *kindCounters) (entity.Entity, Result, error) {
+func (c *Cache) loadShared(ctx context.Context, key entity.CacheKey, h uint64, st *kindCounters) (entity.Entity, Result, error) {
 	ch := c.flight.DoChan(key.String(), func() (any, error) {
-		return c.loadOnce(context.WithoutCancel(ctx), key, st)
+		return c.loadOnce(context.WithoutCancel(ctx), key, h, st)
 	})
 	select {
 	case r := <-ch:
@@ -218,19 +226,19 @@ type outcome struct {
 //	G1: Get misses          G2: Get misses
 //	G1: flight loads, stores, ends
 //	                         G2: flight starts -> must find G1's value
-func (c *Cache) loadOnce(ctx context.Context, key entity.CacheKey, st *kindCounters) (any, error) {
+func (c *Cache) loadOnce(ctx context.Context, key entity.CacheKey, h uint64, st *kindCounters) (any, error) {
 	gen := c.gen.Load()
 	if c.l1 != nil {
-		if en := c.l1.get(key); en != nil && c.fresh(en) {
+		if en := c.l1.get(key, h); en != nil && c.fresh(en) {
 			st.hits.Add(1)
 			return outcome{en.e, Hit}, nil
 		}
 	}
-	if en := c.neg.get(key); en != nil && c.fresh(en) {
+	if en := c.neg.get(key, h); en != nil && c.fresh(en) {
 		st.negativeHits.Add(1)
 		return outcome{nil, NegativeHit}, nil
 	}
-	stale, staleNeg, hasStale := c.stale(key)
+	stale, staleNeg, hasStale := c.stale(key, h)
 	e, err := c.load(ctx, key)
 	st.misses.Add(1)
 	switch {
@@ -239,16 +247,16 @@ func (c *Cache) loadOnce(ctx context.Context, key entity.CacheKey, st *kindCount
 		fallthrough
 	case errors.Is(err, store.ErrNotFound):
 		if c.gen.Load() == gen {
-			c.setNegative(key, c.expiry(c.opts.NegTTL))
+			c.setNegative(key, h, c.expiry(c.opts.NegTTL))
 		}
 		return outcome{nil, Miss}, nil
 	case err != nil && hasStale && c.opts.ResurrectTTL > 0:
 		st.staleHits.Add(1)
 		exp := c.expiry(c.opts.ResurrectTTL)
 		if staleNeg {
-			c.setNegative(key, exp)
+			c.setNegative(key, h, exp)
 		} else {
-			c.setPositive(key, stale, exp)
+			c.setPositive(key, h, stale, exp)
 		}
 		return outcome{stale, StaleHit}, nil
 	case err != nil:
@@ -256,20 +264,20 @@ func (c *Cache) loadOnce(ctx context.Context, key entity.CacheKey, st *kindCount
 		return nil, fmt.Errorf("cache: cannot load %s: %w", key, err)
 	}
 	if c.gen.Load() == gen {
-		c.setPositive(key, e, c.expiry(c.opts.TTL))
+		c.setPositive(key, h, e, c.expiry(c.opts.TTL))
 	}
 	return outcome{e, Miss}, nil
 }
 
 // stale returns the expired value held for key, if any: an entity, or a
 // miss (negative).
-func (c *Cache) stale(key entity.CacheKey) (e entity.Entity, negative, ok bool) {
+func (c *Cache) stale(key entity.CacheKey, h uint64) (e entity.Entity, negative, ok bool) {
 	if c.l1 != nil {
-		if en := c.l1.get(key); en != nil {
+		if en := c.l1.get(key, h); en != nil {
 			return en.e, false, true
 		}
 	}
-	if en := c.neg.get(key); en != nil {
+	if en := c.neg.get(key, h); en != nil {
 		return nil, true, true
 	}
 	if e, _, ok := c.getL2(key); ok {
@@ -278,9 +286,9 @@ func (c *Cache) stale(key entity.CacheKey) (e entity.Entity, negative, ok bool) 
 	return nil, false, false
 }
 
-func (c *Cache) setPositive(key entity.CacheKey, e entity.Entity, expires int64) {
-	c.neg.delete(key)
-	c.setL1(key, e, expires)
+func (c *Cache) setPositive(key entity.CacheKey, h uint64, e entity.Entity, expires int64) {
+	c.neg.delete(key, h)
+	c.setL1(key, h, e, expires)
 	data, err := json.Marshal(e)
 	if err != nil {
 		return // L1 still holds it; the backend only misses a copy
@@ -296,17 +304,17 @@ func (c *Cache) setPositive(key entity.CacheKey, e entity.Entity, expires int64)
 	_ = c.backend.Set([]byte(key.String()), buf, ttl)
 }
 
-func (c *Cache) setNegative(key entity.CacheKey, expires int64) {
+func (c *Cache) setNegative(key entity.CacheKey, h uint64, expires int64) {
 	if c.l1 != nil {
-		c.l1.delete(key)
+		c.l1.delete(key, h)
 	}
 	c.backend.Delete([]byte(key.String()))
-	c.neg.set(key, &entry{expires: expires})
+	c.neg.set(key, h, &entry{expires: expires})
 }
 
-func (c *Cache) setL1(key entity.CacheKey, e entity.Entity, expires int64) {
+func (c *Cache) setL1(key entity.CacheKey, h uint64, e entity.Entity, expires int64) {
 	if c.l1 != nil {
-		c.l1.set(key, &entry{e: e, expires: expires})
+		c.l1.set(key, h, &entry{e: e, expires: expires})
 	}
 }
 

@@ -482,13 +482,19 @@ func TestContextCanceledWhileWaiting(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b cachebackends.Backend) {
 		src := newSource()
 		src.gate = make(chan struct{})
-		defer close(src.gate)
 		c, _ := newCache(t, b, src, Options{})
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		_, _, err := c.Get(ctx, entity.CacheKey{Kind: entity.KindService, ID: "slow"})
+		k := entity.CacheKey{Kind: entity.KindService, ID: "slow"}
+		_, _, err := c.Get(ctx, k)
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+		// The load goes on without the canceled caller; wait for it so it
+		// does not outlive the backend.
+		close(src.gate)
+		if e, _, err := c.Get(context.Background(), k); e != nil || err != nil {
+			t.Fatalf("Get after the load = %v, %v; want nil, nil", e, err)
 		}
 	})
 }

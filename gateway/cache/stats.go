@@ -49,7 +49,10 @@ type kindCounters struct {
 	_                                                 [24]byte
 }
 
-const numKinds = 8
+const (
+	numKinds   = 8
+	numStripes = 8
+)
 
 // kindNames orders the rows of Stats.Kinds; kindIndex maps a kind to its row.
 var kindNames = [numKinds]entity.Kind{
@@ -81,10 +84,17 @@ func kindIndex(k entity.Kind) int {
 // and costs one pass over the shards.
 func (c *Cache) Stats() Stats {
 	s := Stats{Backend: c.opts.Backend, Kinds: make([]KindStats, numKinds), NegativeEntries: c.neg.len()}
-	for i := range c.stats {
-		k := &c.stats[i]
-		s.Kinds[i] = KindStats{Kind: kindNames[i], Hits: k.hits.Load(), Misses: k.misses.Load(),
-			NegativeHits: k.negativeHits.Load(), StaleHits: k.staleHits.Load(), LoadErrors: k.loadErrors.Load()}
+	for i := range s.Kinds {
+		ks := &s.Kinds[i]
+		ks.Kind = kindNames[i]
+		for j := range c.stats {
+			k := &c.stats[j][i]
+			ks.Hits += k.hits.Load()
+			ks.Misses += k.misses.Load()
+			ks.NegativeHits += k.negativeHits.Load()
+			ks.StaleHits += k.staleHits.Load()
+			ks.LoadErrors += k.loadErrors.Load()
+		}
 	}
 	if c.l1 != nil {
 		s.Entries = c.l1.len()

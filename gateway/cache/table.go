@@ -14,7 +14,6 @@ import (
 // visited; when a shard is full, insertion evicts the first unvisited entry
 // it meets (SIEVE-like second chance), clearing visited marks on the way.
 type table struct {
-	seed   maphash.Seed
 	mask   uint64
 	shards []shard
 }
@@ -43,7 +42,7 @@ func newTable(capacity int) *table {
 	for n < 64 && capacity/(n*2) >= 64 {
 		n *= 2
 	}
-	t := &table{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]shard, n)}
+	t := &table{mask: uint64(n - 1), shards: make([]shard, n)}
 	per := (capacity + n - 1) / n
 	for i := range t.shards {
 		t.shards[i] = shard{max: per, m: make(map[entity.CacheKey]*entry)}
@@ -51,15 +50,14 @@ func newTable(capacity int) *table {
 	return t
 }
 
-func (t *table) shard(k entity.CacheKey) *shard {
-	// The id alone spreads keys well enough; hashing the kind too would
-	// cost a second hash on the hit path.
-	return &t.shards[maphash.String(t.seed, k.ID)&t.mask]
-}
+// hash picks a key's shard (and its counters' stripe). The id alone
+// spreads keys well enough; hashing the kind too would cost a second hash
+// on the hit path. The caller computes it once per Get for every table.
+func hash(seed maphash.Seed, k entity.CacheKey) uint64 { return maphash.String(seed, k.ID) }
 
-// get returns the entry for k, expired or not.
-func (t *table) get(k entity.CacheKey) *entry {
-	s := t.shard(k)
+// get returns the entry for k, whose hash is h, expired or not.
+func (t *table) get(k entity.CacheKey, h uint64) *entry {
+	s := &t.shards[h&t.mask]
 	s.mu.RLock()
 	en := s.m[k]
 	s.mu.RUnlock()
@@ -69,8 +67,8 @@ func (t *table) get(k entity.CacheKey) *entry {
 	return en
 }
 
-func (t *table) set(k entity.CacheKey, en *entry) {
-	s := t.shard(k)
+func (t *table) set(k entity.CacheKey, h uint64, en *entry) {
+	s := &t.shards[h&t.mask]
 	s.mu.Lock()
 	if _, ok := s.m[k]; !ok && len(s.m) >= s.max {
 		s.evictLocked()
@@ -79,8 +77,8 @@ func (t *table) set(k entity.CacheKey, en *entry) {
 	s.mu.Unlock()
 }
 
-func (t *table) delete(k entity.CacheKey) {
-	s := t.shard(k)
+func (t *table) delete(k entity.CacheKey, h uint64) {
+	s := &t.shards[h&t.mask]
 	s.mu.Lock()
 	delete(s.m, k)
 	s.mu.Unlock()
