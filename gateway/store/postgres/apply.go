@@ -201,6 +201,7 @@ func mustAffect(r *store.Record, verb string) func(pgconn.CommandTag) error {
 	}
 }
 
+// sortedKeys returns m's keys in increasing order.
 func sortedKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {

@@ -139,6 +139,7 @@ func (c Config) lockKey() int64 {
 	return int64(c.schemaHash() ^ 0x736c75696365) // "sluice"
 }
 
+// schemaHash returns the FNV-1a hash of pg_schema.
 func (c Config) schemaHash() uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(c.Schema))

@@ -144,6 +144,7 @@ type notification struct {
 	NBF     *time.Time `json:"nbf"`
 }
 
+// decodeNotification parses a payload written by sqlInsertEvents.
 func decodeNotification(payload string) (store.Event, error) {
 	var n notification
 	if err := json.Unmarshal([]byte(payload), &n); err != nil {

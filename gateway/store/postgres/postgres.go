@@ -85,7 +85,7 @@ func (s *Store) Get(ctx context.Context, kind entity.Kind, id string) (store.Rec
 func (s *Store) GetByUnique(ctx context.Context, kind entity.Kind, field, value string) (store.Record, error) {
 	r, err := s.getRecord(ctx, kind, `SELECT e.id, e.data, e.uniq, e.fks FROM uniques u
 		JOIN entities e ON e.kind = u.kind AND e.id = u.id
-		WHERE u.kind = $1 AND u.field = $3 AND u.value = $2`, value, field)
+		WHERE u.kind = $1 AND u.field = $2 AND u.value = $3`, field, value)
 	if err != nil {
 		return store.Record{}, s.wrap(fmt.Sprintf("get %s by %s", kind, field), err)
 	}
