@@ -177,9 +177,9 @@ func (c *Cache) Purge() {
 func (c *Cache) Keys(prefix string, limit int) []string {
 	var ks []string
 	if c.l1 != nil {
-		ks = c.l1.keys(ks, prefix, 0)
+		ks = c.l1.keys(ks, prefix)
 	}
-	ks = c.neg.keys(ks, prefix, 0)
+	ks = c.neg.keys(ks, prefix)
 	if r, ok := c.backend.(cachebackends.Ranger); ok {
 		r.Range(func(k []byte) bool {
 			if len(k) >= len(prefix) && string(k[:len(prefix)]) == prefix {
@@ -309,12 +309,12 @@ func (c *Cache) setNegative(key entity.CacheKey, h uint64, expires int64) {
 		c.l1.delete(key, h)
 	}
 	c.backend.Delete([]byte(key.String()))
-	c.neg.set(key, h, &entry{expires: expires})
+	c.neg.set(h, &entry{key: key, expires: expires})
 }
 
 func (c *Cache) setL1(key entity.CacheKey, h uint64, e entity.Entity, expires int64) {
 	if c.l1 != nil {
-		c.l1.set(key, h, &entry{e: e, expires: expires})
+		c.l1.set(h, &entry{key: key, e: e, expires: expires})
 	}
 }
 

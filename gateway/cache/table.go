@@ -13,25 +13,33 @@ import (
 // its own RWMutex. Readers take only the read lock and mark the entry
 // visited; when a shard is full, insertion evicts the first unvisited entry
 // it meets (SIEVE-like second chance), clearing visited marks on the way.
+//
+// A shard's map is keyed by the key's 64-bit hash, which the caller has
+// already computed, so a lookup hashes a uint64 rather than the key's two
+// strings again; keys with the same hash chain through entry.next.
 type table struct {
 	mask   uint64
 	shards []shard
 }
 
 // entry is one cached value. e is nil for a cached miss. expires is a Unix
-// time in nanoseconds; 0 means never.
+// time in nanoseconds; 0 means never. Only visited changes after the entry
+// is published; next changes only under the shard's write lock.
 type entry struct {
+	key     entity.CacheKey
 	e       entity.Entity
 	expires int64
+	next    *entry
 	visited atomic.Bool
 }
 
 type shard struct {
 	max int
-	// mu guards m.
+	// mu guards n, m and the chains.
 	mu sync.RWMutex
-	m  map[entity.CacheKey]*entry
-	_  [40]byte // keeps neighbouring shards' locks off one cache line
+	n  int
+	m  map[uint64]*entry
+	_  [32]byte // keeps neighbouring shards' locks off one cache line
 }
 
 // evictScan bounds how many entries one insertion inspects for a victim.
@@ -45,21 +53,25 @@ func newTable(capacity int) *table {
 	t := &table{mask: uint64(n - 1), shards: make([]shard, n)}
 	per := (capacity + n - 1) / n
 	for i := range t.shards {
-		t.shards[i] = shard{max: per, m: make(map[entity.CacheKey]*entry)}
+		t.shards[i] = shard{max: per, m: make(map[uint64]*entry)}
 	}
 	return t
 }
 
-// hash picks a key's shard (and its counters' stripe). The id alone
-// spreads keys well enough; hashing the kind too would cost a second hash
-// on the hit path. The caller computes it once per Get for every table.
+// hash picks a key's shard (and its counters' stripe) and keys the shard's
+// map. The id alone spreads keys well enough; hashing the kind too would
+// cost a second hash on the hit path. The caller computes it once per Get
+// for every table.
 func hash(seed maphash.Seed, k entity.CacheKey) uint64 { return maphash.String(seed, k.ID) }
 
 // get returns the entry for k, whose hash is h, expired or not.
 func (t *table) get(k entity.CacheKey, h uint64) *entry {
 	s := &t.shards[h&t.mask]
 	s.mu.RLock()
-	en := s.m[k]
+	en := s.m[h]
+	for en != nil && en.key != k {
+		en = en.next
+	}
 	s.mu.RUnlock()
 	if en != nil && !en.visited.Load() {
 		en.visited.Store(true)
@@ -67,20 +79,23 @@ func (t *table) get(k entity.CacheKey, h uint64) *entry {
 	return en
 }
 
-func (t *table) set(k entity.CacheKey, h uint64, en *entry) {
+// set stores en under its key, whose hash is h.
+func (t *table) set(h uint64, en *entry) {
 	s := &t.shards[h&t.mask]
 	s.mu.Lock()
-	if _, ok := s.m[k]; !ok && len(s.m) >= s.max {
+	defer s.mu.Unlock()
+	if !s.unlinkLocked(en.key, h) && s.n >= s.max {
 		s.evictLocked()
 	}
-	s.m[k] = en
-	s.mu.Unlock()
+	en.next = s.m[h]
+	s.m[h] = en
+	s.n++
 }
 
 func (t *table) delete(k entity.CacheKey, h uint64) {
 	s := &t.shards[h&t.mask]
 	s.mu.Lock()
-	delete(s.m, k)
+	s.unlinkLocked(k, h)
 	s.mu.Unlock()
 }
 
@@ -89,6 +104,7 @@ func (t *table) clear() {
 		s := &t.shards[i]
 		s.mu.Lock()
 		clear(s.m)
+		s.n = 0
 		s.mu.Unlock()
 	}
 }
@@ -98,24 +114,22 @@ func (t *table) len() int64 {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.RLock()
-		n += int64(len(s.m))
+		n += int64(s.n)
 		s.mu.RUnlock()
 	}
 	return n
 }
 
-// keys appends to dst the String form of the keys starting with prefix,
-// stopping once dst holds limit keys (limit <= 0: no limit).
-func (t *table) keys(dst []string, prefix string, limit int) []string {
+// keys appends to dst the String form of the keys starting with prefix.
+func (t *table) keys(dst []string, prefix string) []string {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.RLock()
-		for k := range s.m {
-			if limit > 0 && len(dst) >= limit {
-				break
-			}
-			if ks := k.String(); strings.HasPrefix(ks, prefix) {
-				dst = append(dst, ks)
+		for _, en := range s.m {
+			for ; en != nil; en = en.next {
+				if ks := en.key.String(); strings.HasPrefix(ks, prefix) {
+					dst = append(dst, ks)
+				}
 			}
 		}
 		s.mu.RUnlock()
@@ -123,13 +137,37 @@ func (t *table) keys(dst []string, prefix string, limit int) []string {
 	return dst
 }
 
+// unlinkLocked removes k's entry from the chain at h and reports whether
+// there was one. s.mu must be held for writing.
+func (s *shard) unlinkLocked(k entity.CacheKey, h uint64) bool {
+	var prev *entry
+	for en := s.m[h]; en != nil; prev, en = en, en.next {
+		if en.key != k {
+			continue
+		}
+		switch {
+		case prev != nil:
+			prev.next = en.next
+		case en.next != nil:
+			s.m[h] = en.next
+		default:
+			delete(s.m, h)
+		}
+		s.n--
+		return true
+	}
+	return false
+}
+
 // evictLocked removes one entry: the first unvisited one among the first
-// evictScan met, else the last one met. s.mu must be held.
+// evictScan chains met, else the last one met. s.mu must be held for
+// writing.
 func (s *shard) evictLocked() {
-	var victim entity.CacheKey
+	var victim *entry
+	var vh uint64
 	n := 0
-	for k, en := range s.m {
-		victim = k
+	for h, en := range s.m {
+		victim, vh = en, h
 		if !en.visited.Load() {
 			break
 		}
@@ -138,5 +176,7 @@ func (s *shard) evictLocked() {
 			break
 		}
 	}
-	delete(s.m, victim)
+	if victim != nil {
+		s.unlinkLocked(victim.key, vh)
+	}
 }
