@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"fmt"
+	"math/rand"
 	"sync/atomic"
 	"testing"
 
@@ -10,7 +11,21 @@ import (
 	"github.com/sluice-gw/sluice/gateway/entity"
 )
 
-const benchKeys = 10000
+const (
+	benchKeys = 10000
+	ringLen   = 1 << 16
+)
+
+// zipfRing returns key indexes drawn with Zipf(s=1.01) popularity, the
+// workload of /work/shared/reference/perf.md §2d.
+func zipfRing() []int {
+	z := rand.NewZipf(rand.New(rand.NewSource(1)), 1.01, 1, benchKeys-1)
+	ring := make([]int, ringLen)
+	for i := range ring {
+		ring[i] = int(z.Uint64())
+	}
+	return ring
+}
 
 func benchCache(b *testing.B) (*Cache, []entity.CacheKey) {
 	be, err := freecache.New(freecache.Config{})
@@ -26,9 +41,21 @@ func benchCache(b *testing.B) (*Cache, []entity.CacheKey) {
 	return c, keys
 }
 
-// BenchmarkGetHit measures a Get answered from L1 (keys spread over
-// 10k cached services).
-func BenchmarkGetHit(b *testing.B) {
+// BenchmarkGetHit measures a Get answered from L1: 10k cached services
+// read with Zipf popularity.
+func BenchmarkGetHit(b *testing.B) { benchGetHit(b, zipfRing()) }
+
+// BenchmarkGetHitUniform is BenchmarkGetHit with every key equally
+// popular, so most lookups miss the CPU caches.
+func BenchmarkGetHitUniform(b *testing.B) {
+	ring := make([]int, ringLen)
+	for i := range ring {
+		ring[i] = i % benchKeys
+	}
+	benchGetHit(b, ring)
+}
+
+func benchGetHit(b *testing.B, ring []int) {
 	c, keys := benchCache(b)
 	ctx := context.Background()
 	for _, k := range keys {
@@ -42,7 +69,7 @@ func BenchmarkGetHit(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := int(seed.Add(7919))
 		for pb.Next() {
-			if _, res, _ := c.Get(ctx, keys[i%benchKeys]); res != Hit {
+			if _, res, _ := c.Get(ctx, keys[ring[i&(ringLen-1)]]); res != Hit {
 				b.Errorf("result = %d, want Hit", res)
 				return
 			}
@@ -62,13 +89,14 @@ func BenchmarkGetNegative(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	ring := zipfRing()
 	var seed atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		i := int(seed.Add(7919))
 		for pb.Next() {
-			if _, res, _ := c.Get(ctx, missing[i%benchKeys]); res != NegativeHit {
+			if _, res, _ := c.Get(ctx, missing[ring[i&(ringLen-1)]]); res != NegativeHit {
 				b.Errorf("result = %d, want NegativeHit", res)
 				return
 			}
