@@ -18,8 +18,10 @@ const maxPageSize = 1000
 // nil: callers decode Data.
 func (s *Store) Get(ctx context.Context, kind entity.Kind, id string) (store.Record, error) {
 	r := store.Record{Kind: kind, ID: id}
-	err := s.reader.QueryRowContext(ctx, `SELECT data FROM entities WHERE kind = ? AND id = ?`,
-		string(kind), id).Scan(&r.Data)
+	st, err := s.stmt(ctx, `SELECT data FROM entities WHERE kind = ? AND id = ?`)
+	if err == nil {
+		err = st.QueryRowContext(ctx, string(kind), id).Scan(&r.Data)
+	}
 	if err != nil {
 		return store.Record{}, readErr("get "+string(kind), err)
 	}
@@ -32,9 +34,12 @@ func (s *Store) GetByUnique(ctx context.Context, kind entity.Kind, field, value 
 		return store.Record{}, fmt.Errorf("sqlite: cannot get %s by empty %s: %w", kind, field, store.ErrNotFound)
 	}
 	r := store.Record{Kind: kind}
-	err := s.reader.QueryRowContext(ctx, `SELECT e.id, e.data FROM uniques u
+	st, err := s.stmt(ctx, `SELECT e.id, e.data FROM uniques u
 		JOIN entities e ON e.kind = u.kind AND e.id = u.id
-		WHERE u.kind = ? AND u.field = ? AND u.value = ?`, string(kind), field, value).Scan(&r.ID, &r.Data)
+		WHERE u.kind = ? AND u.field = ? AND u.value = ?`)
+	if err == nil {
+		err = st.QueryRowContext(ctx, string(kind), field, value).Scan(&r.ID, &r.Data)
+	}
 	if err != nil {
 		return store.Record{}, readErr("get "+string(kind)+" by "+field, err)
 	}

@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	msqlite "modernc.org/sqlite"
@@ -48,6 +49,12 @@ type Store struct {
 	writer *sql.DB
 	reader *sql.DB
 	now    func() time.Time
+
+	// mu guards stmts, the reader statements prepared so far by query, and
+	// writes, the writer statements of Apply by query (nil until prepared).
+	mu     sync.Mutex
+	stmts  map[string]*sql.Stmt
+	writes map[string]*sql.Stmt
 }
 
 // Open opens (creating it if needed) the database file cfg.Path. It does
@@ -74,7 +81,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = writer.Close()
 		return nil, err
 	}
-	return &Store{writer: writer, reader: reader, now: time.Now}, nil
+	return &Store{writer: writer, reader: reader, now: time.Now, stmts: map[string]*sql.Stmt{}}, nil
 }
 
 // Now implements store.Store: the process clock in UTC, truncated to the
@@ -93,7 +100,35 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close implements store.Store. Calling it again returns nil.
 func (s *Store) Close() error {
-	return errors.Join(s.writer.Close(), s.reader.Close())
+	s.mu.Lock()
+	var errs []error
+	for q, st := range s.stmts {
+		errs = append(errs, st.Close())
+		delete(s.stmts, q)
+	}
+	for _, st := range s.writes {
+		errs = append(errs, st.Close())
+	}
+	s.writes = nil
+	s.mu.Unlock()
+	return errors.Join(append(errs, s.writer.Close(), s.reader.Close())...)
+}
+
+// stmt returns the reader statement of query, prepared once: preparing
+// costs more than running a point query. Prepared statements survive Reset
+// and Up, as SQLite recompiles them on schema change.
+func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := s.reader.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	s.stmts[query] = st
+	return st, nil
 }
 
 func (s *Store) clock() time.Time {
