@@ -1,0 +1,129 @@
+package entity
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestValidate(t *testing.T) {
+	const uid = "0b6e0a3c-3a11-4c6a-9d55-5a8f0c2f1a01"
+	name := func(s string) *string { return &s }
+	service := func(f func(*Service)) Entity {
+		s := Default(KindService).(*Service)
+		s.ID, s.Host = uid, "example.com"
+		f(s)
+		return s
+	}
+	route := func(f func(*Route)) Entity {
+		r := Default(KindRoute).(*Route)
+		r.ID, r.Paths = uid, []string{"/"}
+		f(r)
+		return r
+	}
+	tests := []struct {
+		name  string
+		e     Entity
+		field string // "" when valid
+		want  string
+	}{
+		{"default service with host", service(func(*Service) {}), "", ""},
+		{"service without host", service(func(s *Service) { s.Host = "" }), "host", "required field missing"},
+		{"service bad host", service(func(s *Service) { s.Host = "a b" }), "host", "invalid value"},
+		{"service ip host", service(func(s *Service) { s.Host = "10.0.0.1" }), "", ""},
+		{"service path", service(func(s *Service) { s.Path = name("x") }), "path", "should start with: /"},
+		{"service retries", service(func(s *Service) { s.Retries = 40000 }), "retries", "between 0 and 32767"},
+		{"service timeout", service(func(s *Service) { s.ReadTimeout = 0 }), "read_timeout", "between 1 and"},
+		{"service protocol", service(func(s *Service) { s.Protocol = "tcp" }), "protocol", "expected one of: http, https"},
+		{"service name", service(func(s *Service) { s.Name = name("a/b") }), "name", "invalid value 'a/b'"},
+		{"service utf8 name", service(func(s *Service) { s.Name = name("café-1") }), "", ""},
+		{"service tag", service(func(s *Service) { s.Tags = []string{"a,b"} }), "tags", "invalid tag"},
+		{"bad id", service(func(s *Service) { s.ID = "x" }), "id", "expected a valid UUID"},
+		{"route prefix path", route(func(*Route) {}), "", ""},
+		{"route regex path", route(func(r *Route) { r.Paths = []string{`~/v(?P<n>\d+)$`} }), "", ""},
+		{"route bad regex", route(func(r *Route) { r.Paths = []string{"~/(a"} }), "paths", "invalid regex"},
+		{"route relative path", route(func(r *Route) { r.Paths = []string{"a"} }), "paths", "should start with"},
+		{"route nothing", route(func(r *Route) { r.Paths = nil }), "@entity", "must set one of"},
+		{"route headers only", route(func(r *Route) { r.Paths, r.Headers = nil, map[string][]string{"x": {"1"}} }), "", ""},
+		{"route host header", route(func(r *Route) { r.Headers = map[string][]string{"HOST": {"a"}} }), "headers", "host"},
+		{"route leftmost wildcard", route(func(r *Route) { r.Hosts = []string{"*.example.com"} }), "", ""},
+		{"route rightmost wildcard", route(func(r *Route) { r.Hosts = []string{"example.*"} }), "", ""},
+		{"route host with port", route(func(r *Route) { r.Hosts = []string{"example.com:8080"} }), "", ""},
+		{"route inner wildcard", route(func(r *Route) { r.Hosts = []string{"a.*.com"} }), "hosts", "leftmost or rightmost"},
+		{"route partial wildcard", route(func(r *Route) { r.Hosts = []string{"a*.com"} }), "hosts", "leftmost or rightmost"},
+		{"route two wildcards", route(func(r *Route) { r.Hosts = []string{"*.a.*"} }), "hosts", "at most one"},
+		{"route method", route(func(r *Route) { r.Methods = []string{"get"} }), "methods", "invalid value"},
+		{"route protocols", route(func(r *Route) { r.Protocols = []string{"tcp"} }), "protocols", "expected one of"},
+		{"route path handling", route(func(r *Route) { r.PathHandling = "v2" }), "path_handling", "v0, v1"},
+		{"route redirect", route(func(r *Route) { r.HTTPSRedirectStatusCode = 303 }), "https_redirect_status_code", "426"},
+		{"route service ref", route(func(r *Route) { r.Service = &Ref{ID: "x"} }), "service", "expected a valid UUID"},
+		{"consumer empty", &Consumer{ID: uid}, "@entity", "at least one of"},
+		{"consumer custom id", &Consumer{ID: uid, CustomID: name("c")}, "", ""},
+		{"plugin no name", &Plugin{ID: uid, Protocols: PluginProtocols}, "name", "required"},
+		{"plugin protocol", &Plugin{ID: uid, Name: "x", Protocols: []string{"udp"}}, "protocols", "expected one of"},
+		{"key-auth no consumer", &KeyAuthCredential{ID: uid, Key: "k"}, "consumer", "required"},
+		{"key-auth ok", &KeyAuthCredential{ID: uid, Key: "k", Consumer: &Ref{ID: uid}}, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			errs := Validate(tt.e)
+			if tt.field == "" {
+				if errs != nil {
+					t.Fatalf("errors %v, want none", errs)
+				}
+				return
+			}
+			if msg, ok := errs[tt.field]; !ok || !strings.Contains(msg, tt.want) {
+				t.Fatalf("errors %v, want %s: %q", errs, tt.field, tt.want)
+			}
+		})
+	}
+}
+
+func TestDefault(t *testing.T) {
+	for _, k := range Kinds {
+		t.Run(string(k), func(t *testing.T) {
+			e := Default(k)
+			if e == nil || e.EntityKind() != k {
+				t.Fatalf("Default(%s) = %#v", k, e)
+			}
+		})
+	}
+	if Default("nope") != nil {
+		t.Error("Default of an unknown kind is not nil")
+	}
+	r := Default(KindRoute).(*Route)
+	if r.HTTPSRedirectStatusCode != 426 || !r.StripPath || r.PathHandling != "v0" || len(r.Protocols) != 2 {
+		t.Errorf("route defaults %+v", r)
+	}
+	if DefaultPort("https") != 443 || DefaultPort("http") != 80 {
+		t.Error("DefaultPort")
+	}
+}
+
+// TestFieldsMatchEntityJSON checks that Fields lists exactly the JSON keys
+// of each entity type, so that no field is unwritable or unchecked.
+func TestFieldsMatchEntityJSON(t *testing.T) {
+	for _, k := range Kinds {
+		t.Run(string(k), func(t *testing.T) {
+			data, err := json.Marshal(Default(k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var doc map[string]any
+			if err := json.Unmarshal(data, &doc); err != nil {
+				t.Fatal(err)
+			}
+			for key := range doc {
+				if _, ok := Fields(k)[key]; !ok {
+					t.Errorf("JSON key %q missing from Fields", key)
+				}
+			}
+			for key := range Fields(k) {
+				if _, ok := doc[key]; !ok {
+					t.Errorf("field %q is not a JSON key of %s", key, k)
+				}
+			}
+		})
+	}
+}
