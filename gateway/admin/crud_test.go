@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -326,5 +327,41 @@ func TestPluginsFromForms(t *testing.T) {
 	}
 	if h := mp["headers"].(map[string]any)["x-foo"].([]any); len(h) != 1 || h[0] != "bar" {
 		t.Fatalf("headers %v", mp["headers"])
+	}
+}
+
+// TestDeleteRacesInserts deletes a consumer while plugins are being added
+// to it: the delete succeeds (retrying its cascade when an insert slips in)
+// and no plugin outlives the consumer.
+func TestDeleteRacesInserts(t *testing.T) {
+	e := newEnv(t)
+	const js = "application/json"
+	for round := range 3 {
+		name := fmt.Sprintf("racer%d", round)
+		cid := id(e.must(201, "POST", "/consumers", js, `{"username":"`+name+`"}`))
+		var wg sync.WaitGroup
+		statuses := make(chan int, 8)
+		for i := range 8 {
+			wg.Go(func() {
+				body := fmt.Sprintf(`{"name":"rate-limiting","config":{"second":%d}}`, i+1)
+				body = strings.Replace(body, `"name"`, `"consumer":{"id":"`+cid+`"},"name"`, 1)
+				status, _ := e.json("POST", "/plugins", body)
+				statuses <- status
+			})
+		}
+		e.must(204, "DELETE", "/consumers/"+name, "", "")
+		wg.Wait()
+		close(statuses)
+		for s := range statuses {
+			// 201 before the delete; 400 (foreign key) or 409 (another
+			// racer's plugin has the same scope) after it.
+			if s != 201 && s != 400 && s != 409 {
+				t.Fatalf("concurrent plugin insert answered %d", s)
+			}
+		}
+		e.must(404, "GET", "/consumers/"+cid, "", "")
+		if left := e.must(200, "GET", "/plugins", "", "")["data"].([]any); len(left) != 0 {
+			t.Fatalf("round %d: plugins outlived their consumer: %v", round, left)
+		}
 	}
 }
