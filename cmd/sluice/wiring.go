@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/sluice-gw/sluice/cachebackends"
+	"github.com/sluice-gw/sluice/cachebackends/freecache"
+	"github.com/sluice-gw/sluice/cachebackends/lru"
+	"github.com/sluice-gw/sluice/cachebackends/none"
+	"github.com/sluice-gw/sluice/cachebackends/otter"
+	"github.com/sluice-gw/sluice/cachebackends/redis"
+	"github.com/sluice-gw/sluice/cachebackends/ristretto"
+	"github.com/sluice-gw/sluice/gateway/config"
+	"github.com/sluice-gw/sluice/gateway/store"
+	"github.com/sluice-gw/sluice/gateway/store/cassandra"
+	"github.com/sluice-gw/sluice/gateway/store/postgres"
+	"github.com/sluice-gw/sluice/gateway/store/sqlite"
+)
+
+// datastore is what a node needs of a datastore: the contract plus
+// migrations.
+type datastore interface {
+	store.Store
+	store.Migrator
+}
+
+// stores maps the database setting to a constructor. It is the one place
+// that knows the concrete datastores.
+var stores = map[string]func(ctx context.Context, c *config.Config) (datastore, error){
+	"sqlite": func(ctx context.Context, c *config.Config) (datastore, error) {
+		return sqlite.Open(ctx, sqlite.Config{Path: c.SQLitePath})
+	},
+	"postgres": func(ctx context.Context, c *config.Config) (datastore, error) {
+		return postgres.Open(ctx, postgres.Config{
+			Host: c.PgHost, Port: c.PgPort, User: c.PgUser, Password: c.PgPassword, Database: c.PgDatabase,
+			Schema: c.PgSchema, SSL: c.PgSSL, Timeout: c.PgTimeout,
+			MaxConcurrentQueries: c.PgMaxConcurrentQueries, PoolSize: c.PgPoolSize,
+		})
+	},
+	"cassandra": func(ctx context.Context, c *config.Config) (datastore, error) {
+		return cassandra.Open(ctx, cassandra.Config{
+			ContactPoints: c.CassandraContactPoints, Port: c.CassandraPort, Keyspace: c.CassandraKeyspace,
+			Username: c.CassandraUsername, Password: c.CassandraPassword,
+			ReadConsistency: c.CassandraReadConsistency, WriteConsistency: c.CassandraWriteConsistency,
+			ReplStrategy: c.CassandraReplStrategy, ReplFactor: c.CassandraReplFactor,
+			DataCenters: strings.Join(c.CassandraDataCenters, ","), Timeout: c.CassandraTimeout,
+		})
+	},
+}
+
+// backends maps the cache_backend setting to a constructor.
+var backends = map[string]func(c *config.Config) (cachebackends.Backend, error){
+	"freecache": func(c *config.Config) (cachebackends.Backend, error) {
+		return freecache.New(freecache.Config{MemCacheSize: int(c.MemCacheSize)})
+	},
+	"otter": func(c *config.Config) (cachebackends.Backend, error) {
+		return otter.New(otter.Config{MemCacheSize: int(c.MemCacheSize)})
+	},
+	"ristretto": func(c *config.Config) (cachebackends.Backend, error) {
+		return ristretto.New(ristretto.Config{MemCacheSize: int(c.MemCacheSize)})
+	},
+	"lru": func(c *config.Config) (cachebackends.Backend, error) {
+		return lru.New(lru.Config{MemCacheSize: int(c.MemCacheSize)})
+	},
+	"redis": func(c *config.Config) (cachebackends.Backend, error) {
+		return redis.New(redis.Config{Host: c.RedisHost, Port: c.RedisPort, Password: c.RedisPassword, Database: c.RedisDatabase})
+	},
+	"none": func(*config.Config) (cachebackends.Backend, error) { return none.New(none.Config{}) },
+}
+
+func openStore(ctx context.Context, c *config.Config) (datastore, error) {
+	open, ok := stores[c.Database]
+	if !ok {
+		return nil, fmt.Errorf("unknown database=%q (valid: %s)", c.Database, names(stores))
+	}
+	return open(ctx, c)
+}
+
+func newBackend(c *config.Config) (cachebackends.Backend, error) {
+	mk, ok := backends[c.CacheBackend]
+	if !ok {
+		return nil, fmt.Errorf("unknown cache_backend=%q (valid: %s)", c.CacheBackend, names(backends))
+	}
+	return mk(c)
+}
+
+func names[V any](m map[string]V) string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}

@@ -1,0 +1,182 @@
+package node
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/sluice-gw/sluice/gateway/cache"
+	"github.com/sluice-gw/sluice/gateway/entity"
+	"github.com/sluice-gw/sluice/gateway/proxy"
+	"github.com/sluice-gw/sluice/gateway/store"
+)
+
+// metrics are the node's own instruments (proxy traffic, datastore,
+// router); the cluster and cache report theirs separately. See the
+// README's Metrics section.
+type metrics struct {
+	requests       *prometheus.CounterVec
+	requestSeconds *prometheus.HistogramVec
+	upstream       *prometheus.HistogramVec
+	queries        *prometheus.HistogramVec
+	reachable      prometheus.Gauge
+	rebuilds       prometheus.Counter
+	routes         prometheus.Gauge
+}
+
+// statusCodes holds the label value of every HTTP status, so that the
+// request path does not format one per request.
+var statusCodes = func() (s [600]string) {
+	for i := range s {
+		s[i] = strconv.Itoa(i)
+	}
+	return s
+}()
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	latency := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+	return &metrics{
+		requests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_http_requests_total",
+			Help: "Proxied requests by service, route and status code.",
+		}, []string{"service", "route", "code"}),
+		requestSeconds: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sluice_request_duration_seconds", Help: "Time from receiving a request to the end of its response.",
+			Buckets: latency,
+		}, []string{"service", "route"}),
+		upstream: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sluice_upstream_duration_seconds", Help: "Time from sending a request upstream to its first response byte.",
+			Buckets: latency,
+		}, []string{"service", "route"}),
+		queries: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sluice_datastore_query_duration_seconds", Help: "Datastore lookups made on cache misses, by entity kind.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
+		}, []string{"operation"}),
+		reachable: f.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_datastore_reachable", Help: "1 when the last datastore check or lookup succeeded, else 0.",
+		}),
+		rebuilds: f.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_router_rebuilds_total", Help: "Route table rebuilds.",
+		}),
+		routes: f.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_router_routes", Help: "Routes in the current route table.",
+		}),
+	}
+}
+
+// observe is the proxy's OnResponse hook. Requests that matched no route
+// are counted with empty service and route labels, which keeps the label
+// set bounded by the configured routes.
+func (m *metrics) observe(o proxy.Observation) {
+	svc, rt := serviceLabel(o.Service), routeLabel(o.Route)
+	code := "other"
+	if o.Status > 0 && o.Status < len(statusCodes) {
+		code = statusCodes[o.Status]
+	}
+	m.requests.WithLabelValues(svc, rt, code).Inc()
+	m.requestSeconds.WithLabelValues(svc, rt).Observe(o.Total.Seconds())
+	if o.Upstream > 0 {
+		m.upstream.WithLabelValues(svc, rt).Observe(o.Upstream.Seconds())
+	}
+}
+
+func (m *metrics) query(op string, start time.Time, err error) {
+	m.queries.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if err == nil || errors.Is(err, store.ErrNotFound) {
+		m.reachable.Set(1)
+	} else if errors.Is(err, store.ErrUnavailable) {
+		m.reachable.Set(0)
+	}
+}
+
+func (m *metrics) setReachable(ok bool) {
+	if ok {
+		m.reachable.Set(1)
+	} else {
+		m.reachable.Set(0)
+	}
+}
+
+func (m *metrics) routerRebuilt(routes int) {
+	m.rebuilds.Inc()
+	m.routes.Set(float64(routes))
+}
+
+// serviceLabel is Kong's service label: the name, else the host.
+func serviceLabel(s *entity.Service) string {
+	switch {
+	case s == nil:
+		return ""
+	case s.Name != nil:
+		return *s.Name
+	}
+	return s.Host
+}
+
+// routeLabel is Kong's route label: the name, else the id.
+func routeLabel(r *entity.Route) string {
+	switch {
+	case r == nil:
+		return ""
+	case r.Name != nil:
+		return *r.Name
+	}
+	return r.ID
+}
+
+// cacheCollector reads the entity cache's counters at scrape time.
+type cacheCollector struct {
+	c       *cache.Cache
+	backend string
+
+	hits, misses, negHits, staleHits *prometheus.Desc
+	evictions, entries, bytes        *prometheus.Desc
+}
+
+func newCacheCollector(c *cache.Cache, backend string) *cacheCollector {
+	labels := []string{"entity", "backend"}
+	return &cacheCollector{
+		c: c, backend: backend,
+		hits:      prometheus.NewDesc("sluice_cache_hits_total", "Entity cache lookups answered with a cached entity.", labels, nil),
+		misses:    prometheus.NewDesc("sluice_cache_misses_total", "Entity cache lookups that loaded from the datastore.", labels, nil),
+		negHits:   prometheus.NewDesc("sluice_cache_negative_hits_total", "Entity cache lookups answered with a cached miss.", labels, nil),
+		staleHits: prometheus.NewDesc("sluice_cache_stale_hits_total", "Expired entities served because the datastore failed (db_resurrect_ttl).", labels, nil),
+		evictions: prometheus.NewDesc("sluice_cache_evictions_total", "Entries the cache backend evicted to make room.", []string{"backend"}, nil),
+		entries:   prometheus.NewDesc("sluice_cache_entries", "Entries held, by kind (positive, negative).", []string{"kind", "backend"}, nil),
+		bytes:     prometheus.NewDesc("sluice_cache_bytes", "Bytes the cache backend holds.", []string{"backend"}, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{cc.hits, cc.misses, cc.negHits, cc.staleHits, cc.evictions, cc.entries, cc.bytes} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	s := cc.c.Stats()
+	for _, k := range s.Kinds {
+		if _, ok := entity.Schemas[k.Kind]; !ok {
+			continue // synthetic keys (router:version) are never looked up
+		}
+		kind := string(k.Kind)
+		ch <- prometheus.MustNewConstMetric(cc.hits, prometheus.CounterValue, float64(k.Hits), kind, cc.backend)
+		ch <- prometheus.MustNewConstMetric(cc.misses, prometheus.CounterValue, float64(k.Misses), kind, cc.backend)
+		ch <- prometheus.MustNewConstMetric(cc.negHits, prometheus.CounterValue, float64(k.NegativeHits), kind, cc.backend)
+		ch <- prometheus.MustNewConstMetric(cc.staleHits, prometheus.CounterValue, float64(k.StaleHits), kind, cc.backend)
+	}
+	ch <- prometheus.MustNewConstMetric(cc.entries, prometheus.GaugeValue, float64(s.Entries), "positive", cc.backend)
+	ch <- prometheus.MustNewConstMetric(cc.entries, prometheus.GaugeValue, float64(s.NegativeEntries), "negative", cc.backend)
+	var evictions, bytes float64
+	if s.HasBackendStats {
+		evictions, bytes = float64(max(s.BackendStats.Evictions, 0)), float64(max(s.BackendStats.Bytes, 0))
+	}
+	ch <- prometheus.MustNewConstMetric(cc.evictions, prometheus.CounterValue, evictions, cc.backend)
+	ch <- prometheus.MustNewConstMetric(cc.bytes, prometheus.GaugeValue, bytes, cc.backend)
+}

@@ -1,0 +1,52 @@
+package node
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// statusHandler serves the status listener: /status (Kong's shape, the
+// datastore part), /status/ready (Kong 3.x readiness) and /metrics.
+func (n *Node) statusHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"database": map[string]bool{"reachable": n.reachable(r.Context())}})
+	})
+	mux.HandleFunc("GET /status/ready", func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case n.draining.Load():
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"message": "draining"})
+		case !n.routes.built() || !n.pluginsR.built():
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"message": "route table and plugins not yet built"})
+		default:
+			writeJSON(w, http.StatusOK, map[string]string{"message": "ready"})
+		}
+	})
+	mux.Handle("GET /metrics", n.metricsHandler())
+	return mux
+}
+
+func (n *Node) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg})
+}
+
+// withMetrics adds GET /metrics to the Admin API, as Kong's prometheus
+// plugin does.
+func (n *Node) withMetrics(admin http.Handler) http.Handler {
+	m := n.metricsHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" && r.Method == http.MethodGet {
+			m.ServeHTTP(w, r)
+			return
+		}
+		admin.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
