@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/sluice-gw/sluice/cachebackends"
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/store"
@@ -76,7 +74,7 @@ type Cache struct {
 	opts    Options
 	l1      *table // nil when Options.L1Entries < 0
 	neg     *table
-	flight  singleflight.Group
+	flight  flight
 	// gen counts invalidations. A load stores its result only if gen has
 	// not moved since the load began, so that a value read from the
 	// datastore before an invalidation cannot be cached after it.
@@ -151,7 +149,7 @@ func (c *Cache) Peek(key entity.CacheKey) (e entity.Entity, negative bool, ok bo
 func (c *Cache) Invalidate(key entity.CacheKey) {
 	c.gen.Add(1)
 	ks := key.String()
-	c.flight.Forget(ks)
+	c.flight.forget(ks)
 	h := hash(c.seed, key)
 	if c.l1 != nil {
 		c.l1.delete(key, h)
@@ -199,19 +197,15 @@ func (c *Cache) Keys(prefix string, limit int) []string {
 // loadShared runs one load per key at a time; callers that ask meanwhile
 // wait for its result, each until its own ctx is done.
 func (c *Cache) loadShared(ctx context.Context, key entity.CacheKey, h uint64, st *kindCounters) (entity.Entity, Result, error) {
-	ch := c.flight.DoChan(key.String(), func() (any, error) {
+	o, err := c.flight.do(ctx, key.String(), func() (outcome, error) {
+		// The load serves every waiter, so the first caller's
+		// cancellation must not fail it; the store bounds its own time.
 		return c.loadOnce(context.WithoutCancel(ctx), key, h, st)
 	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, Miss, r.Err
-		}
-		o := r.Val.(outcome)
-		return o.e, o.res, nil
-	case <-ctx.Done():
-		return nil, Miss, fmt.Errorf("cache: waiting for %s: %w", key, ctx.Err())
+	if err != nil {
+		return nil, Miss, err
 	}
+	return o.e, o.res, nil
 }
 
 type outcome struct {
@@ -226,7 +220,7 @@ type outcome struct {
 //	G1: Get misses          G2: Get misses
 //	G1: flight loads, stores, ends
 //	                         G2: flight starts -> must find G1's value
-func (c *Cache) loadOnce(ctx context.Context, key entity.CacheKey, h uint64, st *kindCounters) (any, error) {
+func (c *Cache) loadOnce(ctx context.Context, key entity.CacheKey, h uint64, st *kindCounters) (outcome, error) {
 	gen := c.gen.Load()
 	if c.l1 != nil {
 		if en := c.l1.get(key, h); en != nil && c.fresh(en) {
@@ -261,7 +255,7 @@ func (c *Cache) loadOnce(ctx context.Context, key entity.CacheKey, h uint64, st 
 		return outcome{stale, StaleHit}, nil
 	case err != nil:
 		st.loadErrors.Add(1)
-		return nil, fmt.Errorf("cache: cannot load %s: %w", key, err)
+		return outcome{}, fmt.Errorf("cache: cannot load %s: %w", key, err)
 	}
 	if c.gen.Load() == gen {
 		c.setPositive(key, h, e, c.expiry(c.opts.TTL))

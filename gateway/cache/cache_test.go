@@ -478,23 +478,32 @@ func TestHitDoesNotAllocate(t *testing.T) {
 	})
 }
 
+// TestContextCanceledWhileWaiting checks that a caller waiting for
+// another caller's load stops when its ctx ends, and that the load still
+// serves the caller that started it.
 func TestContextCanceledWhileWaiting(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b cachebackends.Backend) {
 		src := newSource()
+		k := src.put(svc("slow", "a.test"))
 		src.gate = make(chan struct{})
 		c, _ := newCache(t, b, src, Options{})
+		leader := make(chan error, 1)
+		go func() {
+			_, _, err := c.Get(context.Background(), k)
+			leader <- err
+		}()
+		for src.calls.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		k := entity.CacheKey{Kind: entity.KindService, ID: "slow"}
-		_, _, err := c.Get(ctx, k)
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("err = %v, want context.Canceled", err)
+		if _, _, err := c.Get(ctx, k); !errors.Is(err, context.Canceled) {
+			t.Fatalf("waiter err = %v, want context.Canceled", err)
 		}
-		// The load goes on without the canceled caller; wait for it so it
-		// does not outlive the backend.
 		close(src.gate)
-		if e, _, err := c.Get(context.Background(), k); e != nil || err != nil {
-			t.Fatalf("Get after the load = %v, %v; want nil, nil", e, err)
+		if err := <-leader; err != nil {
+			t.Fatalf("leader err = %v", err)
 		}
+		wantGet(t, c, k, "a.test", Hit)
 	})
 }
