@@ -280,16 +280,23 @@ func (c *Cluster) goLoop(fn func(ctx context.Context)) {
 }
 
 func (c *Cluster) pollLoop(ctx context.Context) {
-	t := time.NewTicker(c.opts.Frequency)
+	every(ctx, c.opts.Frequency, func() {
+		if err := c.Poll(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("poll failed; cached entities keep being served", "err", err)
+		}
+	})
+}
+
+// every calls fn every d until ctx is done.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := c.Poll(ctx); err != nil && ctx.Err() == nil {
-				c.log.Warn("poll failed; cached entities keep being served", "err", err)
-			}
+			fn()
 		}
 	}
 }
@@ -323,16 +330,7 @@ func (c *Cluster) pushLoop(ctx context.Context, n store.Notifier) {
 }
 
 func (c *Cluster) purgeLoop(ctx context.Context) {
-	t := time.NewTicker(c.opts.PurgeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			c.purge(ctx)
-		}
-	}
+	every(ctx, c.opts.PurgeInterval, func() { c.purge(ctx) })
 }
 
 // purge deletes expired events in small batches, so that it never holds
