@@ -3,6 +3,8 @@ package node
 import (
 	"errors"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +27,37 @@ type metrics struct {
 	reachable      prometheus.Gauge
 	rebuilds       prometheus.Counter
 	routes         prometheus.Gauge
+
+	// up mirrors reachable for the Kong compat collector.
+	up atomic.Bool
+	// kong is set when prometheus_kong_compat is on.
+	kong *kongMetrics
+	// children caches the per (service, route) instruments: the request
+	// path then does one map lookup instead of hashing label values into
+	// each vector.
+	children sync.Map // labelPair -> *routeMetrics
+}
+
+// labelPair is the (service, route) label pair of a request.
+type labelPair struct{ service, route string }
+
+// routeMetrics holds one (service, route)'s instruments.
+type routeMetrics struct {
+	key               labelPair
+	seconds, upstream prometheus.Observer
+	codes             sync.Map // int (status*2 + from upstream) -> *codeCounters
+	kong              *kongRoute
+}
+
+// codeCounters are the request counters of one status code: ours and,
+// with Kong compat, Kong's (nil otherwise).
+type codeCounters struct{ sluice, kong prometheus.Counter }
+
+func (cc *codeCounters) inc() {
+	cc.sluice.Inc()
+	if cc.kong != nil {
+		cc.kong.Inc()
+	}
 }
 
 // statusCodes holds the label value of every HTTP status, so that the
@@ -72,28 +105,74 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // are counted with empty service and route labels, which keeps the label
 // set bounded by the configured routes.
 func (m *metrics) observe(o proxy.Observation) {
-	svc, rt := serviceLabel(o.Service), routeLabel(o.Route)
+	rm := m.route(o.Service, o.Route)
+	status := o.Status
+	if status <= 0 || status >= len(statusCodes) {
+		status = 0
+	}
+	fromUpstream := o.Upstream > 0
+	rm.counters(m, status, fromUpstream).inc()
+	rm.seconds.Observe(o.Total.Seconds())
+	if fromUpstream {
+		rm.upstream.Observe(o.Upstream.Seconds())
+	}
+	if rm.kong != nil {
+		rm.kong.observe(o)
+	}
+}
+
+// route returns the cached instruments of (service, route), creating them
+// on first use. The set stays bounded by the routes ever configured.
+func (m *metrics) route(s *entity.Service, r *entity.Route) *routeMetrics {
+	key := labelPair{serviceLabel(s), routeLabel(r)}
+	if v, ok := m.children.Load(key); ok {
+		return v.(*routeMetrics)
+	}
+	rm := &routeMetrics{
+		key:      key,
+		seconds:  m.requestSeconds.WithLabelValues(key.service, key.route),
+		upstream: m.upstream.WithLabelValues(key.service, key.route),
+	}
+	if m.kong != nil && r != nil {
+		rm.kong = m.kong.route(key.service, key.route) // Kong counts matched requests only
+	}
+	v, _ := m.children.LoadOrStore(key, rm)
+	return v.(*routeMetrics)
+}
+
+// counters returns the request counters of a status code, with the Kong
+// compat counter's source (service or kong) folded into the cache key.
+func (rm *routeMetrics) counters(m *metrics, status int, fromUpstream bool) *codeCounters {
+	k := status * 2
+	if fromUpstream {
+		k++
+	}
+	if v, ok := rm.codes.Load(k); ok {
+		return v.(*codeCounters)
+	}
 	code := "other"
-	if o.Status > 0 && o.Status < len(statusCodes) {
-		code = statusCodes[o.Status]
+	if status > 0 {
+		code = statusCodes[status]
 	}
-	m.requests.WithLabelValues(svc, rt, code).Inc()
-	m.requestSeconds.WithLabelValues(svc, rt).Observe(o.Total.Seconds())
-	if o.Upstream > 0 {
-		m.upstream.WithLabelValues(svc, rt).Observe(o.Upstream.Seconds())
+	cc := &codeCounters{sluice: m.requests.WithLabelValues(rm.key.service, rm.key.route, code)}
+	if rm.kong != nil {
+		cc.kong = rm.kong.requests(code, fromUpstream)
 	}
+	v, _ := rm.codes.LoadOrStore(k, cc)
+	return v.(*codeCounters)
 }
 
 func (m *metrics) query(op string, start time.Time, err error) {
 	m.queries.WithLabelValues(op).Observe(time.Since(start).Seconds())
 	if err == nil || errors.Is(err, store.ErrNotFound) {
-		m.reachable.Set(1)
+		m.setReachable(true)
 	} else if errors.Is(err, store.ErrUnavailable) {
-		m.reachable.Set(0)
+		m.setReachable(false)
 	}
 }
 
 func (m *metrics) setReachable(ok bool) {
+	m.up.Store(ok)
 	if ok {
 		m.reachable.Set(1)
 	} else {

@@ -1,0 +1,280 @@
+package node
+
+import (
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	rtmetrics "runtime/metrics"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/sluice-gw/sluice/gateway/cache"
+	"github.com/sluice-gw/sluice/gateway/proxy"
+)
+
+// kongMetrics exports the families of Kong 3.x's prometheus plugin with
+// Kong's names, labels and buckets (prometheus_kong_compat = on), so that
+// Kong's dashboards and alerts keep working. What each family measures
+// here is listed in the README's Metrics section.
+//
+// The per-request families are fed by metrics.observe through cached
+// children; everything else is read at scrape time by kongCollector.
+type kongMetrics struct {
+	requests                     *prometheus.CounterVec
+	kongLat, upstreamLat, reqLat *prometheus.HistogramVec
+	conns                        *connStats
+}
+
+// kongWorkspace is the workspace label: Sluice has one, Kong's default.
+const kongWorkspace = "default"
+
+var (
+	// kongLatencyBuckets are kong_kong_latency_ms' buckets (Kong HEAD).
+	kongLatencyBuckets = []float64{1, 2, 5, 7, 10, 15, 20, 30, 50, 75, 100, 200, 500, 750, 1000, 3000, 6000}
+	// kongUpstreamBuckets are kong_upstream_latency_ms' and
+	// kong_request_latency_ms' buckets.
+	kongUpstreamBuckets = []float64{25, 50, 80, 100, 250, 400, 700, 1000, 2000, 5000, 10000, 30000, 60000}
+)
+
+func newKongMetrics(reg prometheus.Registerer) *kongMetrics {
+	f := promauto.With(reg)
+	lat := []string{"service", "route", "workspace"}
+	return &kongMetrics{
+		requests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "kong_http_requests_total", Help: "Kong compat: HTTP status codes per consumer/service/route in Kong",
+		}, []string{"service", "route", "code", "source", "workspace", "consumer"}),
+		kongLat: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "kong_kong_latency_ms", Help: "Kong compat: latency added by the gateway (ms)", Buckets: kongLatencyBuckets,
+		}, lat),
+		upstreamLat: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "kong_upstream_latency_ms", Help: "Kong compat: latency added by the upstream (ms)", Buckets: kongUpstreamBuckets,
+		}, lat),
+		reqLat: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "kong_request_latency_ms", Help: "Kong compat: total latency of a request (ms)", Buckets: kongUpstreamBuckets,
+		}, lat),
+		conns: &connStats{},
+	}
+}
+
+// kongRoute holds one (service, route)'s Kong instruments.
+type kongRoute struct {
+	m                            *kongMetrics
+	service, route               string
+	kongLat, upstreamLat, reqLat prometheus.Observer
+}
+
+func (k *kongMetrics) route(service, route string) *kongRoute {
+	return &kongRoute{m: k, service: service, route: route,
+		kongLat:     k.kongLat.WithLabelValues(service, route, kongWorkspace),
+		upstreamLat: k.upstreamLat.WithLabelValues(service, route, kongWorkspace),
+		reqLat:      k.reqLat.WithLabelValues(service, route, kongWorkspace),
+	}
+}
+
+// requests returns kong_http_requests_total's child for a code. Kong's
+// source is "service" when the response came from the upstream, else
+// "kong"; consumer stays empty as with Kong's per_consumer = false.
+func (kr *kongRoute) requests(code string, fromUpstream bool) prometheus.Counter {
+	source := "kong"
+	if fromUpstream {
+		source = "service"
+	}
+	return kr.m.requests.WithLabelValues(kr.service, kr.route, code, source, kongWorkspace, "")
+}
+
+// observe records the latencies of a request that matched a route.
+func (kr *kongRoute) observe(o proxy.Observation) {
+	kr.kongLat.Observe(ms(o.Proxy))
+	kr.reqLat.Observe(ms(o.Total))
+	if o.Upstream > 0 {
+		kr.upstreamLat.Observe(ms(o.Upstream))
+	}
+}
+
+func ms[D ~int64](d D) float64 { return float64(d) / 1e6 }
+
+// connStats counts the proxy listener's connections and bytes, the
+// equivalent of nginx's stub_status for Kong's nginx families.
+type connStats struct {
+	accepted, requests atomic.Uint64
+	reading, writing   atomic.Int64 // http.StateNew, http.StateActive
+	waiting            atomic.Int64 // http.StateIdle
+	in, out            atomic.Uint64
+	other              atomic.Int64 // sink for states that are not counted
+}
+
+// listener wraps ln so that every connection counts its bytes.
+func (cs *connStats) listener(ln net.Listener) net.Listener { return countingListener{ln, cs} }
+
+// connState is the http.Server ConnState hook. A connection is reading
+// until its first request arrives (nginx reads the request line there),
+// writing while a request is served, waiting while kept alive idle.
+func (cs *connStats) connState(c net.Conn, s http.ConnState) {
+	cc, ok := c.(*countingConn)
+	if !ok {
+		return
+	}
+	if s == http.StateNew {
+		cs.accepted.Add(1)
+	}
+	if s == http.StateActive {
+		cs.requests.Add(1)
+	}
+	prev := http.ConnState(cc.state.Swap(int32(s)))
+	if prev != s {
+		cs.gauge(prev).Add(-1)
+		cs.gauge(s).Add(1)
+	}
+}
+
+func (cs *connStats) gauge(s http.ConnState) *atomic.Int64 {
+	switch s {
+	case http.StateNew:
+		return &cs.reading
+	case http.StateActive:
+		return &cs.writing
+	case http.StateIdle:
+		return &cs.waiting
+	}
+	return &cs.other // closed, hijacked, or no state yet
+}
+
+type countingListener struct {
+	net.Listener
+	cs *connStats
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	cc := &countingConn{Conn: c, cs: l.cs}
+	cc.state.Store(-1)
+	return cc, nil
+}
+
+type countingConn struct {
+	net.Conn
+	cs    *connStats
+	state atomic.Int32
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.cs.in.Add(uint64(max(n, 0)))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.cs.out.Add(uint64(max(n, 0)))
+	return n, err
+}
+
+// kongCollector reads Kong's node-level families at scrape time.
+type kongCollector struct {
+	m        *metrics
+	cache    *cache.Cache
+	nodeID   string
+	version  string
+	capacity int64
+	pid      string
+
+	info, reachable, conns, nginxReqs, timers *prometheus.Desc
+	dict, dictTotal, vms, bandwidth           *prometheus.Desc
+}
+
+func newKongCollector(m *metrics, c *cache.Cache, nodeID, version string, capacity int64) *kongCollector {
+	return &kongCollector{
+		m: m, cache: c, nodeID: nodeID, version: version, capacity: capacity, pid: strconv.Itoa(os.Getpid()),
+		info: prometheus.NewDesc("kong_node_info", "Kong compat: Kong Node metadata information",
+			[]string{"node_id", "version"}, nil),
+		reachable: prometheus.NewDesc("kong_datastore_reachable",
+			"Kong compat: Datastore reachable from Kong, 0 is unreachable", nil, nil),
+		conns: prometheus.NewDesc("kong_nginx_connections_total", "Kong compat: number of connections by subsystem",
+			[]string{"node_id", "subsystem", "state"}, nil),
+		nginxReqs: prometheus.NewDesc("kong_nginx_requests_total", "Kong compat: number of requests total",
+			[]string{"node_id", "subsystem"}, nil),
+		timers: prometheus.NewDesc("kong_nginx_timers", "Kong compat: number of nginx timers",
+			[]string{"state"}, nil),
+		dict: prometheus.NewDesc("kong_memory_lua_shared_dict_bytes",
+			"Kong compat: allocated bytes of the entity cache (kong_db_cache)", []string{"node_id", "shared_dict", "kong_subsystem"}, nil),
+		dictTotal: prometheus.NewDesc("kong_memory_lua_shared_dict_total_bytes",
+			"Kong compat: capacity of the entity cache (mem_cache_size)", []string{"node_id", "shared_dict", "kong_subsystem"}, nil),
+		vms: prometheus.NewDesc("kong_memory_workers_lua_vms_bytes",
+			"Kong compat: Go heap in use by the node process", []string{"node_id", "pid", "kong_subsystem"}, nil),
+		bandwidth: prometheus.NewDesc("kong_bandwidth_bytes",
+			"Kong compat: bytes received (ingress) and sent (egress) on the proxy listener, headers included",
+			[]string{"service", "route", "direction", "workspace", "consumer"}, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (kc *kongCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{kc.info, kc.reachable, kc.conns, kc.nginxReqs, kc.timers, kc.dict, kc.dictTotal, kc.vms, kc.bandwidth} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (kc *kongCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	// Kong types the two nginx families as gauges; their names end in
+	// _total, which Prometheus' lint reserves for counters, so they are
+	// typed counters here. Kong's dashboards only sum them.
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	gauge(kc.info, 1, kc.nodeID, kc.version)
+	gauge(kc.reachable, b2f(kc.m.up.Load()))
+
+	cs := kc.m.kong.conns
+	reading, writing, waiting := max(cs.reading.Load(), 0), max(cs.writing.Load(), 0), max(cs.waiting.Load(), 0)
+	accepted, requests := float64(cs.accepted.Load()), float64(cs.requests.Load())
+	for _, s := range []struct {
+		state string
+		v     float64
+	}{
+		{"active", float64(reading + writing + waiting)}, {"reading", float64(reading)},
+		{"writing", float64(writing)}, {"waiting", float64(waiting)},
+		{"accepted", accepted}, {"handled", accepted}, {"total", requests},
+	} {
+		counter(kc.conns, s.v, kc.nodeID, "http", s.state)
+	}
+	counter(kc.nginxReqs, requests, kc.nodeID, "http")
+	gauge(kc.timers, float64(runtime.NumGoroutine()), "running")
+	gauge(kc.timers, 0, "pending")
+	ch <- prometheus.MustNewConstMetric(kc.bandwidth, prometheus.CounterValue, float64(cs.in.Load()), "", "", "ingress", kongWorkspace, "")
+	ch <- prometheus.MustNewConstMetric(kc.bandwidth, prometheus.CounterValue, float64(cs.out.Load()), "", "", "egress", kongWorkspace, "")
+
+	if st := kc.cache.Stats(); st.HasBackendStats && st.BackendStats.Bytes >= 0 && kc.capacity > 0 {
+		gauge(kc.dict, float64(st.BackendStats.Bytes), kc.nodeID, "kong_db_cache", "http")
+		gauge(kc.dictTotal, float64(kc.capacity), kc.nodeID, "kong_db_cache", "http")
+	}
+	gauge(kc.vms, heapBytes(), kc.nodeID, kc.pid, "http")
+}
+
+// heapBytes reads the live heap from runtime/metrics, which unlike
+// runtime.ReadMemStats does not stop the world.
+func heapBytes() float64 {
+	s := []rtmetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	rtmetrics.Read(s)
+	if s[0].Value.Kind() != rtmetrics.KindUint64 {
+		return 0
+	}
+	return float64(s[0].Value.Uint64())
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
