@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
+	"github.com/sluice-gw/sluice/gateway/store"
 )
 
 // Name and Priority are Kong's.
@@ -24,7 +25,11 @@ const (
 	msgNoKey      = "No API key found in request"
 	msgInvalid    = "Invalid authentication credentials"
 	msgUnexpected = "An unexpected error occurred"
-	challenge     = `Key realm="kong"`
+	// msgUnavailable answers a lookup that needed the datastore while it
+	// could not be reached (and nothing stale was cached): 503, so clients
+	// and load balancers retry rather than treat it as a gateway bug.
+	msgUnavailable = "The database is unreachable; try again later"
+	challenge      = `Key realm="kong"`
 )
 
 // Credentials looks up key-auth credentials and consumers. Both methods
@@ -75,16 +80,14 @@ func (h *handler) Access(c *plugins.Context) bool {
 	}
 	cred, err := h.creds.Credential(c.R.Context(), key)
 	if err != nil {
-		c.RespondMessage(http.StatusInternalServerError, msgUnexpected)
-		return false
+		return lookupFailed(c, err)
 	}
 	if cred == nil || cred.Consumer == nil {
 		return h.fail(c, msgInvalid)
 	}
 	consumer, err := h.creds.Consumer(c.R.Context(), cred.Consumer.ID)
 	if err != nil {
-		c.RespondMessage(http.StatusInternalServerError, msgUnexpected)
-		return false
+		return lookupFailed(c, err)
 	}
 	if consumer == nil {
 		return h.fail(c, msgInvalid)
@@ -106,11 +109,21 @@ func (h *handler) fail(c *plugins.Context, msg string) bool {
 		err = errors.New("keyauth: anonymous consumer " + *h.Anonymous + " is configured but does not exist")
 	}
 	if err != nil {
-		c.RespondMessage(http.StatusInternalServerError, msgUnexpected)
-		return false
+		return lookupFailed(c, err)
 	}
 	setConsumer(c, consumer, nil, true)
 	return true
+}
+
+// lookupFailed answers a failed credential or consumer lookup: 503 when the
+// datastore is unavailable (store.ErrUnavailable), else Kong's 500.
+func lookupFailed(c *plugins.Context, err error) bool {
+	if errors.Is(err, store.ErrUnavailable) {
+		c.RespondMessage(http.StatusServiceUnavailable, msgUnavailable)
+		return false
+	}
+	c.RespondMessage(http.StatusInternalServerError, msgUnexpected)
+	return false
 }
 
 // setConsumer records the consumer in c and in the upstream headers.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
+	"github.com/sluice-gw/sluice/gateway/store"
 )
 
 // memCredentials is an in-memory Credentials.
@@ -89,7 +91,7 @@ func TestAccess(t *testing.T) {
 	tests := []struct {
 		name, config, method, target, body, ctype string
 		header                                    map[string]string
-		failLookup                                bool
+		failLookup                                error
 		wantStatus                                int // 0: passed on
 		wantBody                                  string
 		wantUp                                    map[string]string // upstream headers ("" = absent)
@@ -116,15 +118,17 @@ func TestAccess(t *testing.T) {
 		{name: "anonymous", config: `{"anonymous":"anon"}`, target: "/",
 			wantUp: map[string]string{"X-Consumer-Id": "anon", "X-Anonymous-Consumer": "true", "X-Consumer-Username": "anonymous", "X-Credential-Identifier": ""}},
 		{name: "missing anonymous", config: `{"anonymous":"nobody"}`, target: "/", wantStatus: 500, wantBody: `{"message":"An unexpected error occurred"}`},
-		{name: "lookup error", config: `{}`, target: "/?apikey=secret", failLookup: true, wantStatus: 500, wantBody: `{"message":"An unexpected error occurred"}`},
+		{name: "lookup error", config: `{}`, target: "/?apikey=secret", failLookup: errors.New("bad row"), wantStatus: 500, wantBody: `{"message":"An unexpected error occurred"}`},
+		{name: "datastore unavailable", config: `{}`, target: "/?apikey=secret", failLookup: fmt.Errorf("cache: cannot load: %w", store.ErrUnavailable),
+			wantStatus: 503, wantBody: `{"message":"The database is unreachable; try again later"}`},
+		{name: "datastore unavailable for anonymous", config: `{"anonymous":"anon"}`, target: "/", failLookup: store.ErrUnavailable,
+			wantStatus: 503, wantBody: `{"message":"The database is unreachable; try again later"}`},
 		{name: "preflight skipped", config: `{"run_on_preflight":false}`, method: "OPTIONS", target: "/", wantUp: map[string]string{"X-Consumer-Id": ""}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			creds := newCreds()
-			if tt.failLookup {
-				creds.err = errors.New("datastore down")
-			}
+			creds.err = tt.failLookup
 			h, err := New(creds).Configure(json.RawMessage(tt.config))
 			if err != nil {
 				t.Fatal(err)
