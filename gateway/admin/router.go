@@ -33,6 +33,7 @@ func (h *handler) routes() []endpoint {
 	eps := []endpoint{
 		{pattern: nil, methods: map[string]endpointFunc{http.MethodGet: h.info}},
 		{pattern: []string{"status"}, methods: map[string]endpointFunc{http.MethodGet: h.status}},
+		{pattern: []string{"openapi.json"}, methods: map[string]endpointFunc{http.MethodGet: h.serveOpenAPI}},
 		{pattern: []string{"plugins", "enabled"}, methods: map[string]endpointFunc{http.MethodGet: h.enabledPlugins}},
 		{pattern: []string{"cache"}, methods: map[string]endpointFunc{
 			http.MethodGet: h.cacheKeys, http.MethodDelete: h.cachePurge}},

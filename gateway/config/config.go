@@ -73,6 +73,12 @@ type Config struct {
 	RedisDatabase int    `conf:"redis_database" default:"0"`
 
 	PrometheusKongCompat bool `conf:"prometheus_kong_compat" default:"off"`
+	// ProxyMaxHeaderSize bounds the request line and headers of a proxied
+	// request (larger: 431).
+	ProxyMaxHeaderSize Size `conf:"proxy_max_header_size" default:"64k"`
+	// ClientMaxBodySize bounds a proxied request's body (larger: 413), as
+	// Kong's client_max_body_size; 0 means no limit.
+	ClientMaxBodySize Size `conf:"client_max_body_size" default:"0"`
 	// AdminToken, when set, is required as "Authorization: Bearer <token>"
 	// (or Kong-Admin-Token) on every Admin API request.
 	AdminToken string `conf:"admin_token" secret:"true"`

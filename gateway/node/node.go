@@ -18,6 +18,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sluice-gw/sluice/cachebackends"
@@ -95,6 +98,10 @@ func New(opts Options) (*Node, error) {
 		TTL: cfg.DBCacheTTL, NegTTL: cfg.NegTTL(), ResurrectTTL: cfg.DBResurrectTTL, Backend: cfg.CacheBackend,
 	})
 	n.reg.MustRegister(newCacheCollector(n.cache, cfg.CacheBackend))
+	if cfg.PrometheusKongCompat {
+		n.metrics.kong = newKongMetrics(n.reg)
+		n.reg.MustRegister(newKongCollector(n.metrics, n.cache, n.nodeID, opts.Version, int64(cfg.MemCacheSize)))
+	}
 	var err error
 	n.cluster, err = cluster.New(opts.Store, n, cluster.Options{
 		NodeID: n.nodeID, Frequency: cfg.DBUpdateFrequency, Propagation: cfg.DBUpdatePropagation,
@@ -110,11 +117,11 @@ func New(opts Options) (*Node, error) {
 	n.routes = newRebuilder("routes", n.log, n.buildRouter)
 	n.pluginsR = newRebuilder("plugins", n.log, n.buildPlugins)
 	host, _ := os.Hostname()
-	n.admin = admin.New(admin.Options{
+	n.admin = traceServer(opts.TracerProvider, "sluice.admin", admin.New(admin.Options{
 		Store: opts.Store, Cache: n.cache, Plugins: n.plugins, Cluster: n.cluster,
 		NodeID: n.nodeID, Version: opts.Version, Hostname: host, Configuration: cfg.Public(),
 		Reachable: n.reachable, Logger: n.log,
-	})
+	}))
 	n.status = n.statusHandler()
 	return n, nil
 }
@@ -125,8 +132,11 @@ func (n *Node) NodeID() string { return n.nodeID }
 // Proxy returns the proxy handler.
 func (n *Node) Proxy() http.Handler { return n.proxy }
 
-// Admin returns the Admin API handler, with /metrics.
-func (n *Node) Admin() http.Handler { return n.withMetrics(n.admin) }
+// Admin returns the Admin API handler, with /metrics, behind admin_token
+// when it is set.
+func (n *Node) Admin() http.Handler {
+	return admin.RequireToken(n.cfg.AdminToken, n.withMetrics(n.admin))
+}
 
 // Cache returns the node's entity cache.
 func (n *Node) Cache() *cache.Cache { return n.cache }
@@ -146,13 +156,16 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("node: cannot build the route table and plugins: %w", err)
 	}
 	n.addrs = make(map[string]string)
+	n.warnOpenAdmin()
 	listeners := []struct {
 		name, key, addr string
 		h               http.Handler
+		maxHeader       int
 	}{
-		{"proxy", "proxy_listen", n.cfg.ProxyListen, n.proxy},
-		{"admin", "admin_listen", n.cfg.AdminListen, n.Admin()},
-		{"status", "status_listen", n.cfg.StatusListen, n.status},
+		{"proxy", "proxy_listen", n.cfg.ProxyListen, limitBody(n.proxy, int64(n.cfg.ClientMaxBodySize)),
+			int(n.cfg.ProxyMaxHeaderSize)},
+		{"admin", "admin_listen", n.cfg.AdminListen, n.Admin(), 64 << 10},
+		{"status", "status_listen", n.cfg.StatusListen, n.status, 64 << 10},
 	}
 	for _, l := range listeners {
 		if l.addr == "off" {
@@ -162,8 +175,11 @@ func (n *Node) Start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("node: cannot listen on %s=%s: %w", l.key, l.addr, err)
 		}
-		srv := &http.Server{Handler: l.h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
+		srv := &http.Server{Handler: l.h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: l.maxHeader,
 			ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+		if k := n.metrics.kong; k != nil && l.name == "proxy" {
+			ln, srv.ConnState = k.conns.listener(ln), k.conns.connState // Kong's nginx connection families
+		}
 		n.servers = append(n.servers, srv)
 		n.addrs[l.name] = ln.Addr().String()
 		go func() {
@@ -176,6 +192,48 @@ func (n *Node) Start(ctx context.Context) error {
 		"status", n.addrs["status"], "database", n.cfg.Database, "cache_backend", n.cfg.CacheBackend,
 		"db_update_frequency", n.cfg.DBUpdateFrequency)
 	return nil
+}
+
+// warnOpenAdmin logs a warning when the Admin API listens beyond loopback
+// with no admin_token: anyone who reaches it can reconfigure the gateway.
+func (n *Node) warnOpenAdmin() {
+	if n.cfg.AdminListen == "off" || n.cfg.AdminToken != "" || isLoopback(n.cfg.AdminListen) {
+		return
+	}
+	n.log.Warn("the Admin API listens beyond loopback without admin_token: anyone who reaches it can "+
+		"reconfigure this gateway; set admin_token or an admin_listen on 127.0.0.1", "admin_listen", n.cfg.AdminListen)
+}
+
+// isLoopback reports whether addr ("host:port") binds loopback only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// limitBody answers 413 to a request whose body is larger than limit bytes
+// (client_max_body_size; 0 means no limit) and bounds what next can read.
+func limitBody(next http.Handler, limit int64) http.Handler {
+	if limit <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > limit {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.Header().Set("Connection", "close")
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			_, _ = w.Write([]byte(`{"message":"Request size limit exceeded"}` + "\n"))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Addr returns the address a listener ("proxy", "admin", "status") is
@@ -256,6 +314,14 @@ func (n *Node) load(ctx context.Context, key entity.CacheKey) (entity.Entity, er
 		rec store.Record
 		err error
 	)
+	// The datastore's own timeout may not cover the network (PostgreSQL's
+	// statement_timeout runs on the server): bound the whole lookup, so
+	// that a slow link fails the request instead of hanging it.
+	if t := queryTimeout(n.cfg); t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
 	start := time.Now()
 	if key.Kind == entity.KindKeyAuth {
 		rec, err = n.st.GetByUnique(ctx, key.Kind, "key", key.ID)
@@ -267,6 +333,18 @@ func (n *Node) load(ctx context.Context, key entity.CacheKey) (entity.Entity, er
 		return nil, err
 	}
 	return entity.Decode(key.Kind, rec.Data)
+}
+
+// queryTimeout is the configured datastore timeout (pg_timeout,
+// cassandra_timeout); 0 for SQLite, which has no network to wait on.
+func queryTimeout(cfg *config.Config) time.Duration {
+	switch cfg.Database {
+	case "postgres":
+		return cfg.PgTimeout
+	case "cassandra":
+		return cfg.CassandraTimeout
+	}
+	return 0
 }
 
 func (n *Node) reachable(ctx context.Context) bool {
@@ -300,6 +378,43 @@ func (cr credentials) Consumer(ctx context.Context, id string) (*entity.Consumer
 	}
 	return e.(*entity.Consumer), nil
 }
+
+// traceServer runs h inside a server span named name that continues the
+// caller's W3C trace, so that an Admin API write and the invalidation
+// events it emits (which carry its traceparent) share one trace. With no
+// tracer provider h is returned as is.
+func traceServer(tp trace.TracerProvider, name string, h http.Handler) http.Handler {
+	if tp == nil {
+		return h
+	}
+	tracer := tp.Tracer("github.com/sluice-gw/sluice/gateway/node")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := tracer.Start(ctx, name+" "+r.Method, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("http.method", r.Method), attribute.String("http.target", r.URL.Path)))
+		defer span.End()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(sw, r.WithContext(ctx))
+		span.SetAttributes(attribute.Int("http.status_code", sw.status))
+		if sw.status >= http.StatusInternalServerError {
+			span.SetStatus(codes.Error, http.StatusText(sw.status))
+		}
+	})
+}
+
+// statusWriter remembers the status written through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 var (
 	_ cluster.Applier       = (*Node)(nil)
