@@ -165,9 +165,14 @@ func TestCassandra(t *testing.T) {
 		"SLUICE_DB_UPDATE_FREQUENCY="+strconv.FormatFloat(cassFreq.Seconds(), 'f', -1, 64),
 		"SLUICE_DB_UPDATE_PROPAGATION="+strconv.FormatFloat(cassProp.Seconds(), 'f', -1, 64))})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, nodeLogs(dir))
 	}
-	t.Cleanup(c.Stop)
+	t.Cleanup(func() {
+		c.Stop()
+		if t.Failed() {
+			t.Logf("node logs:\n%s", nodeLogs(dir))
+		}
+	})
 	t.Logf("two nodes on a fresh keyspace ready after %v (migrations included)", time.Since(start).Round(time.Millisecond))
 	a, b := c.Nodes[0], c.Nodes[1]
 	if log, err := os.ReadFile(filepath.Join(dir, "node-1.log")); err != nil || strings.Contains(string(log), cassWarningText) {
@@ -212,15 +217,15 @@ func cassSeedScenario(t *testing.T, a, b *harness.Node, upURL string) {
 	}
 }
 
-// cassWindow measures the window over SLUICE_E2E_CASSANDRA_CHANGES changes
+// cassWindow measures the window over SLUICE_TEST_CASSANDRA_CHANGES changes
 // (default 20), alternately creating and deleting a route, with their
 // phases spread evenly over B's poll cycle.
 func cassWindow(t *testing.T, a, b *harness.Node, upURL string) {
 	n := 20
-	if v := os.Getenv("SLUICE_E2E_CASSANDRA_CHANGES"); v != "" {
+	if v := os.Getenv("SLUICE_TEST_CASSANDRA_CHANGES"); v != "" {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil || n < 2 {
-			t.Fatalf("SLUICE_E2E_CASSANDRA_CHANGES=%q: want an integer >= 2", v)
+			t.Fatalf("SLUICE_TEST_CASSANDRA_CHANGES=%q: want an integer >= 2", v)
 		}
 	}
 	admin(t, a, "POST", "/services", form("name", "window-service", "url", upURL), 201)
@@ -343,7 +348,7 @@ func cassWarning(t *testing.T, env []string) {
 	c, err := harness.Start(ctx, harness.Options{Binary: sluiceBinary(t), Nodes: 1, Dir: dir,
 		Env: append(slices.Clone(env), "SLUICE_DB_UPDATE_PROPAGATION=0")})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, nodeLogs(dir))
 	}
 	c.Stop()
 	logPath := filepath.Join(dir, "node-1.log")
@@ -362,4 +367,24 @@ func cassWarning(t *testing.T, env []string) {
 		t.Fatalf("%s has no WARN line containing %q:\n%s", logPath, want, log)
 	}
 	t.Logf("start-up warning: %s", line)
+}
+
+// nodeLogs returns the last lines of every node log the harness wrote in
+// dir (it is a TempDir: gone once the test ends).
+func nodeLogs(dir string) string {
+	files, _ := filepath.Glob(filepath.Join(dir, "node-*.log"))
+	var out strings.Builder
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			fmt.Fprintf(&out, "--- %s: %v\n", f, err)
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		if len(lines) > 40 {
+			lines = lines[len(lines)-40:]
+		}
+		fmt.Fprintf(&out, "--- %s (last %d lines)\n%s\n", filepath.Base(f), len(lines), strings.Join(lines, "\n"))
+	}
+	return out.String()
 }
