@@ -38,6 +38,8 @@ type Options struct {
 	Log io.Writer
 	// ReadyTimeout bounds the wait for each node. 0 means 60s.
 	ReadyTimeout time.Duration
+	// Args are extra arguments after "run" (e.g. "-c", "sluice.conf").
+	Args []string
 }
 
 // Cluster is a set of running node processes.
@@ -152,7 +154,7 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.opts.Log != nil {
 		out = io.MultiWriter(logf, &prefixWriter{prefix: n.Name + " | ", w: n.opts.Log})
 	}
-	cmd := exec.Command(n.opts.Binary, "run")
+	cmd := exec.Command(n.opts.Binary, append([]string{"run"}, n.opts.Args...)...)
 	cmd.Env = n.env
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

@@ -2,9 +2,69 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	benchrun "github.com/sluice-gw/sluice/bench/run"
 )
 
+// bench runs `sluice bench`: a local cluster of this very binary, its
+// upstream and load, measured and reported (bench/run).
 func bench(ctx context.Context, args []string) error {
-	return errors.New("bench: not built yet")
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	profile := fs.String("profile", "default", "smoke (<= 60 s), default (<= 3 min on 2 cores) or full")
+	out := fs.String("out", "", "report directory (default bench/results/<timestamp>/)")
+	database := fs.String("database", "sqlite", "sqlite, postgres or cassandra (connection from SLUICE_PG_*/SLUICE_CASSANDRA_* or -c)")
+	conf := fs.String("c", "", "configuration file given to every node (kong.conf format)")
+	nodes := fs.Int("nodes", 3, "nodes in the consistency phase")
+	backends := fs.String("backends", "", "cache backends to measure, comma-separated (default: the profile's)")
+	freqs := fs.String("frequencies", "", "db_update_frequency values in seconds, comma-separated (default: the profile's)")
+	skip := fs.String("skip", "", "phases to leave out: throughput, consistency (comma-separated)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	p, ok := benchrun.Profiles[*profile]
+	if !ok {
+		return fmt.Errorf("bench: --profile %q: want smoke, default or full", *profile)
+	}
+	if *backends != "" {
+		p.Backends = strings.Split(*backends, ",")
+	}
+	if *freqs != "" {
+		p.Frequencies = nil
+		for _, f := range strings.Split(*freqs, ",") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil || v <= 0 {
+				return fmt.Errorf("bench: --frequencies: %q is not a positive number of seconds", f)
+			}
+			p.Frequencies = append(p.Frequencies, v)
+		}
+	}
+	if *out == "" {
+		*out = filepath.Join("bench", "results", time.Now().Format("20060102-150405"))
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench: cannot find the sluice binary: %w", err)
+	}
+	var skips []string
+	if *skip != "" {
+		skips = strings.Split(*skip, ",")
+	}
+	res, err := benchrun.Run(ctx, benchrun.Options{
+		Binary: bin, Profile: p, Out: *out, Database: *database, ConfigFile: *conf, Nodes: *nodes,
+		Skip: skips, Progress: os.Stdout, Command: "sluice bench " + strings.Join(args, " "),
+	})
+	if res != nil {
+		data, rerr := os.ReadFile(filepath.Join(*out, "report.md"))
+		if rerr == nil {
+			fmt.Printf("\n%s\nreport: %s\n", data, filepath.Join(*out, "report.html"))
+		}
+	}
+	return err
 }

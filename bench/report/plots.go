@@ -1,0 +1,145 @@
+package report
+
+import (
+	"fmt"
+	"image/color"
+	"path/filepath"
+	"slices"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+// writePlots draws the window CDFs, throughput per target and latency
+// percentiles as PNGs in dir and returns their file names.
+func writePlots(dir string, r *Results) ([]string, error) {
+	var names []string
+	type drawer struct {
+		name string
+		draw func(*Results) (*plot.Plot, error)
+	}
+	for _, d := range []drawer{
+		{"window_cdf.png", windowCDF},
+		{"throughput.png", throughputBars},
+		{"latency.png", latencyBars},
+	} {
+		p, err := d.draw(r)
+		if err != nil {
+			return nil, fmt.Errorf("report: %s: %w", d.name, err)
+		}
+		if p == nil {
+			continue
+		}
+		if err := p.Save(10*vg.Inch, 5*vg.Inch, filepath.Join(dir, d.name)); err != nil {
+			return nil, fmt.Errorf("report: %w", err)
+		}
+		names = append(names, d.name)
+	}
+	return names, nil
+}
+
+func windowCDF(r *Results) (*plot.Plot, error) {
+	if len(r.Consistency) == 0 {
+		return nil, nil
+	}
+	p := plot.New()
+	p.Title.Text = "Consistency window CDF per setting"
+	p.X.Label.Text = "window (ms) from write on node A to visible on another node"
+	p.Y.Label.Text = "fraction of changes visible"
+	p.Add(plotter.NewGrid())
+	for i, c := range r.Consistency {
+		w := slices.Clone(c.Windows)
+		slices.Sort(w)
+		if len(w) == 0 {
+			continue
+		}
+		pts := make(plotter.XYs, 0, len(w)+1)
+		pts = append(pts, plotter.XY{X: 0, Y: 0})
+		for j, v := range w {
+			pts = append(pts, plotter.XY{X: v, Y: float64(j+1) / float64(len(w))})
+		}
+		l, err := plotter.NewLine(pts)
+		if err != nil {
+			return nil, err
+		}
+		l.Color = plotutil.Color(i)
+		l.Width = vg.Points(2)
+		l.Dashes = plotutil.Dashes(i / 7)
+		p.Add(l)
+		p.Legend.Add(fmt.Sprintf("%gs push=%s", c.DBUpdateFrequencyS, onOff(c.Push)), l)
+	}
+	p.Legend.Top = false
+	p.Legend.Left = false
+	p.Y.Max = 1.02
+	return p, nil
+}
+
+func targetLabel(t Throughput) string {
+	if t.CacheBackend != "" {
+		return t.Target + "/" + t.CacheBackend
+	}
+	return t.Target
+}
+
+func throughputBars(r *Results) (*plot.Plot, error) {
+	if len(r.Throughput) == 0 {
+		return nil, nil
+	}
+	p := plot.New()
+	p.Title.Text = "Closed-loop throughput per target (requests/s)"
+	p.Y.Label.Text = "requests/s"
+	vals := make(plotter.Values, len(r.Throughput))
+	labels := make([]string, len(r.Throughput))
+	for i, t := range r.Throughput {
+		vals[i], labels[i] = t.RPS, targetLabel(t)
+	}
+	bars, err := plotter.NewBarChart(vals, vg.Points(40))
+	if err != nil {
+		return nil, err
+	}
+	bars.Color = color.RGBA{R: 60, G: 110, B: 180, A: 255}
+	p.Add(plotter.NewGrid(), bars)
+	p.NominalX(labels...)
+	return p, nil
+}
+
+func latencyBars(r *Results) (*plot.Plot, error) {
+	if len(r.Throughput) == 0 {
+		return nil, nil
+	}
+	p := plot.New()
+	p.Title.Text = "Open-loop latency percentiles (ms) at a fixed rate"
+	p.Y.Label.Text = "ms"
+	labels := make([]string, len(r.Throughput))
+	series := []struct {
+		name string
+		get  func(Latency) float64
+	}{
+		{"p50", func(l Latency) float64 { return l.P50 }},
+		{"p90", func(l Latency) float64 { return l.P90 }},
+		{"p99", func(l Latency) float64 { return l.P99 }},
+		{"p99.9", func(l Latency) float64 { return l.P999 }},
+	}
+	w := vg.Points(14)
+	for si, s := range series {
+		vals := make(plotter.Values, len(r.Throughput))
+		for i, t := range r.Throughput {
+			vals[i], labels[i] = s.get(t.LatencyMS), targetLabel(t)
+		}
+		bars, err := plotter.NewBarChart(vals, w)
+		if err != nil {
+			return nil, err
+		}
+		bars.Color = plotutil.Color(si)
+		bars.Offset = w * vg.Length(si-len(series)/2)
+		p.Add(bars)
+		p.Legend.Add(s.name, bars)
+	}
+	p.Add(plotter.NewGrid())
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.NominalX(labels...)
+	return p, nil
+}

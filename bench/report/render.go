@@ -1,0 +1,143 @@
+package report
+
+import (
+	"encoding/base64"
+	"fmt"
+	"html"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Markdown renders the report; plots are PNG file names beside it.
+func Markdown(r *Results, plots []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# sluice bench: %s profile, %s, %d nodes\n\n", r.Profile, r.Database, r.Nodes)
+	fmt.Fprintf(&b, "Started %s, took %.0f s. Machine: %s, %d CPUs, %s, %s. Command: `%s`.\n\n",
+		r.StartedAt.Format("2006-01-02 15:04:05 MST"), r.DurationS, r.Machine.CPUModel, r.Machine.NProc, r.Machine.OS, r.Machine.GoVersion, r.Command)
+	b.WriteString(throughputTable(r))
+	b.WriteString("\n")
+	b.WriteString(consistencyTable(r))
+	if len(r.Recommendations) > 0 {
+		b.WriteString("\n## Recommendations\n\n")
+		for _, s := range r.Recommendations {
+			fmt.Fprintf(&b, "- %s\n", s)
+		}
+	}
+	if len(r.Notes) > 0 {
+		b.WriteString("\n## Notes\n\n")
+		for _, s := range r.Notes {
+			fmt.Fprintf(&b, "- %s\n", s)
+		}
+	}
+	if len(plots) > 0 {
+		b.WriteString("\n## Plots\n\n")
+		for _, p := range plots {
+			fmt.Fprintf(&b, "![%s](%s)\n", strings.TrimSuffix(p, ".png"), p)
+		}
+	}
+	return b.String()
+}
+
+func throughputTable(r *Results) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "## Throughput (%d consumers, key-auth + rate-limiting on the gateway)\n\n", r.Consumers)
+	b.WriteString("| target | cache backend | closed-loop rps | conns | CPU µs/req | hit ratio | datastore q/s | open-loop rate | p50 ms | p99 ms | p99.9 ms | errors |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, t := range r.Throughput {
+		cpu, hit, qps := "-", "-", "-"
+		if t.CPUMicrosPerRequest > 0 {
+			cpu = fmt.Sprintf("%.1f", t.CPUMicrosPerRequest)
+		}
+		if t.Target == "gateway" {
+			hit, qps = fmt.Sprintf("%.4f", t.HitRatio), fmt.Sprintf("%.1f", t.DatastoreQPS)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %d | %s | %s | %s | %d/s | %s | %s | %s | %d+%d |\n",
+			t.Target, dash(t.CacheBackend), t.RPS, t.Conns, cpu, hit, qps, t.OpenRate,
+			fmtMS(t.LatencyMS.P50), fmtMS(t.LatencyMS.P99), fmtMS(t.LatencyMS.P999), t.ClosedErrors, t.OpenErrors)
+	}
+	return b.String()
+}
+
+func consistencyTable(r *Results) string {
+	var b strings.Builder
+	b.WriteString("## Consistency window and tuning table\n\n")
+	b.WriteString("Window = Admin API write returned on node A -> first probe (every 1 ms) of another node sees it. Node lag = the nodes' own sluice_invalidation_lag_seconds.\n\n")
+	b.WriteString("| db_update_frequency | push | samples | missed | window p50 ms | p99 ms | max ms | node lag p50 ms | p99 ms | polls/s/node | rows/s/node | rps on a node |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, c := range r.Consistency {
+		fmt.Fprintf(&b, "| %gs | %s | %d | %d | %s | %s | %s | %s | %s | %.2f | %.2f | %.0f |\n",
+			c.DBUpdateFrequencyS, onOff(c.Push), c.Samples, c.Missed, fmtMS(c.WindowMS.P50), fmtMS(c.WindowMS.P99), fmtMS(c.WindowMS.Max),
+			fmtMS(c.NodeLagMS.P50), fmtMS(c.NodeLagMS.P99), c.PollsPerSecPerNode, c.RowsPerSecPerNode, c.RPS)
+	}
+	return b.String()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// HTML renders the report with the PNG plots from dir inlined.
+func HTML(dir string, r *Results, plots []string) (string, error) {
+	var b strings.Builder
+	b.WriteString("<!doctype html><meta charset=utf-8><title>sluice bench</title>\n")
+	b.WriteString("<style>body{font:14px sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}img{max-width:100%}</style>\n")
+	// The markdown is simple: headings, paragraphs, lists and pipe tables.
+	inTable := false
+	for _, line := range strings.Split(Markdown(r, nil), "\n") {
+		switch {
+		case strings.HasPrefix(line, "|---"):
+			continue
+		case strings.HasPrefix(line, "|"):
+			if !inTable {
+				b.WriteString("<table>\n")
+				inTable = true
+			}
+			cells := strings.Split(strings.Trim(line, "|"), "|")
+			b.WriteString("<tr>")
+			for _, c := range cells {
+				b.WriteString("<td>" + html.EscapeString(strings.TrimSpace(c)) + "</td>")
+			}
+			b.WriteString("</tr>\n")
+			continue
+		}
+		if inTable {
+			b.WriteString("</table>\n")
+			inTable = false
+		}
+		switch {
+		case strings.HasPrefix(line, "## "):
+			b.WriteString("<h2>" + html.EscapeString(line[3:]) + "</h2>\n")
+		case strings.HasPrefix(line, "# "):
+			b.WriteString("<h1>" + html.EscapeString(line[2:]) + "</h1>\n")
+		case strings.HasPrefix(line, "- "):
+			b.WriteString("<li>" + html.EscapeString(line[2:]) + "</li>\n")
+		case line != "":
+			b.WriteString("<p>" + html.EscapeString(line) + "</p>\n")
+		}
+	}
+	if inTable {
+		b.WriteString("</table>\n")
+	}
+	if len(plots) > 0 {
+		b.WriteString("<h2>Plots</h2>\n")
+	}
+	for _, p := range plots {
+		data, err := os.ReadFile(filepath.Join(dir, p))
+		if err != nil {
+			return "", fmt.Errorf("report: %w", err)
+		}
+		fmt.Fprintf(&b, "<p><img alt=%q src=\"data:image/png;base64,%s\"></p>\n", p, base64.StdEncoding.EncodeToString(data))
+	}
+	return b.String(), nil
+}

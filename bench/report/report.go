@@ -1,0 +1,214 @@
+// Package report holds the benchmark's results schema and renders it as
+// results.json, report.md, report.html and PNG plots, with a tuning
+// recommendation for stated staleness budgets.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// SchemaVersion is the version of results.json; bump it on incompatible
+// changes.
+const SchemaVersion = 1
+
+// Results is everything one `sluice bench` run measured.
+type Results struct {
+	Schema      int           `json:"schema"`
+	StartedAt   time.Time     `json:"started_at"`
+	DurationS   float64       `json:"duration_s"`
+	Profile     string        `json:"profile"`
+	Database    string        `json:"database"`
+	Nodes       int           `json:"nodes"`
+	Consumers   int           `json:"consumers"`
+	Machine     Machine       `json:"machine"`
+	Command     string        `json:"command"`
+	Throughput  []Throughput  `json:"throughput"`
+	Consistency []Consistency `json:"consistency"`
+	// Recommendations are one-line tuning advice, one per budget.
+	Recommendations []string `json:"recommendations"`
+	// Notes list targets not met and anything skipped, in words.
+	Notes []string `json:"notes"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	CPUModel  string `json:"cpu_model"`
+	NProc     int    `json:"nproc"`
+	GoVersion string `json:"go_version"`
+	OS        string `json:"os"`
+}
+
+// Latency is a set of percentiles in milliseconds.
+type Latency struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90,omitempty"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p99_9,omitempty"`
+	Max  float64 `json:"max"`
+}
+
+// Throughput is one target measured closed-loop (RPS) and open-loop
+// (Latency at OpenRate).
+type Throughput struct {
+	// Target is "direct", "gateway" or "nginx".
+	Target string `json:"target"`
+	// CacheBackend is the gateway's cache_backend ("" otherwise).
+	CacheBackend string `json:"cache_backend"`
+	// RPS is the closed-loop maximum with Conns connections.
+	RPS           float64 `json:"rps"`
+	Conns         int     `json:"conns"`
+	ClosedErrors  int     `json:"closed_errors"`
+	ClosedLatency Latency `json:"closed_latency_ms"`
+	OpenRate      int     `json:"open_rate_rps"`
+	OpenErrors    int     `json:"open_errors"`
+	LatencyMS     Latency `json:"latency_ms"`
+	// CPUMicrosPerRequest is the proxy process's utime+stime during the
+	// closed loop divided by its requests (0 when not measurable).
+	CPUMicrosPerRequest float64 `json:"cpu_us_per_request"`
+	// HitRatio is (hits+negative hits)/(hits+negative hits+misses) of the
+	// entity cache during the closed loop.
+	HitRatio     float64 `json:"hit_ratio"`
+	DatastoreQPS float64 `json:"datastore_qps"`
+}
+
+// Consistency is one db_update_frequency/push setting of the sweep.
+type Consistency struct {
+	DBUpdateFrequencyS float64 `json:"db_update_frequency_s"`
+	Push               bool    `json:"push"`
+	// WindowMS is the time from the Admin API write returning on node A
+	// to the first probe of another node seeing the change.
+	WindowMS Latency `json:"window_ms"`
+	Samples  int     `json:"samples"`
+	// Missed counts changes a node had not shown within the probe limit.
+	Missed   int                `json:"missed"`
+	ByChange map[string]Latency `json:"by_change"`
+	// NodeLagMS is p50/p99 of the nodes' own sluice_invalidation_lag_seconds
+	// observed during this setting (histogram interpolation).
+	NodeLagMS Latency `json:"node_lag_ms"`
+	// PollsPerSecPerNode and RowsPerSecPerNode are the datastore cost.
+	PollsPerSecPerNode float64 `json:"polls_per_s_per_node"`
+	RowsPerSecPerNode  float64 `json:"rows_per_s_per_node"`
+	// RPS is a closed-loop run on one non-writing node under this setting.
+	RPS float64 `json:"rps"`
+	// Windows are the raw samples (ms), for the CDF.
+	Windows []float64 `json:"windows_ms"`
+}
+
+// Write writes results.json, report.md, report.html and the PNG plots
+// into dir.
+func Write(dir string, r *Results) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), b, 0o644); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	plots, err := writePlots(dir, r)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(Markdown(r, plots)), 0o644); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	html, err := HTML(dir, r, plots)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "report.html"), []byte(html), 0o644)
+}
+
+// Read loads a results.json.
+func Read(path string) (*Results, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	var r Results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("report: %s: %w", path, err)
+	}
+	if r.Schema != SchemaVersion {
+		return nil, fmt.Errorf("report: %s has schema %d, want %d", path, r.Schema, SchemaVersion)
+	}
+	return &r, nil
+}
+
+// Recommend returns one line of advice for keeping the p99 window within
+// budget: the largest (cheapest) db_update_frequency whose measured p99
+// fits with no missed changes, preferring polling alone over push at the
+// same frequency only when both fit.
+func Recommend(rows []Consistency, budget time.Duration) string {
+	budgetMS := float64(budget) / 1e6
+	var fit []Consistency
+	for _, r := range rows {
+		if r.Samples > 0 && r.Missed == 0 && r.WindowMS.P99 <= budgetMS {
+			fit = append(fit, r)
+		}
+	}
+	if len(fit) == 0 {
+		best := slices.MinFunc(rows, func(a, b Consistency) int {
+			return cmpFloat(a.WindowMS.P99, b.WindowMS.P99)
+		})
+		if len(rows) == 0 {
+			return fmt.Sprintf("for p99 staleness <= %v: no setting measured", budget)
+		}
+		return fmt.Sprintf("for p99 staleness <= %v: no measured setting fits; the best was db_update_frequency=%g%s with p99 %.0f ms",
+			budget, best.DBUpdateFrequencyS, pushWord(best.Push), best.WindowMS.P99)
+	}
+	slices.SortFunc(fit, func(a, b Consistency) int {
+		if c := cmpFloat(b.DBUpdateFrequencyS, a.DBUpdateFrequencyS); c != 0 {
+			return c
+		}
+		// Same frequency: push off costs no listen connection.
+		if a.Push != b.Push {
+			if !a.Push {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	b := fit[0]
+	return fmt.Sprintf("for p99 staleness <= %v use db_update_frequency=%g%s (measured p99 %.0f ms, max %.0f ms; poll cost %.2f polls/s and %.2f rows/s per node)",
+		budget, b.DBUpdateFrequencyS, pushWord(b.Push), b.WindowMS.P99, b.WindowMS.Max, b.PollsPerSecPerNode, b.RowsPerSecPerNode)
+}
+
+func pushWord(push bool) string {
+	if push {
+		return " with db_update_push=on"
+	}
+	return ""
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// fmtMS formats milliseconds for tables.
+func fmtMS(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "-"
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.2f", v)
+}

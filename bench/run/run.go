@@ -1,0 +1,241 @@
+// Package run is `sluice bench`: it starts a built-in upstream, real node
+// processes (bench/harness) and optionally nginx, measures throughput per
+// cache backend and the consistency window per db_update_frequency/push
+// setting, and writes the report (bench/report).
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/sluice-gw/sluice/bench/report"
+)
+
+// Profile sizes a run.
+type Profile struct {
+	Name string
+	// Consumers get one key-auth credential each; requests pick them by
+	// Zipf, plus UnknownShare of requests with keys that do not exist.
+	Consumers    int
+	UnknownShare float64
+	Conns        int
+	Warmup       time.Duration
+	Closed       time.Duration
+	Open         time.Duration
+	OpenRate     int
+	Backends     []string
+	Frequencies  []float64
+	// RoundsBudget bounds one setting's change rounds: rounds =
+	// RoundsBudget / (1.5 * frequency), clamped to [MinRounds, MaxRounds].
+	RoundsBudget         time.Duration
+	MinRounds, MaxRounds int
+	// SettingRPS is the closed-loop run on one node per setting.
+	SettingRPS time.Duration
+}
+
+// Profiles are the built-in profiles by name.
+var Profiles = map[string]Profile{
+	"smoke": {Name: "smoke", Consumers: 2000, UnknownShare: 0.05, Conns: 32,
+		Warmup: 500 * time.Millisecond, Closed: 2 * time.Second, Open: 1500 * time.Millisecond, OpenRate: 1000,
+		Backends: []string{"freecache", "otter"}, Frequencies: []float64{0.25, 1},
+		RoundsBudget: 3 * time.Second, MinRounds: 2, MaxRounds: 6, SettingRPS: time.Second},
+	"default": {Name: "default", Consumers: 100000, UnknownShare: 0.05, Conns: 50,
+		Warmup: time.Second, Closed: 5 * time.Second, Open: 3 * time.Second, OpenRate: 3000,
+		Backends: []string{"freecache", "otter", "ristretto", "lru"}, Frequencies: []float64{0.25, 0.5, 1, 2, 5},
+		RoundsBudget: 12 * time.Second, MinRounds: 3, MaxRounds: 12, SettingRPS: 2 * time.Second},
+	"full": {Name: "full", Consumers: 100000, UnknownShare: 0.05, Conns: 50,
+		Warmup: 3 * time.Second, Closed: 15 * time.Second, Open: 10 * time.Second, OpenRate: 5000,
+		Backends: []string{"freecache", "otter", "ristretto", "lru"}, Frequencies: []float64{0.1, 0.25, 0.5, 1, 2, 5},
+		RoundsBudget: 40 * time.Second, MinRounds: 6, MaxRounds: 40, SettingRPS: 5 * time.Second},
+}
+
+// Options configures a run.
+type Options struct {
+	// Binary is the sluice binary the nodes run.
+	Binary  string
+	Profile Profile
+	// Out is the report directory.
+	Out string
+	// Database is sqlite, postgres or cassandra; connection settings come
+	// from the environment (SLUICE_PG_*, SLUICE_CASSANDRA_*) or ConfigFile.
+	Database   string
+	ConfigFile string
+	Nodes      int
+	// Skip lists phases to leave out: "throughput", "consistency".
+	Skip []string
+	// Progress receives one line per step.
+	Progress io.Writer
+	// Command is recorded in the report.
+	Command string
+}
+
+// bench is one run's state.
+type bench struct {
+	opts     Options
+	start    time.Time
+	upstream string
+	// prefix makes entity names unique per run, so a shared PostgreSQL or
+	// Cassandra keeps working across runs.
+	prefix string
+}
+
+func (b *bench) logf(format string, args ...any) {
+	if b.opts.Progress != nil {
+		fmt.Fprintf(b.opts.Progress, "[%6.1fs] %s\n", time.Since(b.start).Seconds(), fmt.Sprintf(format, args...))
+	}
+}
+
+// nodeEnv is the environment every node gets besides the harness's own.
+func (b *bench) nodeEnv(extra ...string) []string {
+	env := []string{"SLUICE_DATABASE=" + b.opts.Database, "SLUICE_LOG_LEVEL=warn"}
+	return append(env, extra...)
+}
+
+// Run runs the benchmark and writes its report into opts.Out.
+func Run(ctx context.Context, opts Options) (*report.Results, error) {
+	if opts.Binary == "" {
+		return nil, errors.New("bench: no sluice binary")
+	}
+	if opts.Nodes < 2 {
+		return nil, fmt.Errorf("bench: --nodes %d: the consistency phase needs at least 2", opts.Nodes)
+	}
+	switch opts.Database {
+	case "sqlite", "postgres", "cassandra":
+	default:
+		return nil, fmt.Errorf("bench: --database %q: want sqlite, postgres or cassandra", opts.Database)
+	}
+	if opts.ConfigFile != "" {
+		abs, err := filepath.Abs(opts.ConfigFile)
+		if err != nil {
+			return nil, fmt.Errorf("bench: -c: %w", err)
+		}
+		opts.ConfigFile = abs
+	}
+	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("bench: --out: %w", err)
+	}
+	b := &bench{opts: opts, start: time.Now(), prefix: fmt.Sprintf("b%x", time.Now().Unix()%0xfffff)}
+	res := &report.Results{
+		Schema: report.SchemaVersion, StartedAt: b.start, Profile: opts.Profile.Name, Database: opts.Database,
+		Nodes: opts.Nodes, Consumers: opts.Profile.Consumers, Machine: machine(), Command: opts.Command,
+	}
+	stopUp, err := b.startUpstream()
+	if err != nil {
+		return nil, err
+	}
+	defer stopUp()
+	b.logf("upstream on %s; report in %s", b.upstream, opts.Out)
+
+	var errs []error
+	if !skip(opts.Skip, "throughput") {
+		rows, notes, err := b.throughput(ctx)
+		res.Throughput, res.Notes = rows, append(res.Notes, notes...)
+		errs = append(errs, err)
+	}
+	if ctx.Err() == nil && !skip(opts.Skip, "consistency") {
+		rows, err := b.consistency(ctx)
+		res.Consistency = rows
+		errs = append(errs, err)
+	}
+	for _, budget := range []time.Duration{100 * time.Millisecond, time.Second, 5 * time.Second} {
+		if len(res.Consistency) > 0 {
+			res.Recommendations = append(res.Recommendations, report.Recommend(res.Consistency, budget))
+		}
+	}
+	res.Notes = append(res.Notes, targetNotes(res)...)
+	res.DurationS = time.Since(b.start).Seconds()
+	if err := report.Write(opts.Out, res); err != nil {
+		errs = append(errs, err)
+	}
+	if ctx.Err() != nil {
+		errs = append(errs, fmt.Errorf("bench: interrupted: %w", ctx.Err()))
+	}
+	return res, errors.Join(errs...)
+}
+
+func skip(list []string, phase string) bool {
+	for _, s := range list {
+		if s == phase {
+			return true
+		}
+	}
+	return false
+}
+
+// upstreamBody is the built-in upstream's answer: a tiny JSON body, as
+// perf.md's upstream.
+var upstreamBody = []byte(`{"ok":true,"n":1}` + "\n")
+
+func (b *bench) startUpstream() (func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("bench: upstream: %w", err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(upstreamBody)
+	}), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	b.upstream = "http://" + ln.Addr().String()
+	return func() { _ = srv.Close() }, nil
+}
+
+func machine() report.Machine {
+	m := report.Machine{NProc: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.OS += " " + strings.TrimSpace(string(data))
+	}
+	return m
+}
+
+// bareHTTPUtilMicros is bare httputil.ReverseProxy's CPU per request on
+// the reference 2-vCPU machine, pinned (perf.md §2b).
+const bareHTTPUtilMicros = 27.8
+
+// targetNotes states, in words, which of the targets the run met.
+func targetNotes(r *report.Results) []string {
+	var notes []string
+	for _, c := range r.Consistency {
+		if c.Samples == 0 {
+			continue
+		}
+		if c.Push {
+			v := "met"
+			if c.WindowMS.P99 > 50 {
+				v = "NOT met"
+			}
+			notes = append(notes, fmt.Sprintf("push target p99 <= 50 ms %s at db_update_frequency=%gs: p99 %.1f ms", v, c.DBUpdateFrequencyS, c.WindowMS.P99))
+			continue
+		}
+		limit := c.DBUpdateFrequencyS*1000 + 50
+		v := "met"
+		if c.WindowMS.P99 > limit {
+			v = "NOT met"
+		}
+		notes = append(notes, fmt.Sprintf("poll target p99 <= db_update_frequency + 50 ms (%.0f ms) %s at %gs: p99 %.0f ms, %d missed", limit, v, c.DBUpdateFrequencyS, c.WindowMS.P99, c.Missed))
+	}
+	for _, t := range r.Throughput {
+		if t.Target == "gateway" && t.CPUMicrosPerRequest > 0 {
+			notes = append(notes, fmt.Sprintf("gateway/%s with key-auth + rate-limiting + metrics: %.1f CPU µs/request = %.2fx bare httputil.ReverseProxy (%.1f µs pinned, no plugins, perf.md §2b; unpinned it was 35.4)",
+				t.CacheBackend, t.CPUMicrosPerRequest, t.CPUMicrosPerRequest/bareHTTPUtilMicros, bareHTTPUtilMicros))
+		}
+	}
+	return notes
+}

@@ -1,0 +1,76 @@
+package scrape
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+const exposition = `# HELP sluice_cache_hits_total Entity cache lookups answered with a cached entity.
+# TYPE sluice_cache_hits_total counter
+sluice_cache_hits_total{backend="freecache",entity="keyauth_credentials"} 90
+sluice_cache_hits_total{backend="freecache",entity="consumers"} 10
+sluice_cluster_poll_duration_seconds_count 42
+sluice_invalidation_lag_seconds_bucket{le="0.1"} 10
+sluice_invalidation_lag_seconds_bucket{le="0.5"} 50
+sluice_invalidation_lag_seconds_bucket{le="1"} 100
+sluice_invalidation_lag_seconds_bucket{le="+Inf"} 100
+weird{path="a b}"} 3
+`
+
+func TestParseAndSum(t *testing.T) {
+	s, err := Parse(strings.NewReader(exposition))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		want float64
+	}{
+		{"sluice_cache_hits_total", 100},
+		{"sluice_cluster_poll_duration_seconds_count", 42},
+		{"sluice_cluster_poll_duration_seconds", 0},
+		{"weird", 3},
+		{"absent", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := s.Sum(tt.name); got != tt.want {
+				t.Errorf("Sum(%s) = %v, want %v", tt.name, got, tt.want)
+			}
+		})
+	}
+	if _, err := Parse(strings.NewReader("novalue\n")); err == nil {
+		t.Error("Parse accepted a line without a value")
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	s, err := Parse(strings.NewReader(exposition))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Histogram("sluice_invalidation_lag_seconds")
+	tests := []struct {
+		name string
+		b    []Bucket
+		q    float64
+		want float64
+	}{
+		{"in first bucket", h, 0.05, 0.05},
+		{"interpolated", h, 0.3, 0.3},
+		{"p99", h, 0.99, 0.99},
+		{"delta", Sub(h, []Bucket{{0.1, 10}, {0.5, 10}, {1, 10}, {math.Inf(1), 10}}), 0.5, 0.55},
+		{"in +Inf returns highest bound", []Bucket{{1, 1}, {math.Inf(1), 10}}, 0.99, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Quantile(tt.b, tt.q); math.Abs(got-tt.want) > 1e-9 {
+				t.Errorf("Quantile(%v) = %v, want %v", tt.q, got, tt.want)
+			}
+		})
+	}
+	if !math.IsNaN(Quantile(nil, 0.5)) {
+		t.Error("Quantile of no buckets is not NaN")
+	}
+}
