@@ -6,9 +6,12 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
 	"github.com/sluice-gw/sluice/gateway/plugins/keyauth"
+	"github.com/sluice-gw/sluice/gateway/plugins/ratelimiting"
 )
 
 // benchUpstream answers a small JSON body, like perf-scripts/upstream.
@@ -58,6 +61,34 @@ func BenchmarkKeyAuthCached(b *testing.B) {
 	p, _ := gateway(b, Options{}, route("r", []string{"/api"}, true, serviceFor(b, up.URL)))
 	reg := plugins.NewRegistry(keyauth.New(testCredentials()))
 	set, err := plugins.NewSet(reg, []*entity.Plugin{pluginEntity("1", "key-auth", "", "", `{}`)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p.SetPlugins(set)
+	benchProxy(b, p, http.Header{"Apikey": {"k1"}}, 200)
+}
+
+// BenchmarkKeyAuthRateLimitMetrics is the brief's target configuration:
+// key-auth + rate-limiting (local) on the route and an OnResponse hook
+// shaped like gateway/node's (a CounterVec and two HistogramVecs looked up
+// with WithLabelValues on every request).
+func BenchmarkKeyAuthRateLimitMetrics(b *testing.B) {
+	up := benchUpstream(b)
+	reg := prometheus.NewRegistry()
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "requests_total"}, []string{"service", "route", "code"})
+	total := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "request_seconds"}, []string{"service", "route"})
+	upstream := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "upstream_seconds"}, []string{"service", "route"})
+	reg.MustRegister(requests, total, upstream)
+	observe := func(o Observation) {
+		requests.WithLabelValues(o.Service.Host, o.Route.ID, "200").Inc()
+		total.WithLabelValues(o.Service.Host, o.Route.ID).Observe(o.Total.Seconds())
+		upstream.WithLabelValues(o.Service.Host, o.Route.ID).Observe(o.Upstream.Seconds())
+	}
+	p, _ := gateway(b, Options{OnResponse: observe}, route("r", []string{"/api"}, true, serviceFor(b, up.URL)))
+	set, err := plugins.NewSet(plugins.NewRegistry(keyauth.New(testCredentials()), ratelimiting.New()), []*entity.Plugin{
+		pluginEntity("1", "key-auth", "r", "", `{}`),
+		pluginEntity("2", "rate-limiting", "r", "", `{"second":1000000000,"hour":1000000000000}`),
+	})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,7 +23,7 @@ func (p *Proxy) forward(st *state) {
 	r, m := st.pc.R, st.match
 	svc := m.Service
 	removeHopHeaders(r.Header)
-	p.setForwarded(r.Header, r, st.pc.ClientIP, m)
+	p.setForwarded(&st.pc, r.Header, r, st.pc.ClientIP, m)
 
 	path := r.URL.RawPath
 	if path == "" {
@@ -33,17 +33,13 @@ func (p *Proxy) forward(st *state) {
 		p.errorHandler(st, errNoUpstream)
 		return
 	}
-	scheme, port := "http", svc.Port
-	if svc.Protocol == "https" {
-		scheme = "https"
-	}
-	if port == 0 {
-		port = map[bool]int{true: 443, false: 80}[scheme == "https"]
-	}
+	a := p.addrOf(svc)
 	out := r.WithContext(r.Context())
-	out.URL = &url.URL{Scheme: scheme, Host: net.JoinHostPort(svc.Host, strconv.Itoa(port)),
-		Opaque: m.UpstreamPath(path), RawQuery: r.URL.RawQuery}
-	out.Host = upstreamHost(r, m)
+	out.URL = &url.URL{Scheme: a.scheme, Host: a.dial, Opaque: m.UpstreamPath(path), RawQuery: r.URL.RawQuery}
+	out.Host = a.host
+	if m.Route.PreserveHost {
+		out.Host = r.Host
+	}
 	out.RequestURI = ""
 	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
 	out.Close = false
@@ -128,9 +124,9 @@ func retryable(out *http.Request, err error) bool {
 func (p *Proxy) writeResponse(st *state, resp *http.Response) {
 	w := st.pc.W
 	h := w.Header()
-	p.copyResponseHeader(h, resp.Header)
-	h["X-Kong-Upstream-Latency"] = []string{strconv.FormatInt(st.upstream.Milliseconds(), 10)}
-	h["X-Kong-Proxy-Latency"] = []string{strconv.FormatInt(st.sent.Sub(st.start).Milliseconds(), 10)}
+	p.copyResponseHeader(&st.pc, h, resp.Header)
+	h["X-Kong-Upstream-Latency"] = st.pc.Values(strconv.FormatInt(st.upstream.Milliseconds(), 10))
+	h["X-Kong-Proxy-Latency"] = st.pc.Values(strconv.FormatInt(st.sent.Sub(st.start).Milliseconds(), 10))
 	for k := range resp.Trailer {
 		h.Add("Trailer", k)
 	}

@@ -74,6 +74,8 @@ type Proxy struct {
 	tracer     trace.Tracer
 	tracing    bool
 	transports *transports
+	lastPort   atomic.Pointer[formattedPort]
+	addrs      atomic.Pointer[addrCache]
 	bufs       sync.Pool // *[]byte of bufSize
 	states     sync.Pool // *state
 }
@@ -96,6 +98,7 @@ func New(opts Options) *Proxy {
 	}
 	p.tracer = tp.Tracer("github.com/sluice-gw/sluice/gateway/proxy")
 	p.transports = newTransports(opts)
+	p.addrs.Store(new(addrCache))
 	p.bufs.New = func() any { b := make([]byte, bufSize); return &b }
 	p.states.New = func() any { return new(state) }
 	return p
@@ -103,7 +106,10 @@ func New(opts Options) *Proxy {
 
 // SetRouter makes rt the route table for the requests that start from now
 // on. Nil removes every route.
-func (p *Proxy) SetRouter(rt *router.Router) { p.router.Store(rt) }
+func (p *Proxy) SetRouter(rt *router.Router) {
+	p.addrs.Store(new(addrCache)) // the new table's services are new entities
+	p.router.Store(rt)
+}
 
 // SetPlugins makes s the plugins for the requests that start from now on.
 // Nil removes every plugin.

@@ -130,27 +130,27 @@ func lookupFailed(c *plugins.Context, err error) bool {
 func setConsumer(c *plugins.Context, consumer *entity.Consumer, cred *entity.KeyAuthCredential, anonymous bool) {
 	c.Consumer, c.Credential, c.Anonymous = consumer, cred, anonymous
 	h := c.R.Header
-	h["X-Consumer-Id"] = []string{consumer.ID}
-	setOrDel(h, "X-Consumer-Custom-Id", consumer.CustomID)
-	setOrDel(h, "X-Consumer-Username", consumer.Username)
+	h["X-Consumer-Id"] = c.Values(consumer.ID)
+	setOrDel(c, h, "X-Consumer-Custom-Id", consumer.CustomID)
+	setOrDel(c, h, "X-Consumer-Username", consumer.Username)
 	if cred != nil {
-		h["X-Credential-Identifier"] = []string{cred.ID}
+		h["X-Credential-Identifier"] = c.Values(cred.ID)
 	} else {
 		delete(h, "X-Credential-Identifier")
 	}
 	if anonymous {
-		h["X-Anonymous-Consumer"] = []string{"true"}
+		h["X-Anonymous-Consumer"] = c.Values("true")
 	} else {
 		delete(h, "X-Anonymous-Consumer")
 	}
 }
 
-func setOrDel(h http.Header, key string, v *string) {
+func setOrDel(c *plugins.Context, h http.Header, key string, v *string) {
 	if v == nil {
 		delete(h, key)
 		return
 	}
-	h[key] = []string{*v}
+	h[key] = c.Values(*v)
 }
 
 var (

@@ -67,12 +67,18 @@ func newCounters() *counters {
 // are locked together (shortest first, a fixed order) so that concurrent
 // requests cannot overshoot a limit.
 func (c *counters) take(ls []limit, now time.Time, k counterKey, used []int64) int {
+	// Unlocked explicitly, in reverse order, at the end: a defer in the
+	// loop would allocate per request.
 	for _, l := range ls {
 		w := &c.windows[l.period]
 		w.mu.Lock()
-		defer w.mu.Unlock()
 		w.rollLocked(l.period.start(now))
 	}
+	defer func() {
+		for i := len(ls) - 1; i >= 0; i-- {
+			c.windows[ls[i].period].mu.Unlock()
+		}
+	}()
 	stop := -1
 	for i, l := range ls {
 		used[i] = c.windows[l.period].counts[k]

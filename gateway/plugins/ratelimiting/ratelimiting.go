@@ -46,7 +46,8 @@ func (p *Plugin) Configure(raw json.RawMessage) (plugins.Handler, error) {
 	h := &handler{Config: cfg, p: p}
 	for i, l := range cfg.limits() {
 		if l != nil {
-			h.periods = append(h.periods, limit{period: period(i), max: int64(*l)})
+			m := int64(*l)
+			h.periods = append(h.periods, limit{period: period(i), max: m, maxText: strconv.FormatInt(m, 10)})
 		}
 	}
 	return h, nil
@@ -62,6 +63,9 @@ type handler struct {
 type limit struct {
 	period period
 	max    int64
+	// maxText is max formatted, so that the headers do not format it per
+	// request.
+	maxText string
 }
 
 // Access implements plugins.Handler.
@@ -76,7 +80,7 @@ func (h *handler) Access(c *plugins.Context) bool {
 	}
 	var used [numPeriods]int64
 	stop := h.p.counters.take(h.periods, now, k, used[:])
-	h.setHeaders(c.W.Header(), now, used[:len(h.periods)], stop)
+	h.setHeaders(c, c.W.Header(), now, used[:len(h.periods)], stop)
 	if stop >= 0 {
 		c.RespondMessage(http.StatusTooManyRequests, msgExceeded)
 		return false
@@ -87,7 +91,7 @@ func (h *handler) Access(c *plugins.Context) bool {
 // setHeaders writes Kong's X-RateLimit-* and RateLimit-* headers (and
 // Retry-After when stop >= 0). The RateLimit-* trio describes the period
 // with the fewest requests remaining.
-func (h *handler) setHeaders(hd http.Header, now time.Time, used []int64, stop int) {
+func (h *handler) setHeaders(c *plugins.Context, hd http.Header, now time.Time, used []int64, stop int) {
 	if h.HideClientHeaders && stop < 0 {
 		return
 	}
@@ -99,9 +103,8 @@ func (h *handler) setHeaders(hd http.Header, now time.Time, used []int64, stop i
 		}
 		remaining = max(remaining, 0)
 		if !h.HideClientHeaders {
-			name := l.period.title()
-			hd["X-Ratelimit-Limit-"+name] = []string{strconv.FormatInt(l.max, 10)}
-			hd["X-Ratelimit-Remaining-"+name] = []string{strconv.FormatInt(remaining, 10)}
+			hd[limitHeaders[l.period]] = c.Values(l.maxText)
+			hd[remainingHeaders[l.period]] = c.Values(strconv.FormatInt(remaining, 10))
 		}
 		if bestRemaining < 0 || remaining < bestRemaining {
 			best, bestRemaining = i, remaining
@@ -113,15 +116,25 @@ func (h *handler) setHeaders(hd http.Header, now time.Time, used []int64, stop i
 	l := h.periods[best]
 	reset := strconv.FormatInt(l.period.reset(now), 10)
 	if stop >= 0 {
-		hd["Retry-After"] = []string{reset}
+		hd["Retry-After"] = c.Values(reset)
 	}
 	if h.HideClientHeaders {
 		return
 	}
-	hd["Ratelimit-Limit"] = []string{strconv.FormatInt(l.max, 10)}
-	hd["Ratelimit-Remaining"] = []string{strconv.FormatInt(bestRemaining, 10)}
-	hd["Ratelimit-Reset"] = []string{reset}
+	hd["Ratelimit-Limit"] = c.Values(l.maxText)
+	hd["Ratelimit-Remaining"] = c.Values(strconv.FormatInt(bestRemaining, 10))
+	hd["Ratelimit-Reset"] = c.Values(reset)
 }
+
+// limitHeaders and remainingHeaders are Kong's per-period header names in
+// canonical form ("X-Ratelimit-Limit-Minute"), built once.
+var limitHeaders, remainingHeaders = func() (l, r [numPeriods]string) {
+	for p := range numPeriods {
+		l[p] = "X-Ratelimit-Limit-" + p.title()
+		r[p] = "X-Ratelimit-Remaining-" + p.title()
+	}
+	return l, r
+}()
 
 // identifier returns whom the request is counted against.
 func (h *handler) identifier(c *plugins.Context) string {
