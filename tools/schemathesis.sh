@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 ST_VERSION=${ST_VERSION:-4.32.5}
 ST_VENV=${ST_VENV:-${TMPDIR:-/tmp}/sluice-schemathesis-venv}
 ST_MAX_EXAMPLES=${ST_MAX_EXAMPLES:-8}
-ST_MAX_TIME=${ST_MAX_TIME:-120}
+ST_MAX_TIME=${ST_MAX_TIME:-100}
 ST_SEED=${ST_SEED:-$RANDOM}
 TOKEN=schemathesis-admin-token
 
