@@ -53,7 +53,8 @@ type Options struct {
 	// datastore errors (db_resurrect_ttl); 0 disables resurrection.
 	ResurrectTTL time.Duration
 	// NegativeEntries bounds the number of cached misses, kept apart from
-	// hits so that floods of unknown keys cannot evict them. 0 means 100000.
+	// hits so that floods of unknown keys cannot evict them. 0 means 100000;
+	// a negative value disables negative caching.
 	NegativeEntries int
 	// L1Entries bounds the decoded-object layer. 0 means 100000; a negative
 	// value disables it (every hit decodes from the backend).
@@ -94,8 +95,10 @@ func New(backend cachebackends.Backend, load Loader, opts Options) *Cache {
 	if opts.L1Entries == 0 {
 		opts.L1Entries = 100000
 	}
-	c := &Cache{backend: backend, load: load, opts: opts, neg: newTable(opts.NegativeEntries),
-		seed: maphash.MakeSeed(), now: time.Now}
+	c := &Cache{backend: backend, load: load, opts: opts, seed: maphash.MakeSeed(), now: time.Now}
+	if opts.NegativeEntries > 0 {
+		c.neg = newTable(opts.NegativeEntries)
+	}
 	if opts.L1Entries > 0 {
 		c.l1 = newTable(opts.L1Entries)
 	}
@@ -151,9 +154,7 @@ func (c *Cache) Invalidate(key entity.CacheKey) {
 	ks := key.String()
 	c.flight.forget(ks)
 	h := hash(c.seed, key)
-	if c.l1 != nil {
-		c.l1.delete(key, h)
-	}
+	c.l1.delete(key, h)
 	c.neg.delete(key, h)
 	c.backend.Delete([]byte(ks))
 }
@@ -161,9 +162,7 @@ func (c *Cache) Invalidate(key entity.CacheKey) {
 // Purge removes everything.
 func (c *Cache) Purge() {
 	c.gen.Add(1)
-	if c.l1 != nil {
-		c.l1.clear()
-	}
+	c.l1.clear()
 	c.neg.clear()
 	c.backend.Clear()
 }
@@ -299,9 +298,7 @@ func (c *Cache) setPositive(key entity.CacheKey, h uint64, e entity.Entity, expi
 }
 
 func (c *Cache) setNegative(key entity.CacheKey, h uint64, expires int64) {
-	if c.l1 != nil {
-		c.l1.delete(key, h)
-	}
+	c.l1.delete(key, h)
 	c.backend.Delete([]byte(key.String()))
 	c.neg.set(h, &entry{key: key, expires: expires})
 }

@@ -174,6 +174,26 @@ func TestGet(t *testing.T) {
 	})
 }
 
+// TestNothingCachedWhenDisabled is the "none" configuration: no L1, no
+// negative entries, a backend that keeps nothing — every Get loads.
+func TestNothingCachedWhenDisabled(t *testing.T) {
+	src := newSource()
+	k := src.put(svc("s1", "a.test"))
+	b := must(t)(none.New(none.Config{}))
+	c, _ := newCache(t, b, src, Options{L1Entries: -1, NegativeEntries: -1})
+	missing := entity.CacheKey{Kind: entity.KindService, ID: "nope"}
+	for range 3 {
+		wantGet(t, c, k, "a.test", Miss)
+		wantGet(t, c, missing, "", Miss)
+	}
+	if n := src.calls.Load(); n != 6 {
+		t.Fatalf("loads = %d, want 6: every Get must reach the loader", n)
+	}
+	if _, _, ok := c.Peek(missing); ok {
+		t.Error("Peek found a cached miss with negative caching disabled")
+	}
+}
+
 func TestConcurrentMissingKeyLoadsOnce(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b cachebackends.Backend) {
 		src := newSource()

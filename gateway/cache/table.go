@@ -10,8 +10,8 @@ import (
 )
 
 // table is a count-bounded map of entries split into shards, each behind
-// its own RWMutex. Readers take only the read lock and mark the entry
-// visited; when a shard is full, insertion evicts the first unvisited entry
+// its own RWMutex; a nil *table is disabled and holds nothing. Readers
+// take only the read lock and mark the entry visited; when a shard is full, insertion evicts the first unvisited entry
 // it meets (SIEVE-like second chance), clearing visited marks on the way.
 //
 // A shard's map is keyed by the key's 64-bit hash, which the caller has
@@ -66,6 +66,9 @@ func hash(seed maphash.Seed, k entity.CacheKey) uint64 { return maphash.String(s
 
 // get returns the entry for k, whose hash is h, expired or not.
 func (t *table) get(k entity.CacheKey, h uint64) *entry {
+	if t == nil {
+		return nil
+	}
 	s := &t.shards[h&t.mask]
 	s.mu.RLock()
 	en := s.m[h]
@@ -81,6 +84,9 @@ func (t *table) get(k entity.CacheKey, h uint64) *entry {
 
 // set stores en under its key, whose hash is h.
 func (t *table) set(h uint64, en *entry) {
+	if t == nil {
+		return
+	}
 	s := &t.shards[h&t.mask]
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -93,6 +99,9 @@ func (t *table) set(h uint64, en *entry) {
 }
 
 func (t *table) delete(k entity.CacheKey, h uint64) {
+	if t == nil {
+		return
+	}
 	s := &t.shards[h&t.mask]
 	s.mu.Lock()
 	s.unlinkLocked(k, h)
@@ -100,6 +109,9 @@ func (t *table) delete(k entity.CacheKey, h uint64) {
 }
 
 func (t *table) clear() {
+	if t == nil {
+		return
+	}
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
@@ -110,6 +122,9 @@ func (t *table) clear() {
 }
 
 func (t *table) len() int64 {
+	if t == nil {
+		return 0
+	}
 	var n int64
 	for i := range t.shards {
 		s := &t.shards[i]
@@ -122,6 +137,9 @@ func (t *table) len() int64 {
 
 // keys appends to dst the String form of the keys starting with prefix.
 func (t *table) keys(dst []string, prefix string) []string {
+	if t == nil {
+		return dst
+	}
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.RLock()

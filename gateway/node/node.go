@@ -94,9 +94,12 @@ func New(opts Options) (*Node, error) {
 		n.nodeID = uuid.NewString()
 	}
 	n.metrics = newMetrics(n.reg)
-	n.cache = cache.New(opts.Backend, n.load, cache.Options{
-		TTL: cfg.DBCacheTTL, NegTTL: cfg.NegTTL(), ResurrectTTL: cfg.DBResurrectTTL, Backend: cfg.CacheBackend,
-	})
+	copts := cache.Options{TTL: cfg.DBCacheTTL, NegTTL: cfg.NegTTL(), ResurrectTTL: cfg.DBResurrectTTL, Backend: cfg.CacheBackend}
+	if cfg.CacheBackend == "none" {
+		// Every lookup goes to the datastore: this shows what the cache saves.
+		copts.L1Entries, copts.NegativeEntries = -1, -1
+	}
+	n.cache = cache.New(opts.Backend, n.load, copts)
 	n.reg.MustRegister(newCacheCollector(n.cache, cfg.CacheBackend))
 	if cfg.PrometheusKongCompat {
 		n.metrics.kong = newKongMetrics(n.reg)
