@@ -133,7 +133,7 @@ func routePaths(t *testing.T, n *harness.Node) map[string]bool {
 // proves that cached traffic keeps flowing with no error and no added
 // latency meanwhile, that a request needing the datastore answers within a
 // bound of pg_timeout instead of hanging, and, once the datastore is back
-// (slowed by 50 ms per packet so that requests overlap), that 1000
+// (slowed by 20 ms per packet so that requests overlap), that 1000
 // concurrent requests with the same uncached API key cost one datastore
 // query.
 func TestDatastoreSlowOrCut(t *testing.T) {
@@ -194,11 +194,15 @@ func TestDatastoreSlowOrCut(t *testing.T) {
 
 	// The datastore is back. Create a key (the write purges it locally) and
 	// slow the datastore a little so that the 1000 requests overlap its load.
-	waitFor(t, 10*time.Second, "datastore back", func() bool {
+	took := waitFor(t, 30*time.Second, "datastore back", func() bool {
 		s, _, _ := n.Admin(ctx, "POST", "/consumers/alice/key-auth", form("key", "burst-key"))
 		return s == 201
 	})
-	fp.SetLatency(50 * time.Millisecond)
+	t.Logf("datastore repaired: the first Admin API write succeeded after %v", took)
+	for i := range 3 { // the pool reconnects
+		_, _, _ = n.Get(ctx, "/api", http.Header{"Apikey": {"warm-" + strconv.Itoa(i)}})
+	}
+	fp.SetLatency(20 * time.Millisecond)
 	defer fp.SetLatency(0)
 	const series = `sluice_datastore_query_duration_seconds_count{operation="keyauth_credentials"}`
 	before := metric(t, n.StatusURL, series)
