@@ -325,14 +325,6 @@ func (n *Node) load(ctx context.Context, key entity.CacheKey) (entity.Entity, er
 		ctx, cancel = context.WithTimeout(ctx, t)
 		defer cancel()
 	}
-	// The datastore's own timeout may not cover the network (PostgreSQL's
-	// statement_timeout runs on the server): bound the whole lookup, so
-	// that a slow link fails the request instead of hanging it.
-	if t := queryTimeout(n.cfg); t > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t)
-		defer cancel()
-	}
 	start := time.Now()
 	if key.Kind == entity.KindKeyAuth {
 		rec, err = n.st.GetByUnique(ctx, key.Kind, "key", key.ID)
@@ -344,18 +336,6 @@ func (n *Node) load(ctx context.Context, key entity.CacheKey) (entity.Entity, er
 		return nil, err
 	}
 	return entity.Decode(key.Kind, rec.Data)
-}
-
-// queryTimeout is the configured datastore timeout (pg_timeout,
-// cassandra_timeout); 0 for SQLite, which has no network to wait on.
-func queryTimeout(cfg *config.Config) time.Duration {
-	switch cfg.Database {
-	case "postgres":
-		return cfg.PgTimeout
-	case "cassandra":
-		return cfg.CassandraTimeout
-	}
-	return 0
 }
 
 // queryTimeout is the configured datastore timeout (pg_timeout,
