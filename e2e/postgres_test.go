@@ -247,6 +247,14 @@ func TestPostgresConsistencyWindow(t *testing.T) {
 			t.Logf("push=%s db_update_frequency=1: %d changes x 2 nodes = %d windows: p50=%v p99=%v max=%v (target p99<=%v); write p50=%v p99=%v",
 				tc.push, changes, len(windows), p50.Round(time.Microsecond), p99.Round(time.Microsecond), mx.Round(time.Microsecond),
 				tc.target, percentile(writes, 50).Round(time.Microsecond), percentile(writes, 99).Round(time.Microsecond))
+			for _, n := range c.Nodes {
+				sum := metricSum(t, n, "sluice_invalidation_lag_seconds_sum", "")
+				count := metricSum(t, n, "sluice_invalidation_lag_seconds_count", "")
+				if count > 0 {
+					t.Logf("push=%s: %s applied %v events, mean lag from commit (its own sluice_invalidation_lag_seconds) %v",
+						tc.push, n.Name, count, time.Duration(sum/count*float64(time.Second)).Round(time.Microsecond))
+				}
+			}
 			if p99 > tc.target {
 				t.Logf("push=%s: p99 %v misses the %v target", tc.push, p99, tc.target)
 			}
