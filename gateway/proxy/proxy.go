@@ -191,8 +191,13 @@ func (p *Proxy) runPlugin(name string, h plugins.Handler, c *plugins.Context) bo
 	if !p.tracing {
 		return h.Access(c)
 	}
-	_, span := p.tracer.Start(c.R.Context(), "sluice.access.plugin."+name)
+	parent := c.R.Context()
+	ctx, span := p.tracer.Start(parent, "sluice.access.plugin."+name)
 	defer span.End()
+	// The plugin's own work (credential lookups) nests under its span; the
+	// request keeps whatever the plugin changed, with the parent context.
+	c.R = c.R.WithContext(ctx)
+	defer func() { c.R = c.R.WithContext(parent) }()
 	return h.Access(c)
 }
 
