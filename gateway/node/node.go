@@ -52,6 +52,11 @@ type Options struct {
 	Registry *prometheus.Registry
 	// TracerProvider creates the node's spans; nil means none.
 	TracerProvider trace.TracerProvider
+	// DrainDelay is how long Shutdown keeps serving, with /status/ready
+	// answering 503 "draining" and keep-alive disabled, before it stops
+	// accepting connections, so that a load balancer polling readiness
+	// takes the node out first (kong quit --wait). Zero means none.
+	DrainDelay time.Duration
 }
 
 // Node is one gateway node.
@@ -71,10 +76,11 @@ type Node struct {
 	pluginsR *rebuilder
 	metrics  *metrics
 
-	draining atomic.Bool
-	cancel   context.CancelFunc
-	servers  []*http.Server
-	addrs    map[string]string
+	draining   atomic.Bool
+	drainDelay time.Duration
+	cancel     context.CancelFunc
+	servers    []*http.Server
+	addrs      map[string]string
 }
 
 // New assembles a node. It starts nothing: see Start.
@@ -83,7 +89,8 @@ func New(opts Options) (*Node, error) {
 	if cfg == nil || opts.Store == nil || opts.Backend == nil {
 		return nil, errors.New("node: config, store and cache backend are required")
 	}
-	n := &Node{cfg: cfg, st: opts.Store, log: opts.Logger, reg: opts.Registry, nodeID: cfg.NodeID}
+	n := &Node{cfg: cfg, st: opts.Store, log: opts.Logger, reg: opts.Registry, nodeID: cfg.NodeID,
+		drainDelay: opts.DrainDelay}
 	if n.log == nil {
 		n.log = slog.Default()
 	}
@@ -243,10 +250,23 @@ func limitBody(next http.Handler, limit int64) http.Handler {
 // bound to, after Start.
 func (n *Node) Addr(listener string) string { return n.addrs[listener] }
 
-// Shutdown reports draining on /status/ready, stops accepting, waits for
-// in-flight requests until ctx is done, and stops the background loops.
+// Shutdown reports draining on /status/ready, keeps serving for
+// Options.DrainDelay (bounded by ctx), stops accepting, waits for in-flight
+// requests until ctx is done, and stops the background loops.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.draining.Store(true)
+	if n.drainDelay > 0 {
+		for _, srv := range n.servers {
+			srv.SetKeepAlivesEnabled(false) // each response closes its connection
+		}
+		n.log.Info("draining: /status/ready answers 503 before the listeners close", "drain_delay", n.drainDelay)
+		t := time.NewTimer(n.drainDelay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
 	var errs []error
 	for _, srv := range n.servers {
 		if err := srv.Shutdown(ctx); err != nil {
