@@ -17,7 +17,7 @@ func (p *Proxy) startServerSpan(r *http.Request) (*http.Request, trace.Span) {
 		trace.WithAttributes(
 			attribute.String("http.method", r.Method),
 			attribute.String("http.host", r.Host),
-			attribute.String("http.url", r.URL.RequestURI()),
+			attribute.String("http.url", r.URL.EscapedPath()), // never the query: it may carry an API key
 		))
 	return r.WithContext(ctx), span
 }
