@@ -383,11 +383,18 @@ func (n *Node) reachable(ctx context.Context) bool {
 	return err == nil
 }
 
-// credentials adapts the entity cache to keyauth.Credentials.
+// cacheResults names cache.Result values in span attributes.
+var cacheResults = [...]string{cache.Miss: "miss", cache.Hit: "hit", cache.NegativeHit: "negative_hit", cache.StaleHit: "stale_hit"}
+
+// credentials adapts the entity cache to keyauth.Credentials. The key-auth
+// plugin's span records whether the credential came from the cache.
 type credentials struct{ c *cache.Cache }
 
 func (cr credentials) Credential(ctx context.Context, key string) (*entity.KeyAuthCredential, error) {
-	e, _, err := cr.c.Get(ctx, entity.CacheKey{Kind: entity.KindKeyAuth, ID: key})
+	e, res, err := cr.c.Get(ctx, entity.CacheKey{Kind: entity.KindKeyAuth, ID: key})
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attribute.String("sluice.cache.keyauth_credentials", cacheResults[res]))
+	}
 	if e == nil || err != nil {
 		return nil, err
 	}
