@@ -58,6 +58,11 @@ func testOutage(t *testing.T, push string) {
 	admin(t, a, "POST", "/consumers/alice/key-auth", form("key", "alice-key"), 201)
 	alice := http.Header{"Apikey": {"alice-key"}}
 	for _, n := range c.Nodes {
+		// A 200 alone could come before key-auth reached n: wait for its 401.
+		waitFor(t, 5*time.Second, "key-auth on "+n.Name, func() bool {
+			s, _, _ := n.Get(ctx, "/api", nil)
+			return s == 401
+		})
 		waitFor(t, 5*time.Second, "alice's key on "+n.Name, func() bool {
 			s, _, _ := n.Get(ctx, "/api", alice)
 			return s == 200

@@ -289,6 +289,11 @@ func TestPostgresNodeRestart(t *testing.T) {
 	admin(t, a, "POST", "/consumers", form("username", "alice"), 201)
 	admin(t, a, "POST", "/consumers/alice/key-auth", form("key", "old-key"), 201)
 	key := func(k string) map[string][]string { return map[string][]string{"Apikey": {k}} }
+	// A 200 alone could come before key-auth reached B: wait for its 401.
+	waitFor(t, 3*time.Second, "key-auth on B", func() bool {
+		s, _, _ := b.Get(ctx, "/old", nil)
+		return s == 401
+	})
 	waitFor(t, 3*time.Second, "old state on B", func() bool {
 		s, _, _ := b.Get(ctx, "/old", key("old-key"))
 		return s == 200
