@@ -199,10 +199,14 @@ func TestDatastoreSlowOrCut(t *testing.T) {
 		return s == 201
 	})
 	t.Logf("datastore repaired: the first Admin API write succeeded after %v", took)
-	for i := range 3 { // the pool reconnects
-		_, _, _ = n.Get(ctx, "/api", http.Header{"Apikey": {"warm-" + strconv.Itoa(i)}})
-	}
 	fp.SetLatency(20 * time.Millisecond)
+	warm := 0
+	took = waitFor(t, 15*time.Second, "lookups through the slowed datastore", func() bool {
+		warm++ // the pool replaces the connections the faults broke
+		s, _, _ := n.Get(ctx, "/api", http.Header{"Apikey": {"warm-" + strconv.Itoa(warm)}})
+		return s == 401
+	})
+	t.Logf("an unknown key was looked up through the slowed datastore after %v (%d tries)", took, warm)
 	defer fp.SetLatency(0)
 	const series = `sluice_datastore_query_duration_seconds_count{operation="keyauth_credentials"}`
 	before := metric(t, n.StatusURL, series)
