@@ -6,6 +6,7 @@ package load
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -29,6 +30,8 @@ type Summary struct {
 	RPS      float64       `json:"rps"`
 	// Latency holds p50, p90, p99, p99.9 and max in milliseconds.
 	Latency Latency `json:"latency_ms"`
+	// FirstError describes the first error, for diagnosis.
+	FirstError string `json:"first_error,omitempty"`
 }
 
 // Latency is a set of latency percentiles in milliseconds.
@@ -132,14 +135,19 @@ func Open(ctx context.Context, o Options) Summary {
 	defer stop()
 	start := time.Now()
 	var lat []float64
-	errs := 0
+	errs, first := 0, ""
 	for res := range atk.Attack(targeter, vegeta.Rate{Freq: o.Rate, Per: time.Second}, o.Duration, "sluice-bench") {
 		lat = append(lat, float64(res.Latency)/1e6)
-		if res.Error != "" || !o.ok(int(res.Code)) {
+		if (res.Code == 0 && res.Error != "") || !o.ok(int(res.Code)) {
+			if errs == 0 {
+				first = fmt.Sprintf("status %d %s", res.Code, res.Error)
+			}
 			errs++
 		}
 	}
-	return summarize(lat, errs, time.Since(start))
+	s := summarize(lat, errs, time.Since(start))
+	s.FirstError = first
+	return s
 }
 
 func summarize(lat []float64, errs int, d time.Duration) Summary {

@@ -156,12 +156,12 @@ func Recommend(rows []Consistency, budget time.Duration) string {
 		}
 	}
 	if len(fit) == 0 {
-		best := slices.MinFunc(rows, func(a, b Consistency) int {
-			return cmpFloat(a.WindowMS.P99, b.WindowMS.P99)
-		})
 		if len(rows) == 0 {
 			return fmt.Sprintf("for p99 staleness <= %v: no setting measured", budget)
 		}
+		best := slices.MinFunc(rows, func(a, b Consistency) int {
+			return cmpFloat(a.WindowMS.P99, b.WindowMS.P99)
+		})
 		return fmt.Sprintf("for p99 staleness <= %v: no measured setting fits; the best was db_update_frequency=%g%s with p99 %.0f ms",
 			budget, best.DBUpdateFrequencyS, pushWord(best.Push), best.WindowMS.P99)
 	}

@@ -48,10 +48,10 @@ var Profiles = map[string]Profile{
 		Warmup: 500 * time.Millisecond, Closed: 2 * time.Second, Open: 1500 * time.Millisecond, OpenRate: 1000,
 		Backends: []string{"freecache", "otter"}, Frequencies: []float64{0.25, 1},
 		RoundsBudget: 3 * time.Second, MinRounds: 2, MaxRounds: 6, SettingRPS: time.Second},
-	"default": {Name: "default", Consumers: 100000, UnknownShare: 0.05, Conns: 50,
+	"default": {Name: "default", Consumers: 25000, UnknownShare: 0.05, Conns: 50,
 		Warmup: time.Second, Closed: 5 * time.Second, Open: 3 * time.Second, OpenRate: 3000,
 		Backends: []string{"freecache", "otter", "ristretto", "lru"}, Frequencies: []float64{0.25, 0.5, 1, 2, 5},
-		RoundsBudget: 12 * time.Second, MinRounds: 3, MaxRounds: 12, SettingRPS: 2 * time.Second},
+		RoundsBudget: 9 * time.Second, MinRounds: 3, MaxRounds: 12, SettingRPS: 2 * time.Second},
 	"full": {Name: "full", Consumers: 100000, UnknownShare: 0.05, Conns: 50,
 		Warmup: 3 * time.Second, Closed: 15 * time.Second, Open: 10 * time.Second, OpenRate: 5000,
 		Backends: []string{"freecache", "otter", "ristretto", "lru"}, Frequencies: []float64{0.1, 0.25, 0.5, 1, 2, 5},
@@ -120,6 +120,11 @@ func Run(ctx context.Context, opts Options) (*report.Results, error) {
 		}
 		opts.ConfigFile = abs
 	}
+	out, err := filepath.Abs(opts.Out)
+	if err != nil {
+		return nil, fmt.Errorf("bench: --out: %w", err)
+	}
+	opts.Out = out
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("bench: --out: %w", err)
 	}

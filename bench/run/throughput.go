@@ -43,6 +43,9 @@ func (b *bench) measure(ctx context.Context, target, backend, url string, hdr lo
 	o.Rate, o.Duration = rate, p.Open
 	op := load.Open(ctx, o)
 	row.OpenRate, row.OpenErrors, row.LatencyMS = rate, op.Errors, latency(op.Latency)
+	if op.FirstError != "" {
+		b.logf("  %s %s: %d open-loop errors, first: %s", target, backend, op.Errors, op.FirstError)
+	}
 	return row
 }
 

@@ -1,0 +1,74 @@
+package run
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sluice-gw/sluice/bench/harness"
+	"github.com/sluice-gw/sluice/bench/report"
+)
+
+// TestMiniProfile runs the whole bench on real node processes with a tiny
+// profile and checks results.json has sane rows. Nothing about speed is
+// asserted.
+func TestMiniProfile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real node processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin, err := harness.Build(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	p := Profile{Name: "mini", Consumers: 50, UnknownShare: 0.1, Conns: 4,
+		Warmup: 100 * time.Millisecond, Closed: 300 * time.Millisecond, Open: 300 * time.Millisecond, OpenRate: 100,
+		Backends: []string{"freecache"}, Frequencies: []float64{0.25},
+		RoundsBudget: time.Second, MinRounds: 2, MaxRounds: 2, SettingRPS: 100 * time.Millisecond}
+	if _, err := Run(ctx, Options{Binary: bin, Profile: p, Out: out, Database: "sqlite", Nodes: 2}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := report.Read(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := map[string]report.Throughput{}
+	for _, row := range r.Throughput {
+		targets[row.Target] = row
+	}
+	for _, want := range []string{"direct", "gateway"} {
+		row, ok := targets[want]
+		if !ok {
+			t.Fatalf("no %s throughput row in %+v", want, r.Throughput)
+		}
+		if row.RPS <= 0 || row.LatencyMS.P50 <= 0 || row.LatencyMS.P99 < row.LatencyMS.P50 {
+			t.Errorf("%s row not sane: %+v", want, row)
+		}
+	}
+	gw := targets["gateway"]
+	if gw.CacheBackend != "freecache" || gw.HitRatio <= 0 || gw.HitRatio > 1 || gw.CPUMicrosPerRequest <= 0 || gw.ClosedErrors != 0 {
+		t.Errorf("gateway row: %+v; want freecache, hit ratio in (0,1], CPU measured, no errors (200 and 401 only)", gw)
+	}
+	if len(r.Consistency) != 1 {
+		t.Fatalf("%d consistency rows, want 1", len(r.Consistency))
+	}
+	c := r.Consistency[0]
+	// 2 rounds x 4 changes x 1 other node.
+	if c.Samples+c.Missed != 8 || c.Samples == 0 || c.DBUpdateFrequencyS != 0.25 || c.Push {
+		t.Errorf("consistency row: %d samples + %d missed at %gs push=%v, want 8 at 0.25s push off", c.Samples, c.Missed, c.DBUpdateFrequencyS, c.Push)
+	}
+	if c.WindowMS.P50 > c.WindowMS.P99 || c.WindowMS.P99 > c.WindowMS.Max || len(c.ByChange) != 4 || c.PollsPerSecPerNode <= 0 {
+		t.Errorf("consistency row not sane: %+v", c)
+	}
+	if len(r.Recommendations) == 0 {
+		t.Error("no recommendations")
+	}
+	for _, f := range []string{"report.md", "report.html", "window_cdf.png", "throughput.png", "latency.png"} {
+		if _, err := filepath.Glob(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+}
