@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -130,8 +131,10 @@ func backendEnv(t *testing.T) map[string][]string {
 	switch {
 	case addr != "":
 		host, port, _ := strings.Cut(addr, ":")
-		// A database of its own, emptied by nobody else's tests.
-		envs["redis"] = []string{"SLUICE_CACHE_BACKEND=redis", "SLUICE_REDIS_HOST=" + host, "SLUICE_REDIS_PORT=" + port, "SLUICE_REDIS_DATABASE=7"}
+		// The Redis level is shared by every node of one cluster, and by no
+		// other cluster: each test's nodes get a prefix of their own.
+		prefix := fmt.Sprintf("sluice-e2e-%d:", time.Now().UnixNano())
+		envs["redis"] = []string{"SLUICE_CACHE_BACKEND=redis", "SLUICE_REDIS_HOST=" + host, "SLUICE_REDIS_PORT=" + port, "SLUICE_REDIS_PREFIX=" + prefix}
 	case os.Getenv("CI") == "true":
 		t.Fatal("SLUICE_TEST_REDIS is not set: CI must start Redis (bash tools/redis.sh start)")
 	default:

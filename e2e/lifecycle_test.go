@@ -83,6 +83,53 @@ func TestGracefulShutdown(t *testing.T) {
 	t.Logf("the process exited %v after SIGTERM", time.Since(sent))
 }
 
+// TestShutdownDrainDelay starts a node with shutdown_drain_delay=1 and
+// sends SIGTERM. It proves that during the delay /status/ready answers 503
+// draining while the proxy still serves new requests (so a load balancer
+// polling readiness takes the node out before it stops accepting), and that
+// the node stops accepting after the delay.
+func TestShutdownDrainDelay(t *testing.T) {
+	up := upstream(t)
+	c := startCluster(t, 1, "SLUICE_SHUTDOWN_DRAIN_DELAY=1")
+	n := c.Nodes[0]
+	admin(t, n, "POST", "/services", form("name", "s", "url", up.URL), 201)
+	admin(t, n, "POST", "/services/s/routes", form("paths[]", "/s"), 201)
+	sent := time.Now()
+	if err := syscall.Kill(n.Pid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 500*time.Millisecond, "503 draining on /status/ready", func() bool {
+		s, body := ready(t, n)
+		return s == 503 && body == `{"message":"draining"}`
+	})
+	// Still inside the delay: a new client connection is served.
+	cl := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
+	resp, err := cl.Get(n.ProxyURL + "/s")
+	if elapsed := time.Since(sent); elapsed < 900*time.Millisecond {
+		if err != nil {
+			t.Fatalf("a new request %v into the drain delay failed: %v", elapsed, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("a new request %v into the drain delay answered %d, want 200", elapsed, resp.StatusCode)
+		}
+	} else if err == nil {
+		resp.Body.Close()
+	}
+	proxyAddr := strings.TrimPrefix(n.ProxyURL, "http://")
+	took := waitFor(t, 5*time.Second, "proxy refusing new connections", func() bool {
+		conn, err := net.DialTimeout("tcp", proxyAddr, 200*time.Millisecond)
+		if err == nil {
+			conn.Close()
+		}
+		return errors.Is(err, syscall.ECONNREFUSED)
+	})
+	if total := time.Since(sent); total < time.Second {
+		t.Errorf("the proxy stopped accepting %v after SIGTERM, before the 1 s drain delay", total)
+	}
+	t.Logf("the proxy refused new connections %v after the readiness probe turned 503", took)
+}
+
 // ready returns the status and trimmed body of GET /status/ready; 0 when
 // the listener does not answer.
 func ready(t *testing.T, n *harness.Node) (int, string) {

@@ -66,7 +66,8 @@ var backends = map[string]func(c *config.Config) (cachebackends.Backend, error){
 		return lru.New(lru.Config{MemCacheSize: int(c.MemCacheSize)})
 	},
 	"redis": func(c *config.Config) (cachebackends.Backend, error) {
-		return redis.New(redis.Config{Host: c.RedisHost, Port: c.RedisPort, Password: c.RedisPassword, Database: c.RedisDatabase})
+		return redis.New(redis.Config{Host: c.RedisHost, Port: c.RedisPort, Password: c.RedisPassword,
+			Database: c.RedisDatabase, Prefix: c.RedisPrefix})
 	},
 	"none": func(*config.Config) (cachebackends.Backend, error) { return none.New(none.Config{}) },
 }

@@ -86,6 +86,11 @@ type Cluster struct {
 	mu sync.Mutex
 	// watermark is the datastore clock of the last successful poll.
 	watermark time.Time
+	// started is the datastore clock at Start. Events written before it are
+	// re-read by the first polls' grace window and applied (to be safe), but
+	// their age says nothing about propagation, so they are not counted in
+	// the lag histogram.
+	started time.Time
 	// clockOffset is datastore clock minus local clock, from the last poll.
 	clockOffset time.Duration
 	// seen maps event ids applied (or scheduled) to their At, for dedup.
@@ -163,7 +168,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 		return fmt.Errorf("cluster: cannot read the datastore clock: %w", err)
 	}
 	c.mu.Lock()
-	c.watermark = now
+	c.watermark, c.started = now, now
 	c.clockOffset = now.Sub(c.now())
 	c.mu.Unlock()
 	c.goLoop(c.pollLoop)
@@ -267,9 +272,12 @@ func (c *Cluster) apply(ctx context.Context, ev store.Event) {
 	span.End()
 	c.mu.Lock()
 	lag := c.now().Add(c.clockOffset).Sub(ev.At)
+	catchUp := ev.At.Before(c.started)
 	c.mu.Unlock()
 	c.metrics.applied.Inc()
-	c.metrics.lag.Observe(max(lag, 0).Seconds())
+	if !catchUp {
+		c.metrics.lag.Observe(max(lag, 0).Seconds())
+	}
 }
 
 func (c *Cluster) goLoop(fn func(ctx context.Context)) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -219,5 +220,31 @@ func TestWatermarkTooOldPurgesEverything(t *testing.T) {
 	}
 	if rec.all != 1 {
 		t.Errorf("InvalidateAll called %d times, want 1 after falling behind the event TTL", rec.all)
+	}
+}
+
+// TestEventsBeforeStartNotCountedAsLag: a node starting re-reads the grace
+// window and applies what it finds, but those events' age is not
+// propagation lag.
+func TestEventsBeforeStartNotCountedAsLag(t *testing.T) {
+	stA, stB := openShared(t)
+	a, _ := newNode(t, stA, "node-a", Options{Frequency: time.Hour})
+	write(t, context.Background(), a, stA, "000000000005")
+	b, recB := newNode(t, stB, "node-b", Options{Frequency: time.Hour})
+	if err := b.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := recB.got(); len(got) != 2 {
+		t.Fatalf("node B applied %v, want the 2 events from its grace window", got)
+	}
+	if n := testutil.CollectAndCount(b.metrics.lag); n != 1 {
+		t.Fatalf("lag histogram: %d series", n)
+	}
+	var m dto.Metric
+	if err := b.metrics.lag.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if c := m.GetHistogram().GetSampleCount(); c != 0 {
+		t.Errorf("lag histogram counted %d events written before the node started, want 0", c)
 	}
 }

@@ -71,8 +71,16 @@ type Config struct {
 	RedisPort     int    `conf:"redis_port" default:"6379"`
 	RedisPassword string `conf:"redis_password" secret:"true"`
 	RedisDatabase int    `conf:"redis_database" default:"0"`
+	// RedisPrefix is prepended to every cache key in Redis, so that several
+	// clusters can share one Redis database.
+	RedisPrefix string `conf:"redis_prefix" default:"sluice:"`
 
 	PrometheusKongCompat bool `conf:"prometheus_kong_compat" default:"off"`
+	// ShutdownDrainDelay is how long a stopping node keeps serving, with
+	// /status/ready answering 503 "draining" and keep-alive off, before it
+	// stops accepting connections, so that a load balancer polling
+	// readiness takes it out first (kong quit --wait).
+	ShutdownDrainDelay time.Duration `conf:"shutdown_drain_delay" default:"0"`
 	// ProxyMaxHeaderSize bounds the request line and headers of a proxied
 	// request (larger: 431).
 	ProxyMaxHeaderSize Size `conf:"proxy_max_header_size" default:"64k"`

@@ -52,11 +52,6 @@ type Options struct {
 	Registry *prometheus.Registry
 	// TracerProvider creates the node's spans; nil means none.
 	TracerProvider trace.TracerProvider
-	// DrainDelay is how long Shutdown keeps serving, with /status/ready
-	// answering 503 "draining" and keep-alive disabled, before it stops
-	// accepting connections, so that a load balancer polling readiness
-	// takes the node out first (kong quit --wait). Zero means none.
-	DrainDelay time.Duration
 }
 
 // Node is one gateway node.
@@ -90,7 +85,7 @@ func New(opts Options) (*Node, error) {
 		return nil, errors.New("node: config, store and cache backend are required")
 	}
 	n := &Node{cfg: cfg, st: opts.Store, log: opts.Logger, reg: opts.Registry, nodeID: cfg.NodeID,
-		drainDelay: opts.DrainDelay}
+		drainDelay: cfg.ShutdownDrainDelay}
 	if n.log == nil {
 		n.log = slog.Default()
 	}
