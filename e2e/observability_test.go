@@ -27,9 +27,6 @@ const kongDashboard = "/work/shared/reference/kong-official-grafana-dashboard.js
 // kongExemptions are the queries of Kong's dashboard that cannot have data
 // by design, with the reason. Keep this list minimal.
 var kongExemptions = []struct{ panel, metric, reason string }{
-	{"", "kong_upstream_target_health", "Sluice has no upstream (load-balancer) entities and no active health " +
-		"checks: services proxy to their host directly, for which Kong exports no target health either. " +
-		"The \"Healthy status\" heatmap and the upstream table stay empty."},
 	{"Egress per service/route", "kong_bandwidth_bytes", bandwidthReason},
 	{"Ingress per service/route", "kong_bandwidth_bytes", bandwidthReason},
 }

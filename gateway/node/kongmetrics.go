@@ -184,14 +184,18 @@ type kongCollector struct {
 	version  string
 	capacity int64
 	pid      string
+	targets  *atomic.Pointer[[]upstreamTarget]
 
 	info, reachable, conns, nginxReqs, timers *prometheus.Desc
-	dict, dictTotal, vms, bandwidth           *prometheus.Desc
+	dict, dictTotal, vms, bandwidth, health   *prometheus.Desc
 }
 
-func newKongCollector(m *metrics, c *cache.Cache, nodeID, version string, capacity int64) *kongCollector {
+func newKongCollector(m *metrics, c *cache.Cache, targets *atomic.Pointer[[]upstreamTarget], nodeID, version string, capacity int64) *kongCollector {
 	return &kongCollector{
-		m: m, cache: c, nodeID: nodeID, version: version, capacity: capacity, pid: strconv.Itoa(os.Getpid()),
+		m: m, cache: c, targets: targets, nodeID: nodeID, version: version, capacity: capacity, pid: strconv.Itoa(os.Getpid()),
+		health: prometheus.NewDesc("kong_upstream_target_health",
+			"Kong compat: health of each service's host:port; Sluice runs no health checks, so the state is healthchecks_off",
+			[]string{"upstream", "target", "address", "state", "subsystem"}, nil),
 		info: prometheus.NewDesc("kong_node_info", "Kong compat: Kong Node metadata information",
 			[]string{"node_id", "version"}, nil),
 		reachable: prometheus.NewDesc("kong_datastore_reachable",
@@ -216,7 +220,7 @@ func newKongCollector(m *metrics, c *cache.Cache, nodeID, version string, capaci
 
 // Describe implements prometheus.Collector.
 func (kc *kongCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{kc.info, kc.reachable, kc.conns, kc.nginxReqs, kc.timers, kc.dict, kc.dictTotal, kc.vms, kc.bandwidth} {
+	for _, d := range []*prometheus.Desc{kc.info, kc.reachable, kc.conns, kc.nginxReqs, kc.timers, kc.dict, kc.dictTotal, kc.vms, kc.bandwidth, kc.health} {
 		ch <- d
 	}
 }
@@ -259,6 +263,15 @@ func (kc *kongCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(kc.dictTotal, float64(kc.capacity), kc.nodeID, "kong_db_cache", "http")
 	}
 	gauge(kc.vms, heapBytes(), kc.nodeID, kc.pid, "http")
+	// Kong reports every state of a target, 1 for the current one; a target
+	// whose health checks are off is in "healthchecks_off", as all of ours are.
+	if ts := kc.targets.Load(); ts != nil {
+		for _, t := range *ts {
+			for _, state := range []string{"healthy", "unhealthy", "dns_error", "healthchecks_off"} {
+				gauge(kc.health, b2f(state == "healthchecks_off"), t.upstream, t.target, t.target, state, "http")
+			}
+		}
+	}
 }
 
 // heapBytes reads the live heap from runtime/metrics, which unlike

@@ -56,6 +56,10 @@ type Options struct {
 
 // Node is one gateway node.
 type Node struct {
+	// targets holds the services' host:port, refreshed with the route
+	// table, for kong_upstream_target_health.
+	targets atomic.Pointer[[]upstreamTarget]
+
 	cfg      *config.Config
 	st       store.Store
 	log      *slog.Logger
@@ -105,7 +109,7 @@ func New(opts Options) (*Node, error) {
 	n.reg.MustRegister(newCacheCollector(n.cache, cfg.CacheBackend))
 	if cfg.PrometheusKongCompat {
 		n.metrics.kong = newKongMetrics(n.reg)
-		n.reg.MustRegister(newKongCollector(n.metrics, n.cache, n.nodeID, opts.Version, int64(cfg.MemCacheSize)))
+		n.reg.MustRegister(newKongCollector(n.metrics, n.cache, &n.targets, n.nodeID, opts.Version, int64(cfg.MemCacheSize)))
 	}
 	var err error
 	n.cluster, err = cluster.New(opts.Store, n, cluster.Options{

@@ -3,6 +3,10 @@ package node
 import (
 	"context"
 	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
@@ -41,6 +45,8 @@ func (n *Node) buildRouter(ctx context.Context) error {
 		n.log.Warn("some routes were left out of the route table", "err", err)
 	}
 	n.proxy.SetRouter(rt)
+	hosts := upstreamTargets(services)
+	n.targets.Store(&hosts)
 	n.metrics.routerRebuilt(rt.Len())
 	return nil
 }
@@ -80,4 +86,21 @@ func each(ctx context.Context, st store.Store, kind entity.Kind, fn func(entity.
 		}
 		q.Offset = page.Next
 	}
+}
+
+// upstreamTarget is one host:port the proxy sends traffic to.
+type upstreamTarget struct{ upstream, target string }
+
+// upstreamTargets lists the distinct host:port of the services, sorted.
+func upstreamTargets(services map[string]*entity.Service) []upstreamTarget {
+	seen := make(map[upstreamTarget]bool)
+	for _, s := range services {
+		seen[upstreamTarget{upstream: s.Host, target: net.JoinHostPort(s.Host, strconv.Itoa(s.Port))}] = true
+	}
+	out := make([]upstreamTarget, 0, len(seen))
+	for t := range seen {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b upstreamTarget) int { return strings.Compare(a.target, b.target) })
+	return out
 }
