@@ -7,6 +7,7 @@
 #   MODE=free REPS=5 bench/proxycpu/run.sh
 #   GW_BIN=bin/sluice bench/proxycpu/run.sh   # measure an existing binary
 #   SRC=/tmp/snapshot bench/proxycpu/run.sh        # build sluice from another tree
+#   GW_BIN2=/tmp/sluice-old bench/proxycpu/run.sh  # also measure a second build (targets plain2, auth2)
 #
 # MODE=pinned: the proxy under test alone on CPU1 with GOMAXPROCS=1; wrk and
 #   the upstream on CPU0 (the perf notes' method; bare Go proxy = 27.8 us/req).
@@ -43,27 +44,35 @@ fi
 
 GOMAXPROCS=2 $PIN_LOAD "$W/upstream" -addr 127.0.0.1:$UP & pids+=($!)
 GOMAXPROCS=$GMP $PIN_PROXY "$W/bareproxy" -addr 127.0.0.1:$BARE -upstream http://127.0.0.1:$UP 2>"$W/bare.log" & pids+=($!); BAREPID=$!
-env -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT \
-  GOMAXPROCS=$GMP SLUICE_SQLITE_PATH="$W/sluice.db" SLUICE_LOG_LEVEL=warn \
-  SLUICE_PROXY_LISTEN=127.0.0.1:$PX SLUICE_ADMIN_LISTEN=127.0.0.1:$ADM SLUICE_STATUS_LISTEN=127.0.0.1:$STS \
-  $PIN_PROXY "$GW_BIN" run >"$W/sluice.log" 2>&1 & pids+=($!); SLUICEPID=$!
-for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:$STS/status && break; sleep 0.1; done
-
-adm() { # method path json
-  curl -sf -X "$1" "http://127.0.0.1:$ADM$2" -H 'Content-Type: application/json' -d "$3" >/dev/null ||
-    { echo "admin $1 $2 failed" >&2; cat "$W/sluice.log" >&2; exit 1; }; }
-adm POST /services '{"name":"up","url":"http://127.0.0.1:'$UP'"}'
-adm POST /services/up/routes '{"name":"plain","paths":["/plain"]}'
-adm POST /services/up/routes '{"name":"auth","paths":["/auth"]}'
-adm POST /consumers '{"username":"bench"}'
-adm POST /consumers/bench/key-auth '{"key":"bench-key"}'
-adm POST /routes/auth/plugins '{"name":"key-auth"}'
-adm POST /routes/auth/plugins '{"name":"rate-limiting","config":{"second":100000000,"hour":1000000000000}}'
+start_node() { # bin proxy_port admin_port status_port dbfile -> configured node, pid in NODEPID
+  env -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT \
+    GOMAXPROCS=$GMP SLUICE_SQLITE_PATH="$5" SLUICE_LOG_LEVEL=warn \
+    SLUICE_PROXY_LISTEN=127.0.0.1:$2 SLUICE_ADMIN_LISTEN=127.0.0.1:$3 SLUICE_STATUS_LISTEN=127.0.0.1:$4 \
+    $PIN_PROXY "$1" run >"$5.log" 2>&1 & pids+=($!); NODEPID=$!
+  for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:$4/status && break; sleep 0.1; done
+  adm() { # method path json
+    curl -sf -X "$1" "http://127.0.0.1:$ADMP$2" -H 'Content-Type: application/json' -d "$3" >/dev/null ||
+      { echo "admin $1 $2 failed" >&2; cat "$DB.log" >&2; exit 1; }; }
+  ADMP=$3 DB=$5
+  adm POST /services '{"name":"up","url":"http://127.0.0.1:'$UP'"}'
+  adm POST /services/up/routes '{"name":"plain","paths":["/plain"]}'
+  adm POST /services/up/routes '{"name":"auth","paths":["/auth"]}'
+  adm POST /consumers '{"username":"bench"}'
+  adm POST /consumers/bench/key-auth '{"key":"bench-key"}'
+  adm POST /routes/auth/plugins '{"name":"key-auth"}'
+  adm POST /routes/auth/plugins '{"name":"rate-limiting","config":{"second":100000000,"hour":1000000000000}}'
+}
+start_node "$GW_BIN" $PX $ADM $STS "$W/sluice.db"; SLUICEPID=$NODEPID
+if [ -n "${GW_BIN2:-}" ]; then # a second build (e.g. the baseline) measured in the same run
+  start_node "$GW_BIN2" 19300 19301 19302 "$W/sluice2.db"; SLUICE2PID=$NODEPID
+  TARGETS=${TARGETS2:-"bare plain plain2 auth auth2"}
+fi
 sleep 0.5
 
-url_of() { case $1 in bare) echo http://127.0.0.1:$BARE/ ;; plain) echo http://127.0.0.1:$PX/plain ;; auth) echo http://127.0.0.1:$PX/auth ;; esac; }
-pid_of() { case $1 in bare) echo $BAREPID ;; *) echo $SLUICEPID ;; esac; }
-hdr_of() { case $1 in auth) echo "apikey: bench-key" ;; *) echo "X-Bench: 1" ;; esac; }
+url_of() { case $1 in bare) echo http://127.0.0.1:$BARE/ ;; plain) echo http://127.0.0.1:$PX/plain ;; auth) echo http://127.0.0.1:$PX/auth ;;
+  plain2) echo http://127.0.0.1:19300/plain ;; auth2) echo http://127.0.0.1:19300/auth ;; esac; }
+pid_of() { case $1 in bare) echo $BAREPID ;; *2) echo $SLUICE2PID ;; *) echo $SLUICEPID ;; esac; }
+hdr_of() { case $1 in auth*) echo "apikey: bench-key" ;; *) echo "X-Bench: 1" ;; esac; }
 for t in $TARGETS; do # sanity: every target answers 200 through the proxy
   code=$(curl -s -o /dev/null -w '%{http_code}' -H "$(hdr_of $t)" "$(url_of $t)")
   [ "$code" = 200 ] || { echo "target $t answered $code" >&2; exit 1; }
