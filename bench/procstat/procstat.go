@@ -1,5 +1,6 @@
 // Package procstat reads the CPU time a process has used from
-// /proc/<pid>/stat, to report CPU microseconds per request.
+// /proc/<pid>/stat, to report CPU microseconds per request, and its
+// resident set size from /proc/<pid>/status, for the soak run.
 package procstat
 
 import (
@@ -62,4 +63,34 @@ func Children(pid int) []int {
 		}
 	}
 	return out
+}
+
+// RSS returns the resident set size of pid in bytes (VmRSS).
+func RSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("procstat: %w", err)
+	}
+	return ParseRSS(string(b))
+}
+
+// ParseRSS returns VmRSS in bytes from the text of /proc/<pid>/status
+// ("VmRSS:    12345 kB").
+func ParseRSS(status string) (int64, error) {
+	for _, line := range strings.Split(status, "\n") {
+		rest, ok := strings.CutPrefix(line, "VmRSS:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("procstat: bad VmRSS line %q", line)
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("procstat: bad VmRSS line %q: %w", line, err)
+		}
+		return kb << 10, nil
+	}
+	return 0, fmt.Errorf("procstat: no VmRSS line (a kernel thread or a zombie)")
 }

@@ -60,3 +60,40 @@ func TestCPUOfSelf(t *testing.T) {
 		t.Errorf("busy loop (%d iterations) moved CPU time by %v, want >= 50ms", x, after-before)
 	}
 }
+
+func TestParseRSS(t *testing.T) {
+	tests := []struct {
+		name, status string
+		want         int64
+		wantErr      string
+	}{
+		{"status", "Name:\tsluice\nVmPeak:\t  900000 kB\nVmRSS:\t   45312 kB\nRssAnon:\t 30000 kB\n", 45312 << 10, ""},
+		{"no VmRSS", "Name:\tkworker\nState:\tI (idle)\n", 0, "no VmRSS"},
+		{"bad unit", "VmRSS:\t 12 MB\n", 0, "bad VmRSS"},
+		{"bad number", "VmRSS:\t x kB\n", 0, "bad VmRSS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseRSS(tt.status)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseRSS error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("ParseRSS = %d, %v; want %d", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRSSOfSelf(t *testing.T) {
+	got, err := RSS(os.Getpid())
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	if got < 1<<20 {
+		t.Errorf("RSS of the test process = %d bytes, want at least 1 MiB", got)
+	}
+}

@@ -24,6 +24,9 @@ func writePlots(dir string, r *Results) ([]string, error) {
 		{"window_cdf.png", windowCDF},
 		{"throughput.png", throughputBars},
 		{"latency.png", latencyBars},
+		{"soak_rss.png", soakRSS},
+		{"soak_goroutines.png", soakGoroutines},
+		{"soak_latency.png", soakLatency},
 	} {
 		p, err := d.draw(r)
 		if err != nil {
@@ -141,5 +144,93 @@ func latencyBars(r *Results) (*plot.Plot, error) {
 	p.Legend.Top = true
 	p.Legend.Left = true
 	p.NominalX(labels...)
+	return p, nil
+}
+
+// soakLines draws one line per node of get over the soak's intervals
+// (samples where get reports false are left out).
+func soakLines(r *Results, title, ylabel string, get func(SoakNode) (float64, bool)) (*plot.Plot, error) {
+	if r.Soak == nil || len(r.Soak.Intervals) == 0 {
+		return nil, nil
+	}
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "minutes since the soak traffic began"
+	p.Y.Label.Text = ylabel
+	p.Add(plotter.NewGrid())
+	for i, name := range nodeNames(r.Soak.Intervals) {
+		var pts plotter.XYs
+		for _, in := range r.Soak.Intervals {
+			if v, ok := get(nodeIn(in, name)); ok {
+				pts = append(pts, plotter.XY{X: in.TS / 60, Y: v})
+			}
+		}
+		if len(pts) == 0 {
+			continue
+		}
+		l, err := plotter.NewLine(pts)
+		if err != nil {
+			return nil, err
+		}
+		l.Color = plotutil.Color(i)
+		l.Width = vg.Points(2)
+		p.Add(l)
+		p.Legend.Add(name, l)
+	}
+	p.Y.Min = 0
+	p.Legend.Top = false
+	p.Legend.Left = true
+	return p, nil
+}
+
+func soakRSS(r *Results) (*plot.Plot, error) {
+	return soakLines(r, "Soak: resident set size per node (MiB)", "RSS (MiB)", func(n SoakNode) (float64, bool) {
+		return float64(n.RSSBytes) / (1 << 20), n.RSSBytes > 0
+	})
+}
+
+func soakGoroutines(r *Results) (*plot.Plot, error) {
+	return soakLines(r, "Soak: goroutines per node", "goroutines", func(n SoakNode) (float64, bool) {
+		return n.Goroutines, n.Goroutines > 0
+	})
+}
+
+func soakLatency(r *Results) (*plot.Plot, error) {
+	if r.Soak == nil || len(r.Soak.Intervals) == 0 {
+		return nil, nil
+	}
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("Soak: open-loop latency per interval at %d requests/s (all nodes)", r.Soak.RateRPS)
+	p.X.Label.Text = "minutes since the soak traffic began"
+	p.Y.Label.Text = "ms"
+	p.Add(plotter.NewGrid())
+	for i, s := range []struct {
+		name string
+		get  func(Latency) float64
+	}{
+		{"p50", func(l Latency) float64 { return l.P50 }},
+		{"p99", func(l Latency) float64 { return l.P99 }},
+	} {
+		pts := make(plotter.XYs, 0, len(r.Soak.Intervals))
+		for _, in := range r.Soak.Intervals {
+			if in.Requests > 0 {
+				pts = append(pts, plotter.XY{X: in.TS / 60, Y: s.get(in.LatencyMS)})
+			}
+		}
+		if len(pts) == 0 {
+			continue
+		}
+		l, err := plotter.NewLine(pts)
+		if err != nil {
+			return nil, err
+		}
+		l.Color = plotutil.Color(i)
+		l.Width = vg.Points(2)
+		p.Add(l)
+		p.Legend.Add(s.name, l)
+	}
+	p.Y.Min = 0
+	p.Legend.Top = true
+	p.Legend.Left = true
 	return p, nil
 }

@@ -15,9 +15,16 @@ func Markdown(r *Results, plots []string) string {
 	fmt.Fprintf(&b, "# sluice bench: %s profile, %s, %d nodes\n\n", r.Profile, r.Database, r.Nodes)
 	fmt.Fprintf(&b, "Started %s, took %.0f s. Machine: %s, %d CPUs, %s, %s. Command: `%s`.\n\n",
 		r.StartedAt.Format("2006-01-02 15:04:05 MST"), r.DurationS, r.Machine.CPUModel, r.Machine.NProc, r.Machine.OS, r.Machine.GoVersion, r.Command)
-	b.WriteString(throughputTable(r))
-	b.WriteString("\n")
-	b.WriteString(consistencyTable(r))
+	if r.Soak != nil {
+		b.WriteString(soakMarkdown(r.Soak))
+	}
+	if len(r.Throughput) > 0 || r.Soak == nil {
+		b.WriteString(throughputTable(r))
+		b.WriteString("\n")
+	}
+	if len(r.Consistency) > 0 || r.Soak == nil {
+		b.WriteString(consistencyTable(r))
+	}
 	if len(r.Recommendations) > 0 {
 		b.WriteString("\n## Recommendations\n\n")
 		for _, s := range r.Recommendations {

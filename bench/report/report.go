@@ -30,6 +30,8 @@ type Results struct {
 	Command     string        `json:"command"`
 	Throughput  []Throughput  `json:"throughput"`
 	Consistency []Consistency `json:"consistency"`
+	// Soak is the soak profile's run (nil for the other profiles).
+	Soak *Soak `json:"soak,omitempty"`
 	// Recommendations are one-line tuning advice, one per budget.
 	Recommendations []string `json:"recommendations"`
 	// Notes list targets not met and anything skipped, in words.

@@ -40,6 +40,14 @@ type Profile struct {
 	MinRounds, MaxRounds int
 	// SettingRPS is the closed-loop run on one node per setting.
 	SettingRPS time.Duration
+	// SoakDuration > 0 makes the run a soak and nothing else: open-loop
+	// traffic at SoakRate (0: half the capacity measured with Conns
+	// connections over Warmup + Closed) through SoakNodes nodes (0:
+	// Options.Nodes) for SoakDuration, with key-auth and rate-limiting
+	// (SoakRateLimit requests/s per consumer), a configuration change on
+	// node A every SoakChangeEvery, sampled every SoakInterval.
+	SoakDuration, SoakInterval, SoakChangeEvery time.Duration
+	SoakRate, SoakNodes, SoakRateLimit          int
 }
 
 // Profiles are the built-in profiles by name.
@@ -56,6 +64,10 @@ var Profiles = map[string]Profile{
 		Warmup: 3 * time.Second, Closed: 15 * time.Second, Open: 10 * time.Second, OpenRate: 5000,
 		Backends: []string{"freecache", "otter", "ristretto", "lru"}, Frequencies: []float64{0.1, 0.25, 0.5, 1, 2, 5},
 		RoundsBudget: 40 * time.Second, MinRounds: 6, MaxRounds: 40, SettingRPS: 5 * time.Second},
+	"soak": {Name: "soak", Consumers: 5000, UnknownShare: 0.05, Conns: 32,
+		Warmup: 2 * time.Second, Closed: 10 * time.Second,
+		SoakDuration: 30 * time.Minute, SoakInterval: 10 * time.Second, SoakChangeEvery: 3 * time.Second,
+		SoakNodes: 2, SoakRateLimit: 100},
 }
 
 // Options configures a run.
@@ -105,7 +117,13 @@ func Run(ctx context.Context, opts Options) (*report.Results, error) {
 	if opts.Binary == "" {
 		return nil, errors.New("bench: no sluice binary")
 	}
-	if opts.Nodes < 2 {
+	soak := opts.Profile.SoakDuration > 0
+	switch {
+	case soak && (opts.Profile.SoakInterval <= 0 || opts.Profile.SoakChangeEvery <= 0 || opts.Profile.Consumers < 2):
+		return nil, errors.New("bench: soak profile needs SoakInterval, SoakChangeEvery and at least 2 consumers")
+	case soak && opts.Profile.SoakNodes == 0 && opts.Nodes < 1:
+		return nil, fmt.Errorf("bench: --nodes %d: the soak needs at least 1", opts.Nodes)
+	case !soak && opts.Nodes < 2:
 		return nil, fmt.Errorf("bench: --nodes %d: the consistency phase needs at least 2", opts.Nodes)
 	}
 	switch opts.Database {
@@ -141,12 +159,21 @@ func Run(ctx context.Context, opts Options) (*report.Results, error) {
 	b.logf("upstream on %s; report in %s", b.upstream, opts.Out)
 
 	var errs []error
-	if !skip(opts.Skip, "throughput") {
+	if soak {
+		res.Nodes = opts.Nodes
+		if opts.Profile.SoakNodes > 0 {
+			res.Nodes = opts.Profile.SoakNodes
+		}
+		s, err := b.soak(ctx)
+		res.Soak = s
+		errs = append(errs, err)
+	}
+	if !soak && !skip(opts.Skip, "throughput") {
 		rows, notes, err := b.throughput(ctx)
 		res.Throughput, res.Notes = rows, append(res.Notes, notes...)
 		errs = append(errs, err)
 	}
-	if ctx.Err() == nil && !skip(opts.Skip, "consistency") {
+	if !soak && ctx.Err() == nil && !skip(opts.Skip, "consistency") {
 		rows, err := b.consistency(ctx)
 		res.Consistency = rows
 		errs = append(errs, err)

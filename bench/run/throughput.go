@@ -186,6 +186,12 @@ func (b *bench) setupThroughput(ctx context.Context, n *harness.Node, path strin
 			return fmt.Errorf("bench: setup: %w", err)
 		}
 	}
+	return b.createConsumers(ctx, n, b.opts.Profile.Consumers)
+}
+
+// createConsumers creates count consumers <prefix>-u<i>, each with the
+// key-auth credential <prefix>-key-<i>, from a pool of workers.
+func (b *bench) createConsumers(ctx context.Context, n *harness.Node, count int) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errc := make(chan error, 1)
@@ -195,7 +201,7 @@ func (b *bench) setupThroughput(ctx context.Context, n *harness.Node, path strin
 			defer wg.Done()
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= b.opts.Profile.Consumers || ctx.Err() != nil {
+				if i >= count || ctx.Err() != nil {
 					return
 				}
 				user := b.prefix + "-u" + strconv.Itoa(i)
@@ -209,7 +215,7 @@ func (b *bench) setupThroughput(ctx context.Context, n *harness.Node, path strin
 					case errc <- fmt.Errorf("bench: creating consumers: %w", err):
 					default:
 					}
-					next.Store(int64(b.opts.Profile.Consumers))
+					next.Store(int64(count))
 					return
 				}
 			}

@@ -1,0 +1,79 @@
+package run
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sluice-gw/sluice/bench/harness"
+	"github.com/sluice-gw/sluice/bench/report"
+)
+
+// TestMiniSoak runs a few seconds of the soak on real node processes and
+// checks the soak section has sane intervals. Nothing about speed or
+// flatness is asserted.
+func TestMiniSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real node processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin, err := harness.Build(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	p := Profile{Name: "mini-soak", Consumers: 50, UnknownShare: 0.1, Conns: 4,
+		Warmup: 100 * time.Millisecond, Closed: 500 * time.Millisecond,
+		SoakDuration: 6 * time.Second, SoakInterval: time.Second, SoakChangeEvery: 200 * time.Millisecond,
+		SoakNodes: 2, SoakRateLimit: 5}
+	if _, err := Run(ctx, Options{Binary: bin, Profile: p, Out: out, Database: "sqlite", Nodes: 3}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := report.Read(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Soak
+	if s == nil || r.Nodes != 2 || len(r.Throughput) != 0 || len(r.Consistency) != 0 {
+		t.Fatalf("soak run: soak %v, %d nodes, %d throughput and %d consistency rows; want a soak section, 2 nodes, no other rows",
+			s != nil, r.Nodes, len(r.Throughput), len(r.Consistency))
+	}
+	if s.CapacityRPS <= 0 || s.RateRPS != max(int(s.CapacityRPS/2), 10) {
+		t.Errorf("rate %d/s for capacity %.0f rps, want half", s.RateRPS, s.CapacityRPS)
+	}
+	if n := len(s.Intervals); n < 4 || n > 7 {
+		t.Fatalf("%d intervals over 6 s sampled every 1 s", n)
+	}
+	var requests, unauth, changes int
+	for _, in := range s.Intervals {
+		requests, unauth, changes = requests+in.Requests, unauth+in.Unauthorized, changes+in.Changes
+		if in.Errors != 0 {
+			t.Errorf("interval at %.1fs: %d errors, first %q", in.TS, in.Errors, in.FirstError)
+		}
+		if len(in.Nodes) != 2 {
+			t.Fatalf("interval at %.1fs has %d nodes", in.TS, len(in.Nodes))
+		}
+		for _, n := range in.Nodes {
+			if n.RSSBytes <= 0 || n.Goroutines <= 0 || n.HeapInuseBytes <= 0 || n.Error != "" {
+				t.Errorf("interval at %.1fs: node sample not sane: %+v", in.TS, n)
+			}
+		}
+	}
+	if requests == 0 || unauth == 0 {
+		t.Errorf("%d requests, %d with 401; want unknown keys answered 401", requests, unauth)
+	}
+	if changes == 0 || s.ChangeErrors != 0 || s.Changes["plugin-patched"] == 0 {
+		t.Errorf("changes %v (%d in intervals), %d refused; want every kind made, none refused", s.Changes, changes, s.ChangeErrors)
+	}
+	if len(s.Verdict.Nodes) != 2 || s.Verdict.Summary == "" {
+		t.Errorf("verdict: %+v", s.Verdict)
+	}
+	for _, f := range []string{"soak_rss.png", "soak_goroutines.png", "soak_latency.png", "report.md", "report.html"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+}
