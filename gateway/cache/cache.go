@@ -81,8 +81,8 @@ type Cache struct {
 	// datastore before an invalidation cannot be cached after it.
 	gen  atomic.Uint64
 	seed maphash.Seed
-	// stats is striped by key hash so that two cores counting hits of
-	// one kind do not contend on one cache line.
+	// stats is striped by P (see counters) so that two cores counting
+	// hits of one kind, even of one hot key, do not write one cache line.
 	stats [numStripes][numKinds]kindCounters
 	now   func() time.Time
 }
@@ -110,17 +110,17 @@ func New(backend cachebackends.Backend, load Loader, opts Options) *Cache {
 // the entity does not exist. The hit path does not allocate.
 func (c *Cache) Get(ctx context.Context, key entity.CacheKey) (entity.Entity, Result, error) {
 	h := hash(c.seed, key)
-	st := &c.stats[h%numStripes][kindIndex(key.Kind)]
 	if c.l1 != nil {
 		if en := c.l1.get(key, h); en != nil && c.fresh(en) {
-			st.hits.Add(1)
+			c.counters(int(en.kind)).hits.Add(1)
 			return en.e, Hit, nil
 		}
 	}
 	if en := c.neg.get(key, h); en != nil && c.fresh(en) {
-		st.negativeHits.Add(1)
+		c.counters(int(en.kind)).negativeHits.Add(1)
 		return nil, NegativeHit, nil
 	}
+	st := c.counters(kindIndex(key.Kind))
 	if e, fresh, ok := c.getL2(key); ok && fresh {
 		c.setL1(key, h, e, c.expiry(c.opts.TTL))
 		st.hits.Add(1)
@@ -331,10 +331,13 @@ func (c *Cache) getL2(key entity.CacheKey) (e entity.Entity, fresh, ok bool) {
 }
 
 // fresh reports whether en has not expired. Entries that never expire
-// (the default db_cache_ttl=0) do not read the clock.
+// (the default db_cache_ttl=0) do not read the clock; fresh stays small
+// enough to inline into the hit path, unexpired is the clock's call.
 func (c *Cache) fresh(en *entry) bool {
-	return en.expires == 0 || c.now().UnixNano() < en.expires
+	return en.expires == 0 || c.unexpired(en.expires)
 }
+
+func (c *Cache) unexpired(expires int64) bool { return c.now().UnixNano() < expires }
 
 // expiry returns the expiry time for ttl from now; 0 means never.
 func (c *Cache) expiry(ttl time.Duration) int64 {

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"sync/atomic"
+	_ "unsafe" // for go:linkname
 
 	"github.com/sluice-gw/sluice/cachebackends"
 	"github.com/sluice-gw/sluice/gateway/entity"
@@ -50,9 +51,32 @@ type kindCounters struct {
 }
 
 const (
-	numKinds   = 8
-	numStripes = 8
+	numKinds = 8
+	// numStripes is a power of two; Ps beyond it share stripes.
+	numStripes = 16
 )
+
+// counters returns the counters of kind (a kindIndex) in the calling P's
+// stripe. Striping by key hash would send every hit of a hot key to one
+// stripe, and the line would bounce between the cores hitting it; a P's
+// stripe is written by whichever core runs that P, so it stays put. The P
+// may change between procUnpin and the add; the add is atomic, so that
+// costs at most a shared line now and then, never a lost count.
+func (c *Cache) counters(kind int) *kindCounters {
+	p := procPin()
+	procUnpin()
+	return &c.stats[p&(numStripes-1)][kind]
+}
+
+// procPin and procUnpin are the runtime's, as sync.Pool uses them: the
+// only way to learn the current P's id. The runtime keeps them linkable
+// (go.dev/issue/67401).
+//
+//go:linkname procPin runtime.procPin
+func procPin() int
+
+//go:linkname procUnpin runtime.procUnpin
+func procUnpin()
 
 // kindNames orders the rows of Stats.Kinds; kindIndex maps a kind to its row.
 var kindNames = [numKinds]entity.Kind{

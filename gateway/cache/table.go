@@ -9,41 +9,75 @@ import (
 	"github.com/sluice-gw/sluice/gateway/entity"
 )
 
-// table is a count-bounded map of entries split into shards, each behind
-// its own RWMutex; a nil *table is disabled and holds nothing. Readers
-// take only the read lock and mark the entry visited; when a shard is full, insertion evicts the first unvisited entry
-// it meets (SIEVE-like second chance), clearing visited marks on the way.
+// table is a count-bounded hash table of entries split into shards; a nil
+// *table is disabled and holds nothing. Reads take no lock: a reader loads
+// the shard's bucket array and walks a chain with atomic loads only, so the
+// hit path writes nothing that another core reads (a sync.RWMutex read
+// lock would bounce its reader count between cores on every hit). Writers
+// serialize on the shard's mutex. When a shard is full, insertion evicts
+// the first unvisited entry a clock hand meets (SIEVE-like second chance),
+// clearing visited marks on the way.
 //
-// A shard's map is keyed by the key's 64-bit hash, which the caller has
-// already computed, so a lookup hashes a uint64 rather than the key's two
-// strings again; keys with the same hash chain through entry.next.
+// Invariants that make lock-free reads safe:
+//   - A published entry's key, h, e, kind and expires never change; a new
+//     value for a key is a new entry that replaces the old one in place
+//     (prev.next or the bucket head swings from old to new), so a reader
+//     sees the old entry or the new one, never neither.
+//   - An unlinked entry keeps its next pointer, so a reader standing on it
+//     still reaches the rest of the chain.
+//   - A bucket array is only written while it is the shard's current one.
+//     Growing or clearing stores a new array; the old one is frozen, and a
+//     reader still walking it returns the state at the moment of the swap,
+//     which lies within its own call, so every Get stays linearizable (a
+//     Get that starts after Invalidate returns cannot see the old value).
 type table struct {
 	mask   uint64
 	shards []shard
 }
 
 // entry is one cached value. e is nil for a cached miss. expires is a Unix
-// time in nanoseconds; 0 means never. Only visited changes after the entry
-// is published; next changes only under the shard's write lock.
+// time in nanoseconds; 0 means never. kind is kindIndex(key.Kind), kept so
+// that a hit picks its counter without comparing kind strings. Only next
+// and visited change after the entry is published; next only under the
+// shard's lock. The fields a hit reads come first; next, read only on a
+// collision, comes last.
 type entry struct {
+	h       uint64
 	key     entity.CacheKey
 	e       entity.Entity
 	expires int64
-	next    *entry
 	visited atomic.Bool
+	kind    uint8
+	next    atomic.Pointer[entry]
 }
 
 type shard struct {
-	max int
-	// mu guards n, m and the chains.
-	mu sync.RWMutex
-	n  int
-	m  map[uint64]*entry
-	_  [32]byte // keeps neighbouring shards' locks off one cache line
+	buckets atomic.Pointer[buckets]
+	// mu serializes writers; it guards n, hand and every store to the
+	// current bucket array and its chains.
+	mu   sync.Mutex
+	max  int
+	n    int
+	hand int
+	_    [24]byte // keeps neighbouring shards' hot words off one cache line
 }
 
-// evictScan bounds how many entries one insertion inspects for a victim.
-const evictScan = 16
+// buckets is one shard's array of chain heads; its length is a power of
+// two. A key's bucket takes bits 32 and up of its hash, its shard the low
+// bits, so the two choices are independent.
+type buckets struct {
+	mask  uint64
+	heads []atomic.Pointer[entry]
+}
+
+const (
+	// evictScan bounds how many entries one insertion inspects for a
+	// victim.
+	evictScan = 16
+	// minBuckets is a new or cleared shard's array length; the array
+	// doubles whenever the shard holds more entries than buckets.
+	minBuckets = 8
+)
 
 func newTable(capacity int) *table {
 	n := 1
@@ -53,15 +87,20 @@ func newTable(capacity int) *table {
 	t := &table{mask: uint64(n - 1), shards: make([]shard, n)}
 	per := (capacity + n - 1) / n
 	for i := range t.shards {
-		t.shards[i] = shard{max: per, m: make(map[uint64]*entry)}
+		s := &t.shards[i]
+		s.max = per
+		s.buckets.Store(newBuckets(minBuckets))
 	}
 	return t
 }
 
-// hash picks a key's shard (and its counters' stripe) and keys the shard's
-// map. The id alone spreads keys well enough; hashing the kind too would
-// cost a second hash on the hit path. The caller computes it once per Get
-// for every table.
+func newBuckets(n int) *buckets {
+	return &buckets{mask: uint64(n - 1), heads: make([]atomic.Pointer[entry], n)}
+}
+
+// hash picks a key's shard and bucket. The id alone spreads keys well
+// enough; hashing the kind too would cost a second hash on the hit path.
+// The caller computes it once per Get for every table.
 func hash(seed maphash.Seed, k entity.CacheKey) uint64 { return maphash.String(seed, k.ID) }
 
 // get returns the entry for k, whose hash is h, expired or not.
@@ -69,32 +108,47 @@ func (t *table) get(k entity.CacheKey, h uint64) *entry {
 	if t == nil {
 		return nil
 	}
-	s := &t.shards[h&t.mask]
-	s.mu.RLock()
-	en := s.m[h]
-	for en != nil && en.key != k {
-		en = en.next
+	b := t.shards[h&t.mask].buckets.Load()
+	en := b.heads[(h>>32)&b.mask].Load()
+	for en != nil && (en.h != h || en.key != k) {
+		en = en.next.Load()
 	}
-	s.mu.RUnlock()
+	// Load first: a store on every hit would pull the entry's cache line
+	// into exclusive state on each core that reads it.
 	if en != nil && !en.visited.Load() {
 		en.visited.Store(true)
 	}
 	return en
 }
 
-// set stores en under its key, whose hash is h.
+// set stores en under its key, whose hash is h, replacing the key's
+// entry if there is one.
 func (t *table) set(h uint64, en *entry) {
 	if t == nil {
 		return
 	}
+	en.h = h
+	en.kind = uint8(kindIndex(en.key.Kind))
 	s := &t.shards[h&t.mask]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.unlinkLocked(en.key, h) && s.n >= s.max {
+	b := s.buckets.Load()
+	head := &b.heads[(h>>32)&b.mask]
+	if link := s.findLocked(head, en.key, h); link != nil {
+		old := link.Load()
+		en.next.Store(old.next.Load())
+		link.Store(en)
+		return
+	}
+	if s.n >= s.max {
 		s.evictLocked()
 	}
-	en.next = s.m[h]
-	s.m[h] = en
+	if s.n >= len(b.heads) {
+		b = s.growLocked(b)
+		head = &b.heads[(h>>32)&b.mask]
+	}
+	en.next.Store(head.Load())
+	head.Store(en)
 	s.n++
 }
 
@@ -104,7 +158,10 @@ func (t *table) delete(k entity.CacheKey, h uint64) {
 	}
 	s := &t.shards[h&t.mask]
 	s.mu.Lock()
-	s.unlinkLocked(k, h)
+	b := s.buckets.Load()
+	if link := s.findLocked(&b.heads[(h>>32)&b.mask], k, h); link != nil {
+		s.unlinkLocked(link)
+	}
 	s.mu.Unlock()
 }
 
@@ -115,8 +172,8 @@ func (t *table) clear() {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		clear(s.m)
-		s.n = 0
+		s.buckets.Store(newBuckets(minBuckets))
+		s.n, s.hand = 0, 0
 		s.mu.Unlock()
 	}
 }
@@ -128,9 +185,9 @@ func (t *table) len() int64 {
 	var n int64
 	for i := range t.shards {
 		s := &t.shards[i]
-		s.mu.RLock()
+		s.mu.Lock()
 		n += int64(s.n)
-		s.mu.RUnlock()
+		s.mu.Unlock()
 	}
 	return n
 }
@@ -141,60 +198,88 @@ func (t *table) keys(dst []string, prefix string) []string {
 		return dst
 	}
 	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.RLock()
-		for _, en := range s.m {
-			for ; en != nil; en = en.next {
+		b := t.shards[i].buckets.Load()
+		for j := range b.heads {
+			for en := b.heads[j].Load(); en != nil; en = en.next.Load() {
 				if ks := en.key.String(); strings.HasPrefix(ks, prefix) {
 					dst = append(dst, ks)
 				}
 			}
 		}
-		s.mu.RUnlock()
 	}
 	return dst
 }
 
-// unlinkLocked removes k's entry from the chain at h and reports whether
-// there was one. s.mu must be held for writing.
-func (s *shard) unlinkLocked(k entity.CacheKey, h uint64) bool {
-	var prev *entry
-	for en := s.m[h]; en != nil; prev, en = en, en.next {
-		if en.key != k {
-			continue
+// findLocked returns the link (bucket head or a next field) that points to
+// k's entry in the chain starting at head, or nil. s.mu must be held.
+func (s *shard) findLocked(head *atomic.Pointer[entry], k entity.CacheKey, h uint64) *atomic.Pointer[entry] {
+	for link := head; ; {
+		en := link.Load()
+		if en == nil {
+			return nil
 		}
-		switch {
-		case prev != nil:
-			prev.next = en.next
-		case en.next != nil:
-			s.m[h] = en.next
-		default:
-			delete(s.m, h)
+		if en.h == h && en.key == k {
+			return link
 		}
-		s.n--
-		return true
+		link = &en.next
 	}
-	return false
 }
 
-// evictLocked removes one entry: the first unvisited one among the first
-// evictScan chains met, else the last one met. s.mu must be held for
-// writing.
-func (s *shard) evictLocked() {
-	var victim *entry
-	var vh uint64
-	n := 0
-	for h, en := range s.m {
-		victim, vh = en, h
-		if !en.visited.Load() {
-			break
-		}
-		en.visited.Store(false)
-		if n++; n >= evictScan {
-			break
+// unlinkLocked removes the entry link points to. The entry keeps its own
+// next pointer for readers standing on it. s.mu must be held.
+func (s *shard) unlinkLocked(link *atomic.Pointer[entry]) {
+	link.Store(link.Load().next.Load())
+	s.n--
+}
+
+// growLocked doubles the shard's bucket array and returns the new one.
+// Entries are copied rather than relinked: relinking would rewrite next
+// pointers that readers of the old array are following. s.mu must be
+// held.
+func (s *shard) growLocked(old *buckets) *buckets {
+	b := newBuckets(2 * len(old.heads))
+	for i := range old.heads {
+		for en := old.heads[i].Load(); en != nil; en = en.next.Load() {
+			cp := &entry{h: en.h, key: en.key, e: en.e, expires: en.expires, kind: en.kind}
+			cp.visited.Store(en.visited.Load())
+			head := &b.heads[(en.h>>32)&b.mask]
+			cp.next.Store(head.Load())
+			head.Store(cp)
 		}
 	}
+	s.buckets.Store(b)
+	s.hand = 0
+	return b
+}
+
+// evictLocked removes one entry: the first unvisited one the clock hand
+// meets within evictScan entries, else the last one met. The hand stays
+// at the victim's bucket so that the next scan resumes there. s.mu must
+// be held.
+func (s *shard) evictLocked() {
+	b := s.buckets.Load()
+	var victim *atomic.Pointer[entry]
+	seen := 0
+	for range len(b.heads) {
+		i := s.hand & int(b.mask)
+		for link := &b.heads[i]; ; {
+			en := link.Load()
+			if en == nil {
+				break
+			}
+			victim = link
+			if !en.visited.Load() || seen+1 >= evictScan {
+				s.hand = i
+				s.unlinkLocked(victim)
+				return
+			}
+			en.visited.Store(false)
+			seen++
+			link = &en.next
+		}
+		s.hand = i + 1
+	}
 	if victim != nil {
-		s.unlinkLocked(victim.key, vh)
+		s.unlinkLocked(victim)
 	}
 }
