@@ -81,6 +81,10 @@ type SoakVerdict struct {
 	MemoryFlat     bool `json:"memory_flat"`
 	GoroutinesFlat bool `json:"goroutines_flat"`
 	Errors         int  `json:"errors"`
+	// Behind counts intervals (the last, partial one aside) that answered
+	// fewer than 90% of RateRPS x IntervalS requests: the cluster or the
+	// generator fell behind the open loop, and the run measures overload.
+	Behind int `json:"behind_intervals"`
 	// GCPauseMaxMS is the largest GCPauseMaxMS of any node and interval.
 	GCPauseMaxMS float64 `json:"gc_pause_max_ms"`
 	// Summary is the verdict in one line.
@@ -148,7 +152,10 @@ func Judge(s *Soak) SoakVerdict {
 		v.GoroutinesFlat = v.GoroutinesFlat && nv.GoroutinesFlat
 		v.Nodes = append(v.Nodes, nv)
 	}
-	for _, in := range s.Intervals {
+	for i, in := range s.Intervals {
+		if i < len(s.Intervals)-1 && float64(in.Requests) < 0.9*float64(s.RateRPS)*s.IntervalS {
+			v.Behind++
+		}
 		v.Errors += in.Errors
 		for _, n := range in.Nodes {
 			v.GCPauseMaxMS = math.Max(v.GCPauseMaxMS, n.GCPauseMaxMS)
@@ -254,6 +261,9 @@ func summary(v SoakVerdict) string {
 	fmt.Fprintf(&b, "memory %s: RSS slope %s over the last 2/3 of the run; ", word(v.MemoryFlat), strings.Join(rss, ", "))
 	fmt.Fprintf(&b, "goroutines %s (%s); ", word(v.GoroutinesFlat), strings.Join(gor, ", "))
 	fmt.Fprintf(&b, "%d errors; GC pause max %.2f ms", v.Errors, v.GCPauseMaxMS)
+	if v.Behind > 0 {
+		fmt.Fprintf(&b, "; %d intervals fell behind the rate (overload)", v.Behind)
+	}
 	return b.String()
 }
 

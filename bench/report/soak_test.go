@@ -76,6 +76,8 @@ func TestJudge(t *testing.T) {
 		// interval (360/h).
 		s := soakRun(180, func(i int) float64 { return 100 + 0.1*float64(i) }, func(i int) float64 { return 40 + float64(i) })
 		s.Intervals[7].Errors = 3
+		s.Intervals[8].Requests = 8000 // < 90% of 1000/s x 10 s
+		s.Intervals[179].Requests = 10 // the last, partial interval does not count
 		v := Judge(s)
 		if v.MemoryFlat || v.GoroutinesFlat || v.Errors != 3 {
 			t.Fatalf("verdict %+v, want memory and goroutines not flat, 3 errors", v)
@@ -86,7 +88,10 @@ func TestJudge(t *testing.T) {
 		if !v.Nodes[1].MemoryFlat || !v.Nodes[1].GoroutinesFlat {
 			t.Errorf("node-2 is steady: %+v", v.Nodes[1])
 		}
-		if !strings.HasPrefix(v.Summary, "memory NOT flat") || !strings.Contains(v.Summary, "3 errors") {
+		if v.Behind != 1 {
+			t.Errorf("%d intervals behind, want 1", v.Behind)
+		}
+		if !strings.HasPrefix(v.Summary, "memory NOT flat") || !strings.Contains(v.Summary, "3 errors") || !strings.Contains(v.Summary, "1 intervals fell behind") {
 			t.Errorf("summary %q", v.Summary)
 		}
 	})

@@ -73,8 +73,9 @@ func (b *bench) soak(ctx context.Context) (*report.Soak, error) {
 	s.RateRPS = p.SoakRate
 	if s.RateRPS <= 0 {
 		s.CapacityRPS = b.soakCapacity(ctx, c.Nodes, e.path, hdr)
-		s.RateRPS = max(int(s.CapacityRPS/2), 10)
-		b.logf("  capacity %.0f rps (closed loop, %d conns over %d nodes, %v): soak rate %d/s", s.CapacityRPS, p.Conns, nodes, p.Closed, s.RateRPS)
+		s.RateRPS = soakRate(s.CapacityRPS, p.SoakMaxRate)
+		b.logf("  capacity %.0f rps (closed loop, %d conns over %d nodes, %v): soak rate %d/s (half, at most %d/s)",
+			s.CapacityRPS, p.Conns, nodes, p.Closed, s.RateRPS, p.SoakMaxRate)
 	}
 	t0 := time.Now()
 	err = b.soakTraffic(ctx, c.Nodes, e, hdr, s)
@@ -82,6 +83,16 @@ func (b *bench) soak(ctx context.Context) (*report.Soak, error) {
 	s.Verdict = report.Judge(s)
 	b.logf("  soak verdict: %s", s.Verdict.Summary)
 	return s, err
+}
+
+// soakRate is half the capacity, at least 10/s and at most maxRate (0:
+// no bound).
+func soakRate(capacity float64, maxRate int) int {
+	r := max(int(capacity/2), 10)
+	if maxRate > 0 {
+		r = min(r, maxRate)
+	}
+	return r
 }
 
 // setupSoak creates the keyed service with key-auth and rate-limiting,
@@ -242,6 +253,8 @@ func (b *bench) soakTraffic(ctx context.Context, nodes []*harness.Node, e *soakE
 		case <-tick.C:
 		case <-done:
 			last = true
+		case <-ctx.Done():
+			last = true // interrupted: keep what was measured
 		}
 		mu.Lock()
 		k := cur

@@ -11,6 +11,18 @@ import (
 	"github.com/sluice-gw/sluice/bench/report"
 )
 
+func TestSoakRate(t *testing.T) {
+	for _, tt := range []struct {
+		capacity float64
+		maxRate  int
+		want     int
+	}{{8151, 1500, 1500}, {2000, 1500, 1000}, {2000, 0, 1000}, {5, 0, 10}} {
+		if got := soakRate(tt.capacity, tt.maxRate); got != tt.want {
+			t.Errorf("soakRate(%g, %d) = %d, want %d", tt.capacity, tt.maxRate, got, tt.want)
+		}
+	}
+}
+
 // TestMiniSoak runs a few seconds of the soak on real node processes and
 // checks the soak section has sane intervals. Nothing about speed or
 // flatness is asserted.
@@ -41,7 +53,7 @@ func TestMiniSoak(t *testing.T) {
 		t.Fatalf("soak run: soak %v, %d nodes, %d throughput and %d consistency rows; want a soak section, 2 nodes, no other rows",
 			s != nil, r.Nodes, len(r.Throughput), len(r.Consistency))
 	}
-	if s.CapacityRPS <= 0 || s.RateRPS != max(int(s.CapacityRPS/2), 10) {
+	if s.CapacityRPS <= 0 || s.RateRPS != soakRate(s.CapacityRPS, 0) {
 		t.Errorf("rate %d/s for capacity %.0f rps, want half", s.RateRPS, s.CapacityRPS)
 	}
 	if n := len(s.Intervals); n < 4 || n > 7 {
