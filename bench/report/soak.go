@@ -57,6 +57,10 @@ type SoakNode struct {
 	RSSBytes       int64   `json:"rss_bytes"`
 	HeapInuseBytes float64 `json:"heap_inuse_bytes"`
 	Goroutines     float64 `json:"goroutines"`
+	// OpenFDs is process_open_fds: mostly the load's keep-alive
+	// connections, each of which holds a goroutine on the node, so a
+	// goroutine count that follows it is connections, not a leak.
+	OpenFDs float64 `json:"open_fds"`
 	// GCCount is the GC cycles completed in the interval; GCPauseMeanMS
 	// their mean stop-the-world pause. GCPauseP50MS and GCPauseMaxMS are
 	// the node's go_gc_duration_seconds quantiles 0.5 and 1, which the Go
@@ -288,16 +292,16 @@ func soakMarkdown(s *Soak) string {
 	b.WriteString("| t s | requests | 401 | 429 | errors | p50 ms | p99 ms | changes |")
 	names := nodeNames(s.Intervals)
 	for _, n := range names {
-		fmt.Fprintf(&b, " %s RSS MiB | heap MiB | goroutines | GCs | GC max ms | db q/s |", n)
+		fmt.Fprintf(&b, " %s RSS MiB | heap MiB | goroutines | fds | GCs | GC max ms | db q/s |", n)
 	}
-	b.WriteString("\n|" + strings.Repeat("---|", 8+6*len(names)) + "\n")
+	b.WriteString("\n|" + strings.Repeat("---|", 8+7*len(names)) + "\n")
 	for _, in := range s.Intervals {
 		fmt.Fprintf(&b, "| %.0f | %d | %d | %d | %d | %s | %s | %d |", in.TS, in.Requests, in.Unauthorized, in.Limited, in.Errors,
 			fmtMS(in.LatencyMS.P50), fmtMS(in.LatencyMS.P99), in.Changes)
 		for _, name := range names {
 			n := nodeIn(in, name)
-			fmt.Fprintf(&b, " %.1f | %.1f | %.0f | %.0f | %.2f | %.1f |", float64(n.RSSBytes)/(1<<20), n.HeapInuseBytes/(1<<20),
-				n.Goroutines, n.GCCount, n.GCPauseMaxMS, n.DatastoreQPS)
+			fmt.Fprintf(&b, " %.1f | %.1f | %.0f | %.0f | %.0f | %.2f | %.1f |", float64(n.RSSBytes)/(1<<20), n.HeapInuseBytes/(1<<20),
+				n.Goroutines, n.OpenFDs, n.GCCount, n.GCPauseMaxMS, n.DatastoreQPS)
 		}
 		b.WriteString("\n")
 	}

@@ -305,6 +305,7 @@ func soakNode(n *harness.Node, before, after scrape.Samples, secs float64) repor
 	}
 	sn.Goroutines = after.Sum("go_goroutines")
 	sn.HeapInuseBytes = after.Sum("go_memstats_heap_inuse_bytes")
+	sn.OpenFDs = after.Sum("process_open_fds")
 	sn.GCPauseP50MS = after[`go_gc_duration_seconds{quantile="0.5"}`] * 1000
 	sn.GCPauseMaxMS = after[`go_gc_duration_seconds{quantile="1"}`] * 1000
 	if before != nil && secs > 0 {
@@ -324,8 +325,8 @@ func progressLine(i, total int, in report.SoakInterval) string {
 	fmt.Fprintf(&b, "  soak %d/%d t=%.0fs: %d req (401 %d, 429 %d), errors %d, p50 %.2f p99 %.2f ms, %d changes",
 		i, total, in.TS, in.Requests, in.Unauthorized, in.Limited, in.Errors, in.LatencyMS.P50, in.LatencyMS.P99, in.Changes)
 	for _, n := range in.Nodes {
-		fmt.Fprintf(&b, "; %s RSS %.1f MiB heap %.1f MiB %.0f goroutines %.0f GCs (max %.2f ms) %.1f db q/s",
-			n.Name, float64(n.RSSBytes)/(1<<20), n.HeapInuseBytes/(1<<20), n.Goroutines, n.GCCount, n.GCPauseMaxMS, n.DatastoreQPS)
+		fmt.Fprintf(&b, "; %s RSS %.1f MiB heap %.1f MiB %.0f goroutines %.0f fds %.0f GCs (max %.2f ms) %.1f db q/s",
+			n.Name, float64(n.RSSBytes)/(1<<20), n.HeapInuseBytes/(1<<20), n.Goroutines, n.OpenFDs, n.GCCount, n.GCPauseMaxMS, n.DatastoreQPS)
 		if n.Error != "" {
 			fmt.Fprintf(&b, " (%s)", n.Error)
 		}

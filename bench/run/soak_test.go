@@ -69,7 +69,7 @@ func TestMiniSoak(t *testing.T) {
 			t.Fatalf("interval at %.1fs has %d nodes", in.TS, len(in.Nodes))
 		}
 		for _, n := range in.Nodes {
-			if n.RSSBytes <= 0 || n.Goroutines <= 0 || n.HeapInuseBytes <= 0 || n.Error != "" {
+			if n.RSSBytes <= 0 || n.Goroutines <= 0 || n.HeapInuseBytes <= 0 || n.OpenFDs <= 0 || n.Error != "" {
 				t.Errorf("interval at %.1fs: node sample not sane: %+v", in.TS, n)
 			}
 		}
