@@ -24,19 +24,6 @@ import (
 // kongDashboard is Grafana dashboard 7424, Kong (official), as Kong ships it.
 const kongDashboard = "/work/shared/reference/kong-official-grafana-dashboard.json"
 
-// kongExemptions are the queries of Kong's dashboard that cannot have data
-// by design, with the reason. Keep this list minimal.
-var kongExemptions = []struct{ panel, metric, reason string }{
-	{"Egress per service/route", "kong_bandwidth_bytes", bandwidthReason},
-	{"Ingress per service/route", "kong_bandwidth_bytes", bandwidthReason},
-}
-
-// bandwidthReason: bytes are counted on the proxy listener's connections
-// (the "Total Bandwidth" panel has data); splitting them per service needs
-// the proxy to report each request's sizes in proxy.Observation.
-const bandwidthReason = "kong_bandwidth_bytes is counted per node on the proxy listener, with empty service " +
-	"and route labels, until proxy.Observation carries request and response sizes"
-
 // prometheusBinary returns SLUICE_TEST_PROMETHEUS, skipping the test when
 // it is unset (failing on CI).
 func prometheusBinary(t *testing.T) string {
@@ -208,7 +195,7 @@ func TestDashboardsOnLivePrometheus(t *testing.T) {
 		t.Fatalf("no dashboards found: %v", err)
 	}
 	files = append(files, kongDashboard)
-	total, exempt := 0, 0
+	total := 0
 	for _, f := range files {
 		qs, err := dashboards.Queries(f)
 		if err != nil {
@@ -217,17 +204,8 @@ func TestDashboardsOnLivePrometheus(t *testing.T) {
 		if len(qs) == 0 {
 			t.Errorf("%s: no panel queries", f)
 		}
-	queries:
 		for _, q := range qs {
 			total++
-			if f == kongDashboard {
-				for _, e := range kongExemptions {
-					if strings.Contains(q.Expr, e.metric) && (e.panel == "" || e.panel == q.Panel) {
-						exempt++
-						continue queries
-					}
-				}
-			}
 			r, n := promQuery(t, prom, q.Expr)
 			switch {
 			case r.Status != "success":
@@ -237,7 +215,7 @@ func TestDashboardsOnLivePrometheus(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d panel queries on %d dashboards, %d exempt (%v)", total, len(files), exempt, kongExemptions)
+	t.Logf("%d panel queries on %d dashboards, every one with data", total, len(files))
 
 	promtoolCheckMetrics(t, promBin, a)
 }

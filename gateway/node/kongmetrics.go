@@ -24,7 +24,7 @@ import (
 // The per-request families are fed by metrics.observe through cached
 // children; everything else is read at scrape time by kongCollector.
 type kongMetrics struct {
-	requests                     *prometheus.CounterVec
+	requests, bandwidth          *prometheus.CounterVec
 	kongLat, upstreamLat, reqLat *prometheus.HistogramVec
 	conns                        *connStats
 }
@@ -47,6 +47,10 @@ func newKongMetrics(reg prometheus.Registerer) *kongMetrics {
 		requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "kong_http_requests_total", Help: "Kong compat: HTTP status codes per consumer/service/route in Kong",
 		}, []string{"service", "route", "code", "source", "workspace", "consumer"}),
+		bandwidth: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "kong_bandwidth_bytes",
+			Help: "Kong compat: request (ingress) and response (egress) body bytes per service and route",
+		}, []string{"service", "route", "direction", "workspace", "consumer"}),
 		kongLat: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "kong_kong_latency_ms", Help: "Kong compat: latency added by the gateway (ms)", Buckets: kongLatencyBuckets,
 		}, lat),
@@ -65,6 +69,7 @@ type kongRoute struct {
 	m                            *kongMetrics
 	service, route               string
 	kongLat, upstreamLat, reqLat prometheus.Observer
+	ingress, egress              prometheus.Counter
 }
 
 func (k *kongMetrics) route(service, route string) *kongRoute {
@@ -72,6 +77,8 @@ func (k *kongMetrics) route(service, route string) *kongRoute {
 		kongLat:     k.kongLat.WithLabelValues(service, route, kongWorkspace),
 		upstreamLat: k.upstreamLat.WithLabelValues(service, route, kongWorkspace),
 		reqLat:      k.reqLat.WithLabelValues(service, route, kongWorkspace),
+		ingress:     k.bandwidth.WithLabelValues(service, route, "ingress", kongWorkspace, ""),
+		egress:      k.bandwidth.WithLabelValues(service, route, "egress", kongWorkspace, ""),
 	}
 }
 
@@ -93,21 +100,22 @@ func (kr *kongRoute) observe(o proxy.Observation) {
 	if o.Upstream > 0 {
 		kr.upstreamLat.Observe(ms(o.Upstream))
 	}
+	kr.ingress.Add(float64(o.RequestBytes))
+	kr.egress.Add(float64(o.ResponseBytes))
 }
 
 func ms[D ~int64](d D) float64 { return float64(d) / 1e6 }
 
-// connStats counts the proxy listener's connections and bytes, the
-// equivalent of nginx's stub_status for Kong's nginx families.
+// connStats counts the proxy listener's connections, the equivalent of
+// nginx's stub_status for Kong's nginx families.
 type connStats struct {
 	accepted, requests atomic.Uint64
 	reading, writing   atomic.Int64 // http.StateNew, http.StateActive
 	waiting            atomic.Int64 // http.StateIdle
-	in, out            atomic.Uint64
 	other              atomic.Int64 // sink for states that are not counted
 }
 
-// listener wraps ln so that every connection counts its bytes.
+// listener wraps ln so that connState can track each connection's state.
 func (cs *connStats) listener(ln net.Listener) net.Listener { return countingListener{ln, cs} }
 
 // connState is the http.Server ConnState hook. A connection is reading
@@ -164,18 +172,6 @@ type countingConn struct {
 	state atomic.Int32
 }
 
-func (c *countingConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.cs.in.Add(uint64(max(n, 0)))
-	return n, err
-}
-
-func (c *countingConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	c.cs.out.Add(uint64(max(n, 0)))
-	return n, err
-}
-
 // kongCollector reads Kong's node-level families at scrape time.
 type kongCollector struct {
 	m        *metrics
@@ -187,7 +183,7 @@ type kongCollector struct {
 	targets  *atomic.Pointer[[]upstreamTarget]
 
 	info, reachable, conns, nginxReqs, timers *prometheus.Desc
-	dict, dictTotal, vms, bandwidth, health   *prometheus.Desc
+	dict, dictTotal, vms, health              *prometheus.Desc
 }
 
 func newKongCollector(m *metrics, c *cache.Cache, targets *atomic.Pointer[[]upstreamTarget], nodeID, version string, capacity int64) *kongCollector {
@@ -212,15 +208,12 @@ func newKongCollector(m *metrics, c *cache.Cache, targets *atomic.Pointer[[]upst
 			"Kong compat: capacity of the entity cache (mem_cache_size)", []string{"node_id", "shared_dict", "kong_subsystem"}, nil),
 		vms: prometheus.NewDesc("kong_memory_workers_lua_vms_bytes",
 			"Kong compat: Go heap in use by the node process", []string{"node_id", "pid", "kong_subsystem"}, nil),
-		bandwidth: prometheus.NewDesc("kong_bandwidth_bytes",
-			"Kong compat: bytes received (ingress) and sent (egress) on the proxy listener, headers included",
-			[]string{"service", "route", "direction", "workspace", "consumer"}, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (kc *kongCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{kc.info, kc.reachable, kc.conns, kc.nginxReqs, kc.timers, kc.dict, kc.dictTotal, kc.vms, kc.bandwidth, kc.health} {
+	for _, d := range []*prometheus.Desc{kc.info, kc.reachable, kc.conns, kc.nginxReqs, kc.timers, kc.dict, kc.dictTotal, kc.vms, kc.health} {
 		ch <- d
 	}
 }
@@ -255,8 +248,6 @@ func (kc *kongCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(kc.nginxReqs, requests, kc.nodeID, "http")
 	gauge(kc.timers, float64(runtime.NumGoroutine()), "running")
 	gauge(kc.timers, 0, "pending")
-	ch <- prometheus.MustNewConstMetric(kc.bandwidth, prometheus.CounterValue, float64(cs.in.Load()), "", "", "ingress", kongWorkspace, "")
-	ch <- prometheus.MustNewConstMetric(kc.bandwidth, prometheus.CounterValue, float64(cs.out.Load()), "", "", "egress", kongWorkspace, "")
 
 	if st := kc.cache.Stats(); st.HasBackendStats && st.BackendStats.Bytes >= 0 && kc.capacity > 0 {
 		gauge(kc.dict, float64(st.BackendStats.Bytes), kc.nodeID, "kong_db_cache", "http")

@@ -70,6 +70,9 @@ type Context struct {
 	Server string
 	// Status is the status Respond sent, 0 while nobody has responded.
 	Status int
+	// BodyBytes counts the response body bytes sent to the client, by
+	// Respond or by the proxy copying the upstream's body.
+	BodyBytes int64
 
 	// vals is the unused part of the current header value slab (see
 	// Values).
@@ -112,7 +115,8 @@ func (c *Context) Respond(status int, contentType string, body []byte) {
 	c.Status = status
 	c.W.WriteHeader(status)
 	if c.R == nil || c.R.Method != http.MethodHead {
-		_, _ = c.W.Write(body)
+		n, _ := c.W.Write(body)
+		c.BodyBytes += int64(n)
 	}
 }
 

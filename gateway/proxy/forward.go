@@ -132,7 +132,7 @@ func (p *Proxy) writeResponse(st *state, resp *http.Response) {
 	}
 	st.pc.Status = resp.StatusCode
 	w.WriteHeader(resp.StatusCode)
-	if err := p.copyBody(w, resp.Body, resp.ContentLength == -1); err != nil {
+	if err := p.copyBody(w, resp.Body, resp.ContentLength == -1, &st.pc.BodyBytes); err != nil {
 		// The status line is gone: the only way left to tell the client
 		// the body is incomplete is to abort the connection, as
 		// httputil.ReverseProxy does. net/http recovers this sentinel.
@@ -144,9 +144,10 @@ func (p *Proxy) writeResponse(st *state, resp *http.Response) {
 }
 
 // copyBody streams src to w, flushing after each write when stream is set
-// (responses of unknown length, such as server-sent events). It returns a
-// read error from src; a client write error only stops the copy.
-func (p *Proxy) copyBody(w http.ResponseWriter, src io.Reader, stream bool) error {
+// (responses of unknown length, such as server-sent events), and adds the
+// bytes written to *written. It returns a read error from src; a client
+// write error only stops the copy.
+func (p *Proxy) copyBody(w http.ResponseWriter, src io.Reader, stream bool, written *int64) error {
 	bp := p.bufs.Get().(*[]byte)
 	defer p.bufs.Put(bp)
 	buf := *bp
@@ -154,7 +155,9 @@ func (p *Proxy) copyBody(w http.ResponseWriter, src io.Reader, stream bool) erro
 	for {
 		n, rerr := src.Read(buf)
 		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
+			m, werr := w.Write(buf[:n])
+			*written += int64(m)
+			if werr != nil {
 				return nil
 			}
 			if stream && flusher != nil {

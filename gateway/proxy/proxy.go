@@ -61,6 +61,9 @@ type Observation struct {
 	Upstream time.Duration
 	// Total is the time until the response was written.
 	Total time.Duration
+	// RequestBytes is the request body's declared length (0 when unknown,
+	// as for chunked bodies); ResponseBytes the response body bytes sent.
+	RequestBytes, ResponseBytes int64
 }
 
 // Proxy forwards requests to services. It is safe for concurrent use.
@@ -208,7 +211,8 @@ func (p *Proxy) observe(st *state) {
 	}
 	end := time.Now()
 	o := Observation{Route: st.match.Route, Service: st.match.Service, Status: st.pc.Status,
-		Upstream: st.upstream, Total: end.Sub(st.start), Proxy: end.Sub(st.start)}
+		Upstream: st.upstream, Total: end.Sub(st.start), Proxy: end.Sub(st.start),
+		RequestBytes: max(st.pc.R.ContentLength, 0), ResponseBytes: st.pc.BodyBytes}
 	if !st.sent.IsZero() {
 		o.Proxy = st.sent.Sub(st.start)
 	}

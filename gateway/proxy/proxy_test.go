@@ -318,10 +318,13 @@ func TestObservation(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.SetPlugins(set)
-	req, _ := http.NewRequest(http.MethodGet, gw.URL+"/x", nil)
-	get(t, req)
+	req, _ := http.NewRequest(http.MethodPost, gw.URL+"/x", strings.NewReader("twelve bytes"))
+	_, body := get(t, req)
 	o := <-got
 	if o.Route == nil || o.Route.ID != "r" || o.Service == nil || o.Status != 200 || o.Total < o.Upstream || o.Upstream <= 0 {
 		t.Fatalf("observation %+v", o)
+	}
+	if o.RequestBytes != 12 || o.ResponseBytes != int64(len(body)) {
+		t.Errorf("observed %d request and %d response bytes, want 12 and %d", o.RequestBytes, o.ResponseBytes, len(body))
 	}
 }
