@@ -85,6 +85,9 @@ type Cache struct {
 	// hits of one kind, even of one hot key, do not write one cache line.
 	stats [numStripes][numKinds]kindCounters
 	now   func() time.Time
+	// afterStore, when set (tests only), runs between a load's store and
+	// its re-check of gen.
+	afterStore func(entity.CacheKey)
 }
 
 // New returns a Cache over backend that loads misses with load.
@@ -239,27 +242,54 @@ func (c *Cache) loadOnce(ctx context.Context, key entity.CacheKey, h uint64, st 
 		err = store.ErrNotFound
 		fallthrough
 	case errors.Is(err, store.ErrNotFound):
-		if c.gen.Load() == gen {
-			c.setNegative(key, h, c.expiry(c.opts.NegTTL))
-		}
+		c.storeUnlessInvalidated(gen, key, h, func() { c.setNegative(key, h, c.expiry(c.opts.NegTTL)) })
 		return outcome{nil, Miss}, nil
 	case err != nil && hasStale && c.opts.ResurrectTTL > 0:
 		st.staleHits.Add(1)
 		exp := c.expiry(c.opts.ResurrectTTL)
-		if staleNeg {
-			c.setNegative(key, h, exp)
-		} else {
-			c.setPositive(key, h, stale, exp)
-		}
+		c.storeUnlessInvalidated(gen, key, h, func() {
+			if staleNeg {
+				c.setNegative(key, h, exp)
+			} else {
+				c.setPositive(key, h, stale, exp)
+			}
+		})
 		return outcome{stale, StaleHit}, nil
 	case err != nil:
 		st.loadErrors.Add(1)
 		return outcome{}, fmt.Errorf("cache: cannot load %s: %w", key, err)
 	}
-	if c.gen.Load() == gen {
-		c.setPositive(key, h, e, c.expiry(c.opts.TTL))
-	}
+	c.storeUnlessInvalidated(gen, key, h, func() { c.setPositive(key, h, e, c.expiry(c.opts.TTL)) })
 	return outcome{e, Miss}, nil
+}
+
+// storeUnlessInvalidated runs store, which caches what a load read, unless
+// an invalidation (or purge) happened since the load began at generation
+// gen: the value read may predate the change that was invalidated.
+//
+// Checking gen before storing is not enough. The interleaving
+//
+//	load:       gen == g0 ✓
+//	Invalidate:                 gen++ ; delete key
+//	load:       store(old value)
+//
+// would leave the old value cached. So gen is checked again after storing,
+// and a store that raced with an invalidation is undone. Undoing may also
+// drop a fresher value another load stored meanwhile; that only costs a
+// reload.
+func (c *Cache) storeUnlessInvalidated(gen uint64, key entity.CacheKey, h uint64, store func()) {
+	if c.gen.Load() != gen {
+		return
+	}
+	store()
+	if c.afterStore != nil {
+		c.afterStore(key)
+	}
+	if c.gen.Load() != gen {
+		c.l1.delete(key, h)
+		c.neg.delete(key, h)
+		c.backend.Delete([]byte(key.String()))
+	}
 }
 
 // stale returns the expired value held for key, if any: an entity, or a

@@ -527,3 +527,22 @@ func TestContextCanceledWhileWaiting(t *testing.T) {
 		wantGet(t, c, k, "a.test", Hit)
 	})
 }
+
+// TestInvalidationRacingAStoreWins replays the interleaving in
+// storeUnlessInvalidated's comment: an Invalidate that lands after a load
+// checked gen but before its store finished must not leave the old value
+// cached.
+func TestInvalidationRacingAStoreWins(t *testing.T) {
+	b := must(t)(freecache.New(freecache.Config{MemCacheSize: 1 << 20}))
+	src := newSource()
+	k := src.put(svc("s1", "old.test"))
+	c, _ := newCache(t, b, src, Options{})
+	c.afterStore = func(key entity.CacheKey) {
+		c.afterStore = nil
+		src.put(svc("s1", "new.test")) // the write committed...
+		c.Invalidate(key)              // ...and its invalidation arrives
+	}
+	wantGet(t, c, k, "old.test", Miss) // this request read before the write
+	wantGet(t, c, k, "new.test", Miss) // the old value was not kept
+	wantGet(t, c, k, "new.test", Hit)
+}
