@@ -85,9 +85,9 @@ type Cache struct {
 	// hits of one kind, even of one hot key, do not write one cache line.
 	stats [numStripes][numKinds]kindCounters
 	now   func() time.Time
-	// afterStore, when set (tests only), runs between a load's store and
-	// its re-check of gen.
-	afterStore func(entity.CacheKey)
+	// beforeStore, when set (tests only), runs between a load's check of
+	// gen and its store.
+	beforeStore func(entity.CacheKey)
 }
 
 // New returns a Cache over backend that loads misses with load.
@@ -281,10 +281,10 @@ func (c *Cache) storeUnlessInvalidated(gen uint64, key entity.CacheKey, h uint64
 	if c.gen.Load() != gen {
 		return
 	}
-	store()
-	if c.afterStore != nil {
-		c.afterStore(key)
+	if c.beforeStore != nil {
+		c.beforeStore(key)
 	}
+	store()
 	if c.gen.Load() != gen {
 		c.l1.delete(key, h)
 		c.neg.delete(key, h)

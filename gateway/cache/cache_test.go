@@ -537,8 +537,8 @@ func TestInvalidationRacingAStoreWins(t *testing.T) {
 	src := newSource()
 	k := src.put(svc("s1", "old.test"))
 	c, _ := newCache(t, b, src, Options{})
-	c.afterStore = func(key entity.CacheKey) {
-		c.afterStore = nil
+	c.beforeStore = func(key entity.CacheKey) {
+		c.beforeStore = nil
 		src.put(svc("s1", "new.test")) // the write committed...
 		c.Invalidate(key)              // ...and its invalidation arrives
 	}
