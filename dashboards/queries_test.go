@@ -7,7 +7,9 @@ import (
 	"testing"
 )
 
-const kongDashboard = "/work/shared/reference/kong-official-grafana-dashboard.json"
+// kongDashboard is Grafana dashboard 7424, Kong (official), from the
+// reference material checked out beside the repository (../shared).
+var kongDashboard = filepath.Join("..", "..", "shared", "reference", "kong-official-grafana-dashboard.json")
 
 func TestExpand(t *testing.T) {
 	tests := []struct {

@@ -21,8 +21,10 @@ import (
 	"github.com/sluice-gw/sluice/dashboards"
 )
 
-// kongDashboard is Grafana dashboard 7424, Kong (official), as Kong ships it.
-const kongDashboard = "/work/shared/reference/kong-official-grafana-dashboard.json"
+// kongDashboard is Grafana dashboard 7424, Kong (official), as Kong ships
+// it, from the reference material checked out beside the repository
+// (../shared; CI lays a copy there).
+var kongDashboard = filepath.Join("..", "..", "shared", "reference", "kong-official-grafana-dashboard.json")
 
 // prometheusBinary returns SLUICE_TEST_PROMETHEUS, skipping the test when
 // it is unset (failing on CI).
@@ -193,6 +195,9 @@ func TestDashboardsOnLivePrometheus(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join(moduleDir(t), "dashboards", "grafana", "*.json"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no dashboards found: %v", err)
+	}
+	if _, err := os.Stat(kongDashboard); err != nil {
+		t.Fatalf("Kong's official dashboard is missing (../shared beside the repository): %v", err)
 	}
 	files = append(files, kongDashboard)
 	total := 0
