@@ -7,8 +7,8 @@ import (
 	"math/rand"
 	"sync/atomic"
 	"testing"
-	"time"
 
+	"github.com/sluice-gw/sluice/bench/procstat"
 	"github.com/sluice-gw/sluice/cachebackends/freecache"
 	"github.com/sluice-gw/sluice/gateway/entity"
 )
@@ -68,7 +68,7 @@ func benchGetHit(b *testing.B, ring []int) {
 	var seed atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
-	defer reportCPU(b, cpuTime())
+	defer procstat.ReportCPU(b, procstat.Self())
 	b.RunParallel(func(pb *testing.PB) {
 		i := int(seed.Add(7919))
 		for pb.Next() {
@@ -96,7 +96,7 @@ func BenchmarkGetNegative(b *testing.B) {
 	var seed atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
-	defer reportCPU(b, cpuTime())
+	defer procstat.ReportCPU(b, procstat.Self())
 	b.RunParallel(func(pb *testing.PB) {
 		i := int(seed.Add(7919))
 		for pb.Next() {
@@ -117,7 +117,7 @@ func BenchmarkGetMiss(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
-	defer reportCPU(b, cpuTime())
+	defer procstat.ReportCPU(b, procstat.Self())
 	for i := range b.N {
 		k := keys[i%benchKeys]
 		c.Invalidate(k)
@@ -140,7 +140,7 @@ func BenchmarkSetChurn(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	defer reportCPU(b, cpuTime())
+	defer procstat.ReportCPU(b, procstat.Self())
 	for i := range b.N {
 		j := i % len(keys)
 		t.set(hs[j], &entry{key: keys[j]})
@@ -150,6 +150,3 @@ func BenchmarkSetChurn(b *testing.B) {
 // reportCPU reports the process's CPU time per op since start. With
 // RunParallel it sums all Ps: perfect scaling on 2 Ps shows twice the
 // wall ns/op.
-func reportCPU(b *testing.B, start time.Duration) {
-	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
-}

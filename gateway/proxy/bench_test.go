@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluice-gw/sluice/bench/procstat"
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
 	"github.com/sluice-gw/sluice/gateway/plugins/keyauth"
@@ -37,12 +38,7 @@ func benchProxy(b *testing.B, p *Proxy, header http.Header, want int) {
 	// The upstream runs in this process, so cpu-ns/op is proxy plus
 	// upstream plus request building: compare it before/after, not with
 	// the load test's proxy-only CPU per request.
-	before := cpuTime()
-	defer func() {
-		if d := cpuTime() - before; d > 0 {
-			b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "cpu-ns/op")
-		}
-	}()
+	defer procstat.ReportCPU(b, procstat.Self())
 	b.RunParallel(func(pb *testing.PB) {
 		w := &discard{h: http.Header{}}
 		for pb.Next() {

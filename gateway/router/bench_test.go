@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/sluice-gw/sluice/bench/procstat"
 	"github.com/sluice-gw/sluice/gateway/entity"
 )
 
@@ -98,7 +99,10 @@ func BenchmarkMatch10k(b *testing.B) {
 	for _, rq := range benchRequests {
 		b.Run(rq.name, func(b *testing.B) {
 			b.ReportAllocs()
-			reportCPU(b, func() { r.Match(rq.method, rq.host, rq.path, rq.header) })
+			defer procstat.ReportCPU(b, procstat.Self())
+			for b.Loop() {
+				r.Match(rq.method, rq.host, rq.path, rq.header)
+			}
 		})
 	}
 }
@@ -106,11 +110,12 @@ func BenchmarkMatch10k(b *testing.B) {
 func BenchmarkNew10k(b *testing.B) {
 	ts := table10k()
 	b.ReportAllocs()
-	reportCPU(b, func() {
+	defer procstat.ReportCPU(b, procstat.Self())
+	for b.Loop() {
 		if _, err := New(ts); err != nil {
 			b.Fatal(err)
 		}
-	})
+	}
 }
 
 func BenchmarkNormalize(b *testing.B) {

@@ -1,8 +1,0 @@
-//go:build !unix
-
-package proxy
-
-import "time"
-
-// cpuTime is not measured off unix.
-func cpuTime() time.Duration { return 0 }
