@@ -74,6 +74,7 @@ type Node struct {
 	routes   *rebuilder
 	pluginsR *rebuilder
 	metrics  *metrics
+	tracer   trace.Tracer // nil when tracing is off
 
 	draining   atomic.Bool
 	drainDelay time.Duration
@@ -119,7 +120,10 @@ func New(opts Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	n.plugins = plugins.NewRegistry(keyauth.New(credentials{n.cache}), ratelimiting.New(), requesttermination.New())
+	if opts.TracerProvider != nil {
+		n.tracer = opts.TracerProvider.Tracer("github.com/sluice-gw/sluice/gateway/node")
+	}
+	n.plugins = plugins.NewRegistry(keyauth.New(credentials{c: n.cache, tracer: n.tracer}), ratelimiting.New(), requesttermination.New())
 	n.proxy = proxy.New(proxy.Options{
 		Version: opts.Version, TracerProvider: opts.TracerProvider, OnResponse: n.metrics.observe,
 	})
@@ -331,11 +335,8 @@ func (n *Node) rebuildAll(ctx context.Context) error {
 
 // load is the cache's Loader: the only place the proxy's lookups reach the
 // datastore.
-func (n *Node) load(ctx context.Context, key entity.CacheKey) (entity.Entity, error) {
-	var (
-		rec store.Record
-		err error
-	)
+func (n *Node) load(ctx context.Context, key entity.CacheKey) (_ entity.Entity, err error) {
+	var rec store.Record
 	// The datastore's own timeout may not cover the network (PostgreSQL's
 	// statement_timeout runs on the server): bound the whole lookup, so
 	// that a slow link fails the request instead of hanging it.
@@ -343,6 +344,17 @@ func (n *Node) load(ctx context.Context, key entity.CacheKey) (entity.Entity, er
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t)
 		defer cancel()
+	}
+	if n.tracer != nil && trace.SpanFromContext(ctx).IsRecording() {
+		var span trace.Span
+		ctx, span = n.tracer.Start(ctx, "sluice.datastore.query", trace.WithAttributes(
+			attribute.String("db.system", n.cfg.Database), attribute.String("sluice.entity", string(key.Kind))))
+		defer func() {
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
+		}()
 	}
 	start := time.Now()
 	if key.Kind == entity.KindKeyAuth {
@@ -385,15 +397,17 @@ func (n *Node) reachable(ctx context.Context) bool {
 // cacheResults names cache.Result values in span attributes.
 var cacheResults = [...]string{cache.Miss: "miss", cache.Hit: "hit", cache.NegativeHit: "negative_hit", cache.StaleHit: "stale_hit"}
 
-// credentials adapts the entity cache to keyauth.Credentials. The key-auth
-// plugin's span records whether the credential came from the cache.
-type credentials struct{ c *cache.Cache }
+// credentials adapts the entity cache to keyauth.Credentials. When the
+// request is traced, each lookup is a "sluice.cache.get" span whose
+// sluice.cache.result says hit, miss, negative_hit or stale_hit; a miss's
+// datastore query is its child span.
+type credentials struct {
+	c      *cache.Cache
+	tracer trace.Tracer // nil when tracing is off
+}
 
 func (cr credentials) Credential(ctx context.Context, key string) (*entity.KeyAuthCredential, error) {
-	e, res, err := cr.c.Get(ctx, entity.CacheKey{Kind: entity.KindKeyAuth, ID: key})
-	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		span.SetAttributes(attribute.String("sluice.cache.keyauth_credentials", cacheResults[res]))
-	}
+	e, err := cr.get(ctx, entity.CacheKey{Kind: entity.KindKeyAuth, ID: key})
 	if e == nil || err != nil {
 		return nil, err
 	}
@@ -401,11 +415,26 @@ func (cr credentials) Credential(ctx context.Context, key string) (*entity.KeyAu
 }
 
 func (cr credentials) Consumer(ctx context.Context, id string) (*entity.Consumer, error) {
-	e, _, err := cr.c.Get(ctx, entity.CacheKey{Kind: entity.KindConsumer, ID: id})
+	e, err := cr.get(ctx, entity.CacheKey{Kind: entity.KindConsumer, ID: id})
 	if e == nil || err != nil {
 		return nil, err
 	}
 	return e.(*entity.Consumer), nil
+}
+
+func (cr credentials) get(ctx context.Context, key entity.CacheKey) (entity.Entity, error) {
+	if cr.tracer == nil || !trace.SpanFromContext(ctx).IsRecording() {
+		e, _, err := cr.c.Get(ctx, key) // the hit path stays allocation-free
+		return e, err
+	}
+	ctx, span := cr.tracer.Start(ctx, "sluice.cache.get", trace.WithAttributes(attribute.String("sluice.entity", string(key.Kind))))
+	defer span.End()
+	e, res, err := cr.c.Get(ctx, key)
+	span.SetAttributes(attribute.String("sluice.cache.result", cacheResults[res]))
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return e, err
 }
 
 // traceServer runs h inside a server span named name that continues the
