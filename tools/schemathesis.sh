@@ -50,12 +50,15 @@ done
 
 echo "schemathesis $ST_VERSION against http://$admin (seed $ST_SEED, $ST_MAX_EXAMPLES examples, ${ST_MAX_TIME}s)"
 rc=0
+# One worker: with two, CPython 3.11 sometimes fails inside hypothesis with "SystemError: AST
+# constructor recursion depth mismatch" (its AST recursion guard is not thread-safe), a tool
+# failure that says nothing about the API.
 "$ST_VENV/bin/schemathesis" run "http://$admin/openapi.json" \
 	-H "Authorization: Bearer $TOKEN" \
 	--checks not_a_server_error,response_schema_conformance,content_type_conformance \
 	--phases examples,coverage,fuzzing \
 	--max-examples "$ST_MAX_EXAMPLES" --max-time "$ST_MAX_TIME" --seed "$ST_SEED" \
-	--workers 2 --generation-database none --no-color --request-timeout 10 \
+	--workers 1 --generation-database none --no-color --request-timeout 10 \
 	--wait-for-schema 10 || rc=$?
 
 if grep -E 'panic|level=ERROR' "$work/node.log"; then
