@@ -143,11 +143,6 @@ func (e *testEnv) json(method, path, body string) (int, map[string]any) {
 	return e.do(method, path, "application/json", body)
 }
 
-func (e *testEnv) form(method, path, body string) (int, map[string]any) {
-	e.t.Helper()
-	return e.do(method, path, "application/x-www-form-urlencoded", body)
-}
-
 // mustStatus sends a request and fails unless the answer has status want.
 func (e *testEnv) must(want int, method, path, contentType, body string) map[string]any {
 	e.t.Helper()

@@ -93,20 +93,6 @@ func collectViolations(prefix string, fields map[string]any, parts *[]string) {
 	}
 }
 
-// fieldViolations converts entity.FieldErrors to a schema violation, with
-// "@entity" as a list as Kong writes it.
-func fieldViolations(errs entity.FieldErrors) *apiError {
-	fields := make(map[string]any, len(errs))
-	for k, v := range errs {
-		if k == "@entity" {
-			fields[k] = []string{v}
-			continue
-		}
-		fields[k] = v
-	}
-	return schemaViolation(fields)
-}
-
 func invalidSize(msg string) *apiError {
 	return &apiError{status: http.StatusBadRequest,
 		body: kongError{Code: codeInvalidSize, Name: "invalid size", Message: msg}}

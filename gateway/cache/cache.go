@@ -238,10 +238,7 @@ func (c *Cache) loadOnce(ctx context.Context, key entity.CacheKey, h uint64, st 
 	e, err := c.load(ctx, key)
 	st.misses.Add(1)
 	switch {
-	case err == nil && e == nil:
-		err = store.ErrNotFound
-		fallthrough
-	case errors.Is(err, store.ErrNotFound):
+	case err == nil && e == nil, errors.Is(err, store.ErrNotFound):
 		c.storeUnlessInvalidated(gen, key, h, func() { c.setNegative(key, h, c.expiry(c.opts.NegTTL)) })
 		return outcome{nil, Miss}, nil
 	case err != nil && hasStale && c.opts.ResurrectTTL > 0:

@@ -112,7 +112,7 @@ func TestSpanTreeOfProxiedRequest(t *testing.T) {
 		"http.status_code": attribute.IntValue(200),
 	} {
 		if got, ok := attr(server, key); !ok || got != want {
-			t.Errorf("server span %s = %v, want %v", key, got.Emit(), want.Emit())
+			t.Errorf("server span %s = %v, want %v", key, got.String(), want.String())
 		}
 	}
 
@@ -127,7 +127,7 @@ func TestSpanTreeOfProxiedRequest(t *testing.T) {
 		}
 	}
 	if v, ok := attr(byName["sluice.access.plugin.key-auth"], "sluice.cache.keyauth_credentials"); !ok || v.AsString() != "hit" {
-		t.Errorf("key-auth span lacks the credential lookup's cache result (got %v): the plugin did not run in its span's context", v.Emit())
+		t.Errorf("key-auth span lacks the credential lookup's cache result (got %v): the plugin did not run in its span's context", v.String())
 	}
 	if _, ok := attr(server, "sluice.cache.keyauth_credentials"); ok {
 		t.Error("the credential lookup's attribute landed on the server span, not the plugin's")
@@ -141,10 +141,10 @@ func TestSpanTreeOfProxiedRequest(t *testing.T) {
 		t.Errorf("balancer span kind = %v, want CLIENT", bal.SpanKind())
 	}
 	if v, _ := attr(bal, "try_count"); v.AsInt64() != 1 {
-		t.Errorf("balancer try_count = %v, want 1", v.Emit())
+		t.Errorf("balancer try_count = %v, want 1", v.String())
 	}
 	if v, _ := attr(bal, "http.status_code"); v.AsInt64() != 200 {
-		t.Errorf("balancer http.status_code = %v, want 200", v.Emit())
+		t.Errorf("balancer http.status_code = %v, want 200", v.String())
 	}
 	got := seen()
 	if len(got) != 1 {
@@ -176,7 +176,7 @@ func TestSpanTreeOfRejectedRequest(t *testing.T) {
 		t.Fatal("no server span")
 	}
 	if v, _ := attr(server, "http.status_code"); v.AsInt64() != 401 {
-		t.Errorf("server span http.status_code = %v, want 401", v.Emit())
+		t.Errorf("server span http.status_code = %v, want 401", v.String())
 	}
 	if server.Parent().IsValid() {
 		t.Errorf("server span has parent %v without a client traceparent; want a new root", server.Parent())
