@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 FUZZ_TARGETS := $(shell grep -rl --include='*_test.go' '^func Fuzz' . | xargs -r grep -o '^func Fuzz[A-Za-z0-9_]*' | sed 's|^\./||; s|/[^/]*_test.go:func |:|')
 FUZZTIME ?= 2m
 
-.PHONY: build run test vet fmt-check fuzz fuzz-ci bench bench-smoke cassandra cassandra-stop up down dashboards
+.PHONY: build run test vet lint fmt-check fuzz fuzz-ci bench bench-smoke cassandra cassandra-stop up down dashboards
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sluice
@@ -21,6 +21,11 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+
+# lint: staticcheck (dead code, misuse of APIs). CI installs it; locally:
+# go install honnef.co/go/tools/cmd/staticcheck@latest
+lint:
+	staticcheck ./...
 
 # test: format, vet, the whole suite under the race detector, then each fuzz
 # target briefly on its seeds plus a few seconds of fuzzing.
