@@ -194,12 +194,15 @@ func TestDatastoreSlowOrCut(t *testing.T) {
 
 	// The datastore is back. Create a key (the write purges it locally) and
 	// slow the datastore a little so that the 1000 requests overlap its load.
+	// Only a little: on a loaded 2-core CI machine a load slowed much more
+	// can outlast pg_timeout=1, and a failed load is retried by the next
+	// arrivals, which is correct but not what this part measures.
 	took := waitFor(t, 30*time.Second, "datastore back", func() bool {
 		s, _, _ := n.Admin(ctx, "POST", "/consumers/alice/key-auth", form("key", "burst-key"))
 		return s == 201
 	})
 	t.Logf("datastore repaired: the first Admin API write succeeded after %v", took)
-	fp.SetLatency(20 * time.Millisecond)
+	fp.SetLatency(5 * time.Millisecond)
 	warm := 0
 	took = waitFor(t, 15*time.Second, "lookups through the slowed datastore", func() bool {
 		warm++ // the pool replaces the connections the faults broke
