@@ -17,20 +17,37 @@ import (
 // upstream and load, measured and reported (bench/run).
 func bench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	profile := fs.String("profile", "default", "smoke (<= 60 s), default (<= 3 min on 2 cores) or full")
+	profile := fs.String("profile", "default", "smoke (<= 60 s), default (<= 3 min on 2 cores), full or soak (30 min)")
 	out := fs.String("out", "", "report directory (default bench/results/<timestamp>/)")
 	database := fs.String("database", "sqlite", "sqlite, postgres or cassandra (connection from SLUICE_PG_*/SLUICE_CASSANDRA_* or -c)")
 	conf := fs.String("c", "", "configuration file given to every node (kong.conf format)")
-	nodes := fs.Int("nodes", 3, "nodes in the consistency phase")
+	nodes := fs.Int("nodes", 3, "nodes in the consistency phase (soak: default 2)")
 	backends := fs.String("backends", "", "cache backends to measure, comma-separated (default: the profile's)")
 	freqs := fs.String("frequencies", "", "db_update_frequency values in seconds, comma-separated (default: the profile's)")
 	skip := fs.String("skip", "", "phases to leave out: throughput, consistency (comma-separated)")
+	duration := fs.Duration("duration", 0, "soak: how long the traffic runs (default 30m)")
+	rate := fs.Int("rate", 0, "soak: open-loop requests/s (default half the measured capacity, at most 1500)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	p, ok := benchrun.Profiles[*profile]
 	if !ok {
-		return fmt.Errorf("bench: --profile %q: want smoke, default or full", *profile)
+		return fmt.Errorf("bench: --profile %q: want smoke, default, full or soak", *profile)
+	}
+	if p.SoakDuration > 0 {
+		if *duration > 0 {
+			p.SoakDuration = *duration
+		}
+		if *rate > 0 {
+			p.SoakRate = *rate
+		}
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "nodes" {
+				p.SoakNodes = *nodes
+			}
+		})
+	} else if *duration > 0 || *rate > 0 {
+		return fmt.Errorf("bench: --duration and --rate are for --profile soak")
 	}
 	if *backends != "" {
 		p.Backends = strings.Split(*backends, ",")
