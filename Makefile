@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 FUZZ_TARGETS := $(shell grep -rl --include='*_test.go' '^func Fuzz' . | xargs -r grep -o '^func Fuzz[A-Za-z0-9_]*' | sed 's|^\./||; s|/[^/]*_test.go:func |:|')
 FUZZTIME ?= 2m
 
-.PHONY: build run test vet lint fmt-check fuzz fuzz-ci bench bench-smoke bench-soak cassandra cassandra-stop up down dashboards
+.PHONY: build run test vet lint fmt-check fuzz bench bench-smoke bench-soak cassandra cassandra-stop up down dashboards
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sluice
