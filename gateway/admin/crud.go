@@ -60,13 +60,9 @@ func (h *handler) create(c collection) endpointFunc {
 		if err != nil {
 			return err
 		}
-		forced := map[string]any{}
-		if c.parent != "" {
-			parent, err := h.find(r.Context(), c.parent, args[0])
-			if err != nil {
-				return err
-			}
-			forced[c.field] = map[string]any{"id": parent.ID}
+		forced, err := h.parentRef(r.Context(), c, args)
+		if err != nil {
+			return err
 		}
 		e, err := h.build(nil, body, c.kind, forced)
 		if err != nil {
@@ -93,13 +89,9 @@ func (h *handler) upsert(c collection) endpointFunc {
 		if err != nil {
 			return err
 		}
-		forced := map[string]any{}
-		if c.parent != "" {
-			parent, err := h.find(r.Context(), c.parent, args[0])
-			if err != nil {
-				return err
-			}
-			forced[c.field] = map[string]any{"id": parent.ID}
+		forced, err := h.parentRef(r.Context(), c, args)
+		if err != nil {
+			return err
 		}
 		key := args[len(args)-1]
 		old, err := h.find(r.Context(), c.kind, key)
@@ -285,4 +277,20 @@ func writeRaw(w http.ResponseWriter, status int, data []byte) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(data)
+}
+
+// parentRef returns the fields a nested endpoint forces on the entity it
+// writes: the reference to the parent named in the URL (a route created
+// under /services/{s}/routes belongs to s), or none at the top level.
+func (h *handler) parentRef(ctx context.Context, c collection, args []string) (map[string]any, error) {
+	forced := map[string]any{}
+	if c.parent == "" {
+		return forced, nil
+	}
+	parent, err := h.find(ctx, c.parent, args[0])
+	if err != nil {
+		return nil, err
+	}
+	forced[c.field] = map[string]any{"id": parent.ID}
+	return forced, nil
 }
