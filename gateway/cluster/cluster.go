@@ -223,60 +223,83 @@ func (c *Cluster) Poll(ctx context.Context) error {
 		}
 	}
 	c.mu.Unlock()
+	var ready []store.Event
 	for _, ev := range events {
-		c.handle(ctx, ev, now)
+		if c.accept(ctx, ev, now) {
+			ready = append(ready, ev)
+		}
 	}
+	// One Invalidate for the whole poll: a route table rebuild then covers
+	// every route change read, instead of one rebuild (and one wait) each.
+	c.apply(ctx, ready)
 	return nil
 }
 
-// handle applies ev once, at or after its NotBefore. dbNow is the
-// datastore's clock at the time ev was read.
-func (c *Cluster) handle(ctx context.Context, ev store.Event, dbNow time.Time) {
+// accept records ev as seen and reports whether it is to be applied now.
+// The node's own events, other channels and duplicates are dropped; an
+// event whose NotBefore is still ahead (dbNow is the datastore's clock when
+// it was read) is applied by a timer then.
+func (c *Cluster) accept(ctx context.Context, ev store.Event, dbNow time.Time) bool {
 	if ev.NodeID == c.opts.NodeID || ev.Channel != Channel {
-		return // the emitting node invalidated itself at once
+		return false // the emitting node invalidated itself at once
 	}
 	c.mu.Lock()
 	if _, dup := c.seen[ev.ID]; dup {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	c.seen[ev.ID] = ev.At
 	c.mu.Unlock()
 	if wait := ev.NotBefore.Sub(dbNow); !ev.NotBefore.IsZero() && wait > 0 {
-		t := time.AfterFunc(wait, func() { c.apply(context.WithoutCancel(ctx), ev) })
-		go func() {
-			<-c.stop
-			t.Stop()
-		}()
-		return
+		time.AfterFunc(wait, func() {
+			select {
+			case <-c.stop: // shut down meanwhile
+			default:
+				c.apply(context.WithoutCancel(ctx), []store.Event{ev})
+			}
+		})
+		return false
 	}
-	c.apply(ctx, ev)
+	return true
 }
 
-func (c *Cluster) apply(ctx context.Context, ev store.Event) {
-	key, ok := entity.ParseCacheKey(ev.Data)
-	if !ok {
-		c.log.Warn("dropping an invalidation event with a malformed key", "id", ev.ID, "data", ev.Data)
-		return
-	}
-	var opts []trace.SpanStartOption
-	if ev.TraceParent != "" {
+// apply invalidates the keys of evs on this node in one call, inside a
+// span linked to each write that emitted them, then records each event's
+// lag.
+func (c *Cluster) apply(ctx context.Context, evs []store.Event) {
+	keys := make([]entity.CacheKey, 0, len(evs))
+	kept := make([]store.Event, 0, len(evs))
+	var links []trace.Link
+	for _, ev := range evs {
+		key, ok := entity.ParseCacheKey(ev.Data)
+		if !ok {
+			c.log.Warn("dropping an invalidation event with a malformed key", "id", ev.ID, "data", ev.Data)
+			continue
+		}
+		keys, kept = append(keys, key), append(kept, ev)
+		if ev.TraceParent == "" {
+			continue
+		}
 		remote := trace.SpanContextFromContext(c.prop.Extract(context.Background(),
 			propagation.MapCarrier{"traceparent": ev.TraceParent}))
 		if remote.IsValid() {
-			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: remote}))
+			links = append(links, trace.Link{SpanContext: remote})
 		}
 	}
-	ctx, span := c.tracer.Start(ctx, "sluice.cluster.apply", opts...)
-	c.applier.Invalidate(ctx, []entity.CacheKey{key})
+	if len(keys) == 0 {
+		return
+	}
+	ctx, span := c.tracer.Start(ctx, "sluice.cluster.apply", trace.WithLinks(links...))
+	c.applier.Invalidate(ctx, keys)
 	span.End()
 	c.mu.Lock()
-	lag := c.now().Add(c.clockOffset).Sub(ev.At)
-	catchUp := ev.At.Before(c.started)
+	now, started := c.now().Add(c.clockOffset), c.started
 	c.mu.Unlock()
-	c.metrics.applied.Inc()
-	if !catchUp {
-		c.metrics.lag.Observe(max(lag, 0).Seconds())
+	c.metrics.applied.Add(float64(len(kept)))
+	for _, ev := range kept {
+		if !ev.At.Before(started) { // older events are catch-up, not propagation
+			c.metrics.lag.Observe(max(now.Sub(ev.At), 0).Seconds())
+		}
 	}
 }
 
@@ -319,7 +342,9 @@ func (c *Cluster) pushLoop(ctx context.Context, n store.Notifier) {
 			c.mu.Lock()
 			dbNow := c.now().Add(c.clockOffset)
 			c.mu.Unlock()
-			c.handle(ctx, ev, dbNow)
+			if c.accept(ctx, ev, dbNow) {
+				c.apply(ctx, []store.Event{ev})
+			}
 		})
 		if ctx.Err() != nil {
 			return

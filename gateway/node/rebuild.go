@@ -9,17 +9,21 @@ import (
 
 // rebuilder rebuilds one snapshot (the route table, the plugin set) in one
 // goroutine. Requests coalesce: however many arrive while a build runs, one
-// more build follows, and it covers them all.
+// more build follows, and it covers them all. Builds start at most once per
+// minGap, so that a storm of changes (hundreds per second) costs a few
+// rebuilds per second instead of one per change, and the proxy keeps its
+// CPU (Kong #4974); the first change after a quiet spell builds at once.
 //
 // Generations make waiting exact: request returns the generation that
 // covers the caller's change, and wait returns once a build that started
 // after the request has finished. A build that fails (datastore down) keeps
 // the previous snapshot serving and is retried with backoff.
 type rebuilder struct {
-	name  string
-	build func(ctx context.Context) error
-	log   *slog.Logger
-	kick  chan struct{}
+	name   string
+	build  func(ctx context.Context) error
+	log    *slog.Logger
+	kick   chan struct{}
+	minGap time.Duration
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -30,7 +34,8 @@ type rebuilder struct {
 }
 
 func newRebuilder(name string, log *slog.Logger, build func(ctx context.Context) error) *rebuilder {
-	return &rebuilder{name: name, build: build, log: log, kick: make(chan struct{}, 1), changed: make(chan struct{})}
+	return &rebuilder{name: name, build: build, log: log, kick: make(chan struct{}, 1), changed: make(chan struct{}),
+		minGap: rebuildGap}
 }
 
 // request asks for a rebuild and returns the generation that will include
@@ -72,14 +77,25 @@ func (r *rebuilder) built() bool {
 	return r.done > 0
 }
 
+// rebuildGap is the least time between the starts of two builds.
+const rebuildGap = 100 * time.Millisecond
+
 // run builds on request until ctx is done.
 func (r *rebuilder) run(ctx context.Context) {
 	backoff := 100 * time.Millisecond
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.kick:
+		}
+		if wait := r.minGap - time.Since(last); wait > 0 {
+			select { // let more changes pile up: one build covers them all
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
 		}
 		r.mu.Lock()
 		target := r.requested
@@ -88,6 +104,7 @@ func (r *rebuilder) run(ctx context.Context) {
 		if !pending {
 			continue
 		}
+		last = time.Now()
 		if err := r.build(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
