@@ -155,9 +155,19 @@ func (c *Cluster) Events(ctx context.Context, keys []entity.CacheKey) []store.Ev
 }
 
 // Invalidated applies keys on this node at once, after the write that
-// produced their events committed.
+// produced their events committed. The Applier sees Local(ctx) true.
 func (c *Cluster) Invalidated(ctx context.Context, keys []entity.CacheKey) {
-	c.applier.Invalidate(ctx, keys)
+	c.applier.Invalidate(context.WithValue(ctx, localKey{}, true), keys)
+}
+
+// localKey marks the context of an invalidation written by this node.
+type localKey struct{}
+
+// Local reports whether ctx is that of an invalidation this node wrote
+// itself (a client waits for it), rather than one read from another node.
+func Local(ctx context.Context) bool {
+	v, _ := ctx.Value(localKey{}).(bool)
+	return v
 }
 
 // Start sets the watermark to the datastore's clock and starts the poll,

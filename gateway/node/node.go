@@ -291,12 +291,13 @@ func (n *Node) Shutdown(ctx context.Context) error {
 // that the next request sees the change.
 func (n *Node) Invalidate(ctx context.Context, keys []entity.CacheKey) {
 	var routesGen, pluginsGen uint64
+	local := cluster.Local(ctx)
 	for _, k := range keys {
 		switch k {
 		case entity.RouterVersion:
-			routesGen = n.routes.request()
+			routesGen = n.routes.request(local)
 		case entity.PluginsVersion:
-			pluginsGen = n.pluginsR.request()
+			pluginsGen = n.pluginsR.request(local)
 		default:
 			n.cache.Invalidate(k)
 		}
@@ -327,7 +328,7 @@ func (n *Node) InvalidateAll(ctx context.Context) {
 const rebuildWait = 10 * time.Second
 
 func (n *Node) rebuildAll(ctx context.Context) error {
-	rg, pg := n.routes.request(), n.pluginsR.request()
+	rg, pg := n.routes.request(true), n.pluginsR.request(true)
 	ctx, cancel := context.WithTimeout(ctx, rebuildWait)
 	defer cancel()
 	return errors.Join(n.routes.wait(ctx, rg), n.pluginsR.wait(ctx, pg))

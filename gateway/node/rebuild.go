@@ -9,10 +9,12 @@ import (
 
 // rebuilder rebuilds one snapshot (the route table, the plugin set) in one
 // goroutine. Requests coalesce: however many arrive while a build runs, one
-// more build follows, and it covers them all. Builds start at most once per
-// minGap, so that a storm of changes (hundreds per second) costs a few
-// rebuilds per second instead of one per change, and the proxy keeps its
-// CPU (Kong #4974); the first change after a quiet spell builds at once.
+// more build follows, and it covers them all. Builds are rate-limited by a
+// token bucket: a burst of rebuildBurst builds starts at once, after which
+// builds start at most once per minGap. A storm of changes (hundreds per
+// second) then costs twenty rebuilds per second instead of one per change,
+// and the proxy keeps its CPU (Kong #4974), while changes that come one at a
+// time, and writes made on this node, are never delayed.
 //
 // Generations make waiting exact: request returns the generation that
 // covers the caller's change, and wait returns once a build that started
@@ -29,6 +31,9 @@ type rebuilder struct {
 	mu        sync.Mutex
 	requested uint64
 	done      uint64
+	// urgent is set by an urgent request and cleared by the build that
+	// covers it.
+	urgent bool
 	// changed is closed and replaced each time done advances.
 	changed chan struct{}
 }
@@ -39,11 +44,13 @@ func newRebuilder(name string, log *slog.Logger, build func(ctx context.Context)
 }
 
 // request asks for a rebuild and returns the generation that will include
-// every change committed before the call.
-func (r *rebuilder) request() uint64 {
+// every change committed before the call. An urgent request (a write on
+// this node, whose client waits for it) is not held back by the rate limit.
+func (r *rebuilder) request(urgent bool) uint64 {
 	r.mu.Lock()
 	r.requested++
 	gen := r.requested
+	r.urgent = r.urgent || urgent
 	r.mu.Unlock()
 	select {
 	case r.kick <- struct{}{}:
@@ -77,34 +84,42 @@ func (r *rebuilder) built() bool {
 	return r.done > 0
 }
 
-// rebuildGap is the least time between the starts of two builds.
-const rebuildGap = 100 * time.Millisecond
+// rebuildGap is the least time between the starts of two builds once a
+// burst of rebuildBurst builds is spent.
+const (
+	rebuildGap   = 50 * time.Millisecond
+	rebuildBurst = 20
+)
 
 // run builds on request until ctx is done.
 func (r *rebuilder) run(ctx context.Context) {
 	backoff := 100 * time.Millisecond
-	var last time.Time
+	tokens, refilled := float64(rebuildBurst), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.kick:
 		}
-		if wait := r.minGap - time.Since(last); wait > 0 {
-			select { // let more changes pile up: one build covers them all
-			case <-ctx.Done():
+		tokens = min(rebuildBurst, tokens+float64(time.Since(refilled))/float64(r.minGap))
+		refilled = time.Now()
+		if tokens < 1 && !r.isUrgent() {
+			// Let more changes pile up (one build covers them all), unless
+			// a write on this node asks meanwhile.
+			if !r.waitToken(ctx, time.Duration((1-tokens)*float64(r.minGap))) {
 				return
-			case <-time.After(wait):
 			}
+			tokens, refilled = 1, time.Now()
 		}
 		r.mu.Lock()
 		target := r.requested
 		pending := target > r.done
+		r.urgent = false // this build covers every request so far
 		r.mu.Unlock()
 		if !pending {
 			continue
 		}
-		last = time.Now()
+		tokens = max(tokens-1, 0)
 		if err := r.build(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
@@ -125,6 +140,32 @@ func (r *rebuilder) run(ctx context.Context) {
 		close(r.changed)
 		r.changed = make(chan struct{})
 		r.mu.Unlock()
+	}
+}
+
+// isUrgent reports whether an urgent request is pending.
+func (r *rebuilder) isUrgent() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.urgent
+}
+
+// waitToken waits d for the next build slot, returning early when an urgent
+// request arrives, and false when ctx is done.
+func (r *rebuilder) waitToken(ctx context.Context, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+			return true
+		case <-r.kick:
+			if r.isUrgent() {
+				return true
+			}
+		}
 	}
 }
 
