@@ -31,7 +31,7 @@ type datastore interface {
 // that knows the concrete datastores.
 var stores = map[string]func(ctx context.Context, c *config.Config) (datastore, error){
 	"sqlite": func(ctx context.Context, c *config.Config) (datastore, error) {
-		return sqlite.Open(ctx, sqlite.Config{Path: c.SQLitePath})
+		return sqlite.Open(ctx, sqlite.Config{Path: c.SQLitePath, BusyTimeout: c.SQLiteBusyTimeout})
 	},
 	"postgres": func(ctx context.Context, c *config.Config) (datastore, error) {
 		return postgres.Open(ctx, postgres.Config{

@@ -32,6 +32,9 @@ type Config struct {
 
 	Database   string `conf:"database" default:"sqlite" allowed:"sqlite,postgres,cassandra"`
 	SQLitePath string `conf:"sqlite_path" default:"sluice.db"`
+	// SQLiteBusyTimeout is how long a statement waits for another process's
+	// lock on the SQLite file.
+	SQLiteBusyTimeout time.Duration `conf:"sqlite_busy_timeout" default:"5"`
 
 	DBUpdateFrequency   time.Duration `conf:"db_update_frequency" default:"5"`
 	DBUpdatePropagation time.Duration `conf:"db_update_propagation" default:"0"`
