@@ -4,6 +4,8 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/sluice-gw/sluice/internal/testenv"
 )
 
 // promtool returns the path of promtool. Without it the test is skipped,
@@ -12,10 +14,7 @@ func promtool(t *testing.T) string {
 	t.Helper()
 	path, err := exec.LookPath("promtool")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("promtool is not on PATH (apt-get install -y --no-install-recommends prometheus)")
-		}
-		t.Skip("promtool is not on PATH; install the Debian prometheus package to run this test")
+		testenv.Missing(t, "promtool", "apt-get install -y --no-install-recommends prometheus")
 	}
 	return path
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluice-gw/sluice/bench/harness"
 	"github.com/sluice-gw/sluice/gateway/store/cassandra"
+	"github.com/sluice-gw/sluice/internal/testenv"
 )
 
 // The settings of the Cassandra cluster tests: a change on one node must
@@ -41,15 +42,8 @@ const (
 // It skips t when the variable is unset, and fails it when CI=true.
 func cassandraEnv(t *testing.T) []string {
 	t.Helper()
-	addr := os.Getenv("SLUICE_TEST_CASSANDRA")
-	if addr == "" {
-		msg := "SLUICE_TEST_CASSANDRA is unset; start a node with " +
-			`bash tools/cassandra/cassandra.sh start && eval "$(bash tools/cassandra/cassandra.sh env)"`
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	addr := testenv.Var(t, "SLUICE_TEST_CASSANDRA",
+		`start a node with bash tools/cassandra/cassandra.sh start && eval "$(bash tools/cassandra/cassandra.sh env)"`)
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatalf("SLUICE_TEST_CASSANDRA=%q: want host:port: %v", addr, err)

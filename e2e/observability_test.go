@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluice-gw/sluice/bench/harness"
 	"github.com/sluice-gw/sluice/dashboards"
+	"github.com/sluice-gw/sluice/internal/testenv"
 )
 
 // kongDashboard is Grafana dashboard 7424, Kong (official), as Kong ships
@@ -30,13 +31,8 @@ var kongDashboard = filepath.Join("..", "..", "shared", "reference", "kong-offic
 // it is unset (failing on CI).
 func prometheusBinary(t *testing.T) string {
 	t.Helper()
-	bin := os.Getenv("SLUICE_TEST_PROMETHEUS")
-	if bin == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("SLUICE_TEST_PROMETHEUS is unset on CI (apt-get install -y --no-install-recommends prometheus; export SLUICE_TEST_PROMETHEUS=/usr/bin/prometheus)")
-		}
-		t.Skip("SLUICE_TEST_PROMETHEUS is unset: install the Debian prometheus package and export SLUICE_TEST_PROMETHEUS=/usr/bin/prometheus")
-	}
+	bin := testenv.Var(t, "SLUICE_TEST_PROMETHEUS",
+		"install the Debian prometheus package and export SLUICE_TEST_PROMETHEUS=/usr/bin/prometheus")
 	return bin
 }
 

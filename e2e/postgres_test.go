@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sluice-gw/sluice/bench/harness"
+	"github.com/sluice-gw/sluice/internal/testenv"
 )
 
 // pgServer is the test PostgreSQL named by SLUICE_TEST_PG_DSN.
@@ -35,14 +36,7 @@ type pgServer struct {
 // SLUICE_TEST_PG_DSN is unset (failing it when CI=true).
 func testPostgres(t *testing.T) pgServer {
 	t.Helper()
-	dsn := os.Getenv("SLUICE_TEST_PG_DSN")
-	if dsn == "" {
-		msg := "SLUICE_TEST_PG_DSN is unset: run `bash tools/postgres.sh start && eval \"$(bash tools/postgres.sh env)\"`"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	dsn := testenv.Var(t, "SLUICE_TEST_PG_DSN", `run: bash tools/postgres.sh start && eval "$(bash tools/postgres.sh env)"`)
 	u, err := url.Parse(dsn)
 	if err != nil {
 		t.Fatalf("SLUICE_TEST_PG_DSN: %v", err)

@@ -3,7 +3,6 @@ package redis_test
 import (
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,20 +11,14 @@ import (
 	"github.com/sluice-gw/sluice/cachebackends"
 	"github.com/sluice-gw/sluice/cachebackends/cachetest"
 	"github.com/sluice-gw/sluice/cachebackends/redis"
+	"github.com/sluice-gw/sluice/internal/testenv"
 )
 
 // config reads the test server's address from SLUICE_TEST_REDIS. Each call
 // gets its own key prefix so that tests do not see each other's keys.
 func config(t *testing.T) redis.Config {
 	t.Helper()
-	addr := os.Getenv("SLUICE_TEST_REDIS")
-	if addr == "" {
-		msg := "SLUICE_TEST_REDIS is unset; start a server with `bash tools/redis.sh start && eval $(bash tools/redis.sh env)`"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	addr := testenv.Var(t, "SLUICE_TEST_REDIS", "start a server with `bash tools/redis.sh start && eval $(bash tools/redis.sh env)`")
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatalf("SLUICE_TEST_REDIS=%q: %v", addr, err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -16,21 +15,15 @@ import (
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/store"
 	"github.com/sluice-gw/sluice/gateway/store/storetest"
+	"github.com/sluice-gw/sluice/internal/testenv"
 )
 
 // testConfig returns the Config of a fresh keyspace on the server named by
 // SLUICE_TEST_CASSANDRA, or skips (fails when CI=true) if it is unset.
 func testConfig(t testing.TB) Config {
 	t.Helper()
-	addr := os.Getenv("SLUICE_TEST_CASSANDRA")
-	if addr == "" {
-		msg := "SLUICE_TEST_CASSANDRA is unset; start a node with " +
-			`bash tools/cassandra/cassandra.sh start && eval "$(bash tools/cassandra/cassandra.sh env)"`
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	addr := testenv.Var(t, "SLUICE_TEST_CASSANDRA",
+		`start a node with bash tools/cassandra/cassandra.sh start && eval "$(bash tools/cassandra/cassandra.sh env)"`)
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatalf("SLUICE_TEST_CASSANDRA=%q: want host:port: %v", addr, err)

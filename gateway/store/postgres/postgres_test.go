@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/store"
 	"github.com/sluice-gw/sluice/gateway/store/storetest"
+	"github.com/sluice-gw/sluice/internal/testenv"
 )
 
 // dsnEnv names the variable holding the test server's URL.
@@ -128,14 +129,7 @@ func TestApplyRejectsBadInput(t *testing.T) {
 // It skips the test when the variable is unset, unless CI=true.
 func serverConfig(t testing.TB) Config {
 	t.Helper()
-	dsn := os.Getenv(dsnEnv)
-	if dsn == "" {
-		msg := dsnEnv + ` is unset; run: bash tools/postgres.sh start && eval "$(bash tools/postgres.sh env)"`
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	dsn := testenv.Var(t, dsnEnv, `run: bash tools/postgres.sh start && eval "$(bash tools/postgres.sh env)"`)
 	u, err := url.Parse(dsn)
 	if err != nil {
 		t.Fatalf("%s: %v", dsnEnv, err)
