@@ -2,16 +2,16 @@
 # postgres.sh starts a throwaway PostgreSQL cluster for Sluice's tests.
 #
 #   bash tools/postgres.sh start   # install (Debian) if missing, initdb, start, create db+user
-#   bash tools/postgres.sh stop    # stop the cluster (data stays in $SLUICE_PG_DIR)
+#   bash tools/postgres.sh stop    # stop the cluster (data stays in $SLUICE_TEST_PG_DIR)
 #   bash tools/postgres.sh env     # print: export SLUICE_TEST_PG_DSN=...
 #
-# Environment: SLUICE_PG_DIR (default /tmp/sluice-pg), SLUICE_PG_PORT (55432).
+# Environment: SLUICE_TEST_PG_DIR (default /tmp/sluice-pg), SLUICE_TEST_PG_PORT (55432).
 # The cluster listens on 127.0.0.1 only, with trust auth: never use it for
 # anything but tests. start is idempotent.
 set -euo pipefail
 
-DIR=${SLUICE_PG_DIR:-/tmp/sluice-pg}
-PORT=${SLUICE_PG_PORT:-55432}
+DIR=${SLUICE_TEST_PG_DIR:-/tmp/sluice-pg}
+PORT=${SLUICE_TEST_PG_PORT:-55432}
 DATA=$DIR/data
 LOG=$DIR/postgres.log
 RUN_USER=postgres

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # tools/redis.sh start|stop|env: a throwaway Redis for tests, on
-# 127.0.0.1:${SLUICE_REDIS_PORT:-56379}, daemonized, with no persistence.
+# 127.0.0.1:${SLUICE_TEST_REDIS_PORT:-56379}, daemonized, with no persistence.
 # Installs redis-server from Debian when it is missing (needs root).
 set -euo pipefail
 
-port="${SLUICE_REDIS_PORT:-56379}"
-dir="${SLUICE_REDIS_DIR:-/tmp/sluice-redis-$port}"
+port="${SLUICE_TEST_REDIS_PORT:-56379}"
+dir="${SLUICE_TEST_REDIS_DIR:-/tmp/sluice-redis-$port}"
 pidfile="$dir/redis.pid"
 
 install() {

@@ -10,24 +10,24 @@
 #   cassandra.sh status  say whether the node answers CQL
 #
 # Environment (all optional):
-#   SLUICE_CASSANDRA_HOME          cache and state dir (default ~/.cache/sluice-cassandra)
-#   SLUICE_CASSANDRA_PORT          CQL native port (default 59042)
-#   SLUICE_CASSANDRA_STORAGE_PORT  inter-node port (default CQL port + 1)
-#   SLUICE_CASSANDRA_VERSION       cassandra-all version (default 5.0.8)
-#   SLUICE_CASSANDRA_HEAP          max heap (default 1g; initial heap is 512m)
-#   SLUICE_CASSANDRA_JAVA          java 11 or 17 binary (default Debian's Java 17)
-#   SLUICE_CASSANDRA_TIMEOUT       seconds to wait for CQL (default 180)
+#   SLUICE_TEST_CASSANDRA_HOME          cache and state dir (default ~/.cache/sluice-cassandra)
+#   SLUICE_TEST_CASSANDRA_PORT          CQL native port (default 59042)
+#   SLUICE_TEST_CASSANDRA_STORAGE_PORT  inter-node port (default CQL port + 1)
+#   SLUICE_TEST_CASSANDRA_VERSION       cassandra-all version (default 5.0.8)
+#   SLUICE_TEST_CASSANDRA_HEAP          max heap (default 1g; initial heap is 512m)
+#   SLUICE_TEST_CASSANDRA_JAVA          java 11 or 17 binary (default Debian's Java 17)
+#   SLUICE_TEST_CASSANDRA_TIMEOUT       seconds to wait for CQL (default 180)
 # Every start and stop is idempotent: start on a running node only checks it.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-home=${SLUICE_CASSANDRA_HOME:-$HOME/.cache/sluice-cassandra}
-port=${SLUICE_CASSANDRA_PORT:-59042}
-storage_port=${SLUICE_CASSANDRA_STORAGE_PORT:-$((port + 1))}
-version=${SLUICE_CASSANDRA_VERSION:-5.0.8}
-heap=${SLUICE_CASSANDRA_HEAP:-1g}
-java=${SLUICE_CASSANDRA_JAVA:-/usr/lib/jvm/java-17-openjdk-amd64/bin/java}
-timeout=${SLUICE_CASSANDRA_TIMEOUT:-180}
+home=${SLUICE_TEST_CASSANDRA_HOME:-$HOME/.cache/sluice-cassandra}
+port=${SLUICE_TEST_CASSANDRA_PORT:-59042}
+storage_port=${SLUICE_TEST_CASSANDRA_STORAGE_PORT:-$((port + 1))}
+version=${SLUICE_TEST_CASSANDRA_VERSION:-5.0.8}
+heap=${SLUICE_TEST_CASSANDRA_HEAP:-1g}
+java=${SLUICE_TEST_CASSANDRA_JAVA:-/usr/lib/jvm/java-17-openjdk-amd64/bin/java}
+timeout=${SLUICE_TEST_CASSANDRA_TIMEOUT:-180}
 lib=$home/lib-$version
 state=$home/node-$port
 
@@ -158,8 +158,8 @@ start() {
 		return
 	fi
 	pid_alive && stop
-	cql_ready && die "port $port answers CQL but is not ours: set SLUICE_CASSANDRA_PORT"
-	[[ -x $java ]] || die "java not found at $java: install openjdk-17-jre-headless or set SLUICE_CASSANDRA_JAVA"
+	cql_ready && die "port $port answers CQL but is not ours: set SLUICE_TEST_CASSANDRA_PORT"
+	[[ -x $java ]] || die "java not found at $java: install openjdk-17-jre-headless or set SLUICE_TEST_CASSANDRA_JAVA"
 	fetch_jars
 	mkdir -p "$state"
 	local data
@@ -199,7 +199,7 @@ start() {
 		fi
 		if grep -q 'Failed to bind port\|Address already in use' "$state/cassandra.log"; then
 			tail -20 "$state/cassandra.log" >&2
-			die "a port is taken: set SLUICE_CASSANDRA_PORT / SLUICE_CASSANDRA_STORAGE_PORT"
+			die "a port is taken: set SLUICE_TEST_CASSANDRA_PORT / SLUICE_TEST_CASSANDRA_STORAGE_PORT"
 		fi
 		((SECONDS < deadline)) || { tail -40 "$state/cassandra.log" >&2; stop; die "no CQL answer after ${timeout}s"; }
 		sleep 0.5
