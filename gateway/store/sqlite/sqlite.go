@@ -149,11 +149,43 @@ func openPool(ctx context.Context, cfg Config, txlock string, conns int) (*sql.D
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
 	db.SetConnMaxIdleTime(0)
-	if err := db.PingContext(ctx); err != nil {
+	if err := pingUntilUnlocked(ctx, db, cfg.BusyTimeout); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("sqlite: cannot open sqlite_path=%q: %w", cfg.Path, mapErr(err))
 	}
 	return db, nil
+}
+
+// pingUntilUnlocked opens the pool's first connection, retrying while the
+// file is busy for up to busyTimeout. Retrying is needed because SQLite
+// skips the busy handler where waiting could deadlock: when several
+// processes open a new file at once, all but one get SQLITE_BUSY at once
+// from "PRAGMA journal_mode=WAL" (which needs the exclusive lock to switch a
+// new file to WAL), however long busy_timeout is.
+func pingUntilUnlocked(ctx context.Context, db *sql.DB, busyTimeout time.Duration) error {
+	deadline := time.Now().Add(busyTimeout)
+	wait := 2 * time.Millisecond
+	for {
+		err := db.PingContext(ctx)
+		if err == nil || !isBusy(err) || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+func isBusy(err error) bool {
+	var se *msqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	code := se.Code() & 0xff
+	return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
 }
 
 // mapErr marks lock timeouts as store.ErrUnavailable.

@@ -87,37 +87,44 @@ func TestMigrations(t *testing.T) {
 	}
 }
 
-// TestMigrationRace starts several nodes on one new file at once: each
-// migrates without error and the migrations run once.
+// TestMigrationRace starts several nodes on one new file at once, on
+// several new files in turn: each node opens and migrates without error and
+// the migrations run once. Opening a new file races on switching it to WAL,
+// where SQLite answers SQLITE_BUSY without waiting for busy_timeout.
 func TestMigrationRace(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "sluice.db")
-	const nodes = 6
-	errs := make([]error, nodes)
-	var wg sync.WaitGroup
-	for i := range nodes {
-		wg.Go(func() {
-			s, err := Open(t.Context(), Config{Path: path})
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			defer s.Close()
-			errs[i] = s.Up(t.Context())
-		})
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("node %d: %v", i, err)
+	const files, nodes = 10, 6
+	for f := range files {
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("sluice-%d.db", f))
+		errs := make([]error, nodes)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range nodes {
+			wg.Go(func() {
+				<-start
+				s, err := Open(t.Context(), Config{Path: path})
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				defer s.Close()
+				errs[i] = s.Up(t.Context())
+			})
 		}
-	}
-	s := openTest(t, path)
-	var n int
-	if err := s.reader.QueryRowContext(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != len(migrations) {
-		t.Fatalf("schema_migrations has %d rows, want %d", n, len(migrations))
+		close(start)
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("file %d, node %d: %v", f, i, err)
+			}
+		}
+		s := openTest(t, path)
+		var n int
+		if err := s.reader.QueryRowContext(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != len(migrations) {
+			t.Fatalf("file %d: schema_migrations has %d rows, want %d", f, n, len(migrations))
+		}
 	}
 }
 
