@@ -81,7 +81,7 @@ func (p *Proxy) roundTrip(st *state, out *http.Request) (*http.Response, error) 
 }
 
 // try is one upstream attempt, traced as a client span when tracing is on.
-func (p *Proxy) try(tr *http.Transport, out *http.Request, n int) (*http.Response, error) {
+func (p *Proxy) try(tr roundTripper, out *http.Request, n int) (*http.Response, error) {
 	if !p.tracing {
 		return tr.RoundTrip(out)
 	}

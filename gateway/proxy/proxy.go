@@ -100,7 +100,7 @@ func New(opts Options) *Proxy {
 		tp = noop.NewTracerProvider()
 	}
 	p.tracer = tp.Tracer("github.com/sluice-gw/sluice/gateway/proxy")
-	p.transports = newTransports(opts)
+	p.transports = newTransports(opts, &p.bufs)
 	p.addrs.Store(new(addrCache))
 	p.bufs.New = func() any { b := make([]byte, bufSize); return &b }
 	p.states.New = func() any { return new(state) }

@@ -10,29 +10,38 @@ import (
 	"github.com/sluice-gw/sluice/gateway/entity"
 )
 
-// timeouts selects a transport: connect and read timeouts are properties of
-// the dialer and of the transport, so services sharing them share a pool.
+// timeouts selects a round tripper: timeouts are properties of the dialer
+// and of the client, so services sharing them share a connection pool.
 type timeouts struct {
-	connect, read int // ms, as in the service entity
+	tls                  bool
+	connect, write, read int // ms, as in the service entity
 }
 
-// transports holds one tuned http.Transport per distinct timeouts.
+// roundTripper is what the proxy needs of an upstream client.
+type roundTripper interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
+// transports holds one upstream client per distinct timeouts: the
+// synchronous h1Client for http services, a tuned http.Transport for https.
 type transports struct {
 	opts Options
-	m    atomic.Pointer[map[timeouts]*http.Transport] // copy on write
+	bufs *sync.Pool
+	m    atomic.Pointer[map[timeouts]roundTripper] // copy on write
 	// mu serializes writers of m.
 	mu sync.Mutex
 }
 
-func newTransports(opts Options) *transports {
-	t := &transports{opts: opts}
-	t.m.Store(&map[timeouts]*http.Transport{})
+func newTransports(opts Options, bufs *sync.Pool) *transports {
+	t := &transports{opts: opts, bufs: bufs}
+	t.m.Store(&map[timeouts]roundTripper{})
 	return t
 }
 
-// get returns the transport for s's timeouts, creating it on first use.
-func (t *transports) get(s *entity.Service) *http.Transport {
-	k := timeouts{connect: s.ConnectTimeout, read: s.ReadTimeout}
+// get returns the client for s, creating it on first use.
+func (t *transports) get(s *entity.Service) roundTripper {
+	k := timeouts{tls: s.Protocol == "https", connect: s.ConnectTimeout, write: s.WriteTimeout, read: s.ReadTimeout}
 	if tr := (*t.m.Load())[k]; tr != nil {
 		return tr
 	}
@@ -42,8 +51,8 @@ func (t *transports) get(s *entity.Service) *http.Transport {
 	if tr := old[k]; tr != nil {
 		return tr
 	}
-	tr := t.newTransport(k)
-	next := make(map[timeouts]*http.Transport, len(old)+1)
+	tr := t.newClient(k)
+	next := make(map[timeouts]roundTripper, len(old)+1)
 	for kk, v := range old {
 		next[kk] = v
 	}
@@ -52,7 +61,7 @@ func (t *transports) get(s *entity.Service) *http.Transport {
 	return tr
 }
 
-func (t *transports) newTransport(k timeouts) *http.Transport {
+func (t *transports) newClient(k timeouts) roundTripper {
 	perHost := t.opts.MaxIdleConnsPerHost
 	if perHost <= 0 {
 		perHost = 1024
@@ -61,11 +70,19 @@ func (t *transports) newTransport(k timeouts) *http.Transport {
 	if idle <= 0 {
 		idle = 60 * time.Second
 	}
+	dialer := net.Dialer{Timeout: millis(k.connect, 60000), KeepAlive: 30 * time.Second}
+	if !k.tls {
+		return &h1Client{
+			dialer:       dialer,
+			writeTimeout: millis(k.write, 60000),
+			readTimeout:  millis(k.read, 60000),
+			maxIdle:      perHost,
+			idleTimeout:  idle,
+			bufs:         t.bufs,
+		}
+	}
 	return &http.Transport{
-		DialContext: (&net.Dialer{
-			Timeout:   millis(k.connect, 60000),
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		DialContext:           dialer.DialContext,
 		MaxIdleConns:          perHost * 4,
 		MaxIdleConnsPerHost:   perHost,
 		IdleConnTimeout:       idle,
