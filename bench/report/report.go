@@ -58,7 +58,7 @@ type Latency struct {
 // Throughput is one target measured closed-loop (RPS) and open-loop
 // (Latency at OpenRate).
 type Throughput struct {
-	// Target is "direct", "gateway" or "nginx".
+	// Target is "direct", "nginx", "go-httputil" (bench/bareproxy) or "gateway".
 	Target string `json:"target"`
 	// CacheBackend is the gateway's cache_backend ("" otherwise).
 	CacheBackend string `json:"cache_backend"`

@@ -45,7 +45,9 @@ http {
 }
 `
 
-type nginx struct {
+// refProxy is a reference proxy process measured beside the gateway:
+// nginx, or bare Go httputil.ReverseProxy.
+type refProxy struct {
 	url  string
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -53,7 +55,7 @@ type nginx struct {
 
 // startNginx starts nginx in the foreground with 2 workers (perf.md's
 // unpinned setup) in front of upstream.
-func startNginx(dir, upstream string) (*nginx, error) {
+func startNginx(dir, upstream string) (*refProxy, error) {
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
 		return nil, fmt.Errorf("nginx not installed (apt-get install nginx-light)")
@@ -61,58 +63,91 @@ func startNginx(dir, upstream string) (*nginx, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	listen, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	listen := ln.Addr().String()
-	ln.Close()
 	conf := strings.NewReplacer("{{dir}}", dir, "{{upstream}}", strings.TrimPrefix(upstream, "http://"), "{{listen}}", listen).Replace(nginxConf)
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "-c", path, "-p", dir, "-g", "daemon off; worker_processes 2;")
-	out, _ := os.Create(filepath.Join(dir, "nginx.out"))
+	return startRef("nginx", cmd, listen, filepath.Join(dir, "nginx.out"), "see "+filepath.Join(dir, "error.log"))
+}
+
+// startBareProxy starts bench/bareproxy (bare httputil.ReverseProxy) in a
+// process of its own, `sluice bench bareproxy`, in front of upstream.
+func startBareProxy(dir, binary, upstream string) (*refProxy, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	listen, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(binary, "bench", "bareproxy", "-addr", listen, "-upstream", upstream)
+	out := filepath.Join(dir, "bareproxy.out")
+	return startRef("bare httputil proxy", cmd, listen, out, "see "+out)
+}
+
+// freeAddr returns a loopback address with a port free at the moment.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// startRef starts cmd, logging to logPath, and waits until it answers 200
+// on listen.
+func startRef(name string, cmd *exec.Cmd, listen, logPath, hint string) (*refProxy, error) {
+	out, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
+		out.Close()
 		return nil, err
 	}
-	ng := &nginx{url: "http://" + listen, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); out.Close(); close(ng.done) }()
+	rp := &refProxy{url: "http://" + listen, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); out.Close(); close(rp.done) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for {
-		if resp, err := http.Get(ng.url + "/"); err == nil {
+		if resp, err := http.Get(rp.url + "/"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return ng, nil
+				return rp, nil
 			}
 		}
 		select {
-		case <-ng.done:
-			return nil, fmt.Errorf("nginx exited at start; see %s", filepath.Join(dir, "error.log"))
+		case <-rp.done:
+			return nil, fmt.Errorf("%s exited at start; %s", name, hint)
 		case <-ctx.Done():
-			ng.stop()
-			return nil, fmt.Errorf("nginx not answering on %s", listen)
+			rp.stop()
+			return nil, fmt.Errorf("%s not answering on %s; %s", name, listen, hint)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
 
-// pids returns the master and its workers.
-func (n *nginx) pids() []int {
-	return append([]int{n.cmd.Process.Pid}, procstat.Children(n.cmd.Process.Pid)...)
+// pids returns the process and its children (nginx's workers).
+func (rp *refProxy) pids() []int {
+	return append([]int{rp.cmd.Process.Pid}, procstat.Children(rp.cmd.Process.Pid)...)
 }
 
-// stop sends SIGQUIT-free SIGTERM to the process group and waits.
-func (n *nginx) stop() {
-	_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGTERM)
+// stop sends SIGTERM to the process group and waits.
+func (rp *refProxy) stop() {
+	_ = syscall.Kill(-rp.cmd.Process.Pid, syscall.SIGTERM)
 	select {
-	case <-n.done:
+	case <-rp.done:
 	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
-		<-n.done
+		_ = syscall.Kill(-rp.cmd.Process.Pid, syscall.SIGKILL)
+		<-rp.done
 	}
 }

@@ -39,7 +39,7 @@ func TestMiniProfile(t *testing.T) {
 	for _, row := range r.Throughput {
 		targets[row.Target] = row
 	}
-	for _, want := range []string{"direct", "gateway"} {
+	for _, want := range []string{"direct", bareTarget, "gateway"} {
 		row, ok := targets[want]
 		if !ok {
 			t.Fatalf("no %s throughput row in %+v", want, r.Throughput)
@@ -47,6 +47,9 @@ func TestMiniProfile(t *testing.T) {
 		if row.RPS <= 0 || row.LatencyMS.P50 <= 0 || row.LatencyMS.P99 < row.LatencyMS.P50 {
 			t.Errorf("%s row not sane: %+v", want, row)
 		}
+	}
+	if bare := targets[bareTarget]; bare.CPUMicrosPerRequest <= 0 || bare.ClosedErrors != 0 {
+		t.Errorf("%s row: %+v; want CPU measured, no errors", bareTarget, bare)
 	}
 	gw := targets["gateway"]
 	if gw.CacheBackend != "freecache" || gw.HitRatio <= 0 || gw.HitRatio > 1 || gw.CPUMicrosPerRequest <= 0 || gw.ClosedErrors != 0 {

@@ -69,8 +69,12 @@ func cpuOf(pids []int) time.Duration {
 	return t
 }
 
+// bareTarget names the throughput row of bench/bareproxy.
+const bareTarget = "go-httputil"
+
 // throughput measures the upstream directly, through nginx when
-// installed, then through one node per cache backend.
+// installed, through a bare Go httputil.ReverseProxy, then through one
+// node per cache backend.
 func (b *bench) throughput(ctx context.Context) ([]report.Throughput, []string, error) {
 	p := b.opts.Profile
 	var rows []report.Throughput
@@ -87,6 +91,18 @@ func (b *bench) throughput(ctx context.Context) ([]report.Throughput, []string, 
 		ng.stop()
 		rows = append(rows, row)
 		b.logf("  nginx: %.0f rps, %.1f CPU µs/req, open-loop p99 %.2f ms", row.RPS, row.CPUMicrosPerRequest, row.LatencyMS.P99)
+	}
+	if ctx.Err() != nil {
+		return rows, notes, nil
+	}
+	if bp, err := startBareProxy(filepath.Join(b.opts.Out, "bareproxy"), b.opts.Binary, b.upstream); err != nil {
+		notes = append(notes, "bare httputil comparison skipped: "+err.Error())
+		b.logf("  bare httputil proxy skipped: %v", err)
+	} else {
+		row := b.measure(ctx, bareTarget, "", bp.url+"/", nil, bp.pids)
+		bp.stop()
+		rows = append(rows, row)
+		b.logf("  %s: %.0f rps, %.1f CPU µs/req, open-loop p99 %.2f ms", bareTarget, row.RPS, row.CPUMicrosPerRequest, row.LatencyMS.P99)
 	}
 	if ctx.Err() != nil {
 		return rows, notes, nil

@@ -2,20 +2,28 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sluice-gw/sluice/bench/bareproxy"
 	benchrun "github.com/sluice-gw/sluice/bench/run"
 )
 
 // bench runs `sluice bench`: a local cluster of this very binary, its
 // upstream and load, measured and reported (bench/run).
 func bench(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "bareproxy" {
+		return benchBareProxy(ctx, args[1:])
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	profile := fs.String("profile", "default", "smoke (<= 60 s), default (<= 3 min on 2 cores), full or soak (30 min)")
 	out := fs.String("out", "", "report directory (default bench/results/<timestamp>/)")
@@ -84,4 +92,34 @@ func bench(ctx context.Context, args []string) error {
 		}
 	}
 	return err
+}
+
+// benchBareProxy serves the reference proxy (bench/bareproxy) that the
+// throughput phase measures beside the gateway, in a process of its own as
+// the gateway and nginx have: `sluice bench bareproxy -addr A -upstream U`.
+// It is internal to the bench and stops on SIGTERM.
+func benchBareProxy(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench bareproxy", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:0", "listen address")
+	up := fs.String("upstream", "", "upstream base URL")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	u, err := url.Parse(*up)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return fmt.Errorf("bench bareproxy: -upstream %q: want http://host:port", *up)
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("bench bareproxy: %w", err)
+	}
+	srv := &http.Server{Handler: bareproxy.New(u), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("bench bareproxy: %w", err)
+	}
+	return nil
 }

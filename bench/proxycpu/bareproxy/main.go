@@ -1,7 +1,5 @@
-// Command bareproxy is the reference point of bench/proxycpu: a bare
-// net/http/httputil.ReverseProxy with a tuned Transport, the same idea as
-// the perf-scripts goproxy the perf notes measured (27.8 us CPU/request
-// pinned). Sluice's CPU per request is reported as a ratio to it.
+// Command bareproxy serves bench/bareproxy, the reference point of
+// bench/proxycpu: Sluice's CPU per request is reported as a ratio to it.
 //
 // Usage: bareproxy -addr 127.0.0.1:19100 -upstream http://127.0.0.1:19001
 package main
@@ -9,12 +7,11 @@ package main
 import (
 	"flag"
 	"log"
-	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
-	"sync"
 	"time"
+
+	"github.com/sluice-gw/sluice/bench/bareproxy"
 )
 
 func main() {
@@ -25,27 +22,6 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        1024,
-		MaxIdleConnsPerHost: 1024,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(u)
-			pr.Out.Host = pr.In.Host
-		},
-		Transport:  tr,
-		BufferPool: &bufPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}},
-	}
-	srv := &http.Server{Addr: *addr, Handler: rp, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: *addr, Handler: bareproxy.New(u), ReadHeaderTimeout: 10 * time.Second}
 	log.Fatal(srv.ListenAndServe())
 }
-
-// bufPool implements httputil.BufferPool with 32 KiB buffers.
-type bufPool struct{ p sync.Pool }
-
-func (b *bufPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b *bufPool) Put(x []byte) { b.p.Put(&x) }
