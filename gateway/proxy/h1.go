@@ -95,6 +95,9 @@ func (cl *h1Client) send(pc *h1Conn, req *http.Request) (*http.Response, error) 
 	}
 	werr := cl.writeRequest(pc, req)
 	if werr != nil && (ctx.Err() != nil || !answeredEarly(pc)) {
+		if isConnReset(werr) {
+			werr = fmt.Errorf("%w: %w", errReusedConnClosed, werr)
+		}
 		return fail(werr)
 	}
 	for {
