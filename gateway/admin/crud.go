@@ -34,7 +34,16 @@ func (h *handler) list(c collection) endpointFunc {
 			}
 			q.Foreign, q.ForeignID = c.field, parent.ID
 		}
-		page, err := h.store.List(r.Context(), q)
+		tags, err := tagQuery(r)
+		if err != nil {
+			return err
+		}
+		var page store.Page
+		if tags != nil {
+			page, err = h.listTagged(r.Context(), q, tags)
+		} else {
+			page, err = h.store.List(r.Context(), q)
+		}
 		if err != nil {
 			return listError(err, q.Offset)
 		}

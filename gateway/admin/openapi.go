@@ -209,9 +209,11 @@ func (d described) entityOp(m string, r role, op, resp map[string]any, query *[]
 	switch m {
 	case http.MethodGet:
 		if r == roleCollection {
-			*query = []any{sizeParam(), queryParam("offset", map[string]any{"type": "string"})}
+			*query = []any{sizeParam(), queryParam("offset", map[string]any{"type": "string"}),
+				queryParam("tags", map[string]any{"type": "string",
+					"description": "keep entities tagged with every tag of a,b or with any tag of a/b (not both separators)"})}
 			resp["200"] = jsonResponse("a page", ref(schemaNames[d.kind]+"Page"))
-			resp["400"] = errorResponse("invalid size or offset")
+			resp["400"] = errorResponse("invalid size, offset or tags")
 			return
 		}
 		resp["200"] = jsonResponse("the entity", schema)

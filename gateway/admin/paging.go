@@ -51,7 +51,8 @@ func listError(err error, offset string) error {
 	return fmt.Errorf("admin: cannot list: %w", err)
 }
 
-// writePage answers p, with a next link to the same path.
+// writePage answers p, with a next link to the same path carrying size
+// and tags, as Kong's does.
 func writePage(w http.ResponseWriter, r *http.Request, p store.Page) {
 	body := page{Data: make([]json.RawMessage, 0, len(p.Records))}
 	for _, rec := range p.Records {
@@ -59,8 +60,10 @@ func writePage(w http.ResponseWriter, r *http.Request, p store.Page) {
 	}
 	if p.Next != "" {
 		v := url.Values{"offset": {p.Next}}
-		if s := r.URL.Query().Get("size"); s != "" {
-			v.Set("size", s)
+		for _, carried := range []string{"size", "tags"} {
+			if s := r.URL.Query().Get(carried); s != "" {
+				v.Set(carried, s)
+			}
 		}
 		next := r.URL.EscapedPath() + "?" + v.Encode()
 		body.Offset, body.Next = p.Next, &next
