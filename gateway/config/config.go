@@ -93,6 +93,10 @@ type Config struct {
 	// AdminToken, when set, is required as "Authorization: Bearer <token>"
 	// (or Kong-Admin-Token) on every Admin API request.
 	AdminToken string `conf:"admin_token" secret:"true"`
+	// LuaSSLTrustedCertificate lists the CAs that HTTPS upstream
+	// certificates are verified against, as Kong's key of that name:
+	// "system" (the host's trust store) and/or paths of PEM files.
+	LuaSSLTrustedCertificate []string `conf:"lua_ssl_trusted_certificate" default:"system"`
 }
 
 // Size is a byte size written as Kong writes mem_cache_size: a number with

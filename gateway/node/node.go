@@ -124,8 +124,13 @@ func New(opts Options) (*Node, error) {
 		n.tracer = opts.TracerProvider.Tracer("github.com/sluice-gw/sluice/gateway/node")
 	}
 	n.plugins = plugins.NewRegistry(keyauth.New(credentials{c: n.cache, tracer: n.tracer}), ratelimiting.New(), requesttermination.New())
+	roots, err := trustedCAs(cfg.LuaSSLTrustedCertificate)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	n.proxy = proxy.New(proxy.Options{
 		Version: opts.Version, TracerProvider: opts.TracerProvider, OnResponse: n.metrics.observe,
+		UpstreamRootCAs: roots,
 	})
 	n.routes = newRebuilder("routes", n.log, n.buildRouter)
 	n.pluginsR = newRebuilder("plugins", n.log, n.buildPlugins)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -252,5 +253,37 @@ func TestUpstreamAnswersBeforeBody(t *testing.T) {
 	resp, body := get(t, req)
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || body != "too big!" {
 		t.Fatalf("%d %q, want the upstream's 413", resp.StatusCode, body)
+	}
+}
+
+// TestHTTPSUpstream proxies to a TLS upstream whose certificate is signed
+// by a private CA: trusted through UpstreamRootCAs it answers; with the
+// host's trust store alone the certificate is refused and the client gets
+// Kong's 502, never the upstream's answer.
+func TestHTTPSUpstream(t *testing.T) {
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "over tls to "+r.URL.Path)
+	}))
+	defer up.Close()
+	svc := serviceFor(t, up.URL)
+	svc.Protocol = "https"
+	roots := x509.NewCertPool()
+	roots.AddCert(up.Certificate())
+	for _, tt := range []struct {
+		name   string
+		roots  *x509.CertPool
+		status int
+		body   string
+	}{
+		{"trusted", roots, 200, "over tls to /x"},
+		{"system store only", nil, 502, "{\"message\":\"An invalid response was received from the upstream server\"}\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, gw := gateway(t, Options{UpstreamRootCAs: tt.roots}, route("r", []string{"/"}, false, svc))
+			req, _ := http.NewRequest(http.MethodGet, gw.URL+"/x", nil)
+			if resp, body := get(t, req); resp.StatusCode != tt.status || body != tt.body {
+				t.Fatalf("%d %q, want %d %q", resp.StatusCode, body, tt.status, tt.body)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@
 package proxy
 
 import (
+	"crypto/x509"
 	"net"
 	"net/http"
 	"sync"
@@ -43,6 +44,9 @@ type Options struct {
 	// IdleConnTimeout closes idle upstream connections. 0 means 60s
 	// (Kong's upstream_keepalive_idle_timeout).
 	IdleConnTimeout time.Duration
+	// UpstreamRootCAs verifies the certificates of HTTPS services. Nil
+	// means the host's trust store.
+	UpstreamRootCAs *x509.CertPool
 }
 
 // Observation describes one proxied request for metrics.

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"net"
 	"net/http"
 	"sync"
@@ -83,6 +84,7 @@ func (t *transports) newClient(k timeouts) roundTripper {
 	}
 	return &http.Transport{
 		DialContext:           dialer.DialContext,
+		TLSClientConfig:       &tls.Config{RootCAs: t.opts.UpstreamRootCAs, MinVersion: tls.VersionTLS12},
 		MaxIdleConns:          perHost * 4,
 		MaxIdleConnsPerHost:   perHost,
 		IdleConnTimeout:       idle,
