@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -283,6 +284,67 @@ func TestHTTPSUpstream(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodGet, gw.URL+"/x", nil)
 			if resp, body := get(t, req); resp.StatusCode != tt.status || body != tt.body {
 				t.Fatalf("%d %q, want %d %q", resp.StatusCode, body, tt.status, tt.body)
+			}
+		})
+	}
+}
+
+// TestIdleProbe takes a pooled connection the upstream has closed from the
+// pool: after probeAfter of idleness it is checked and replaced by a new
+// one (nothing is written to the dead connection); a connection used more
+// recently is handed out unchecked to replayable requests, which are sent
+// again if it turns out dead (TestUpstreamClosesKeepAlive), and checked
+// for the others.
+func TestIdleProbe(t *testing.T) {
+	closed := make(chan struct{}, 4)
+	up := rawServerFunc(t, func(c net.Conn) {
+		defer func() { c.Close(); closed <- struct{}{} }()
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	addr := strings.TrimPrefix(up, "http://")
+	var bufs sync.Pool
+	bufs.New = func() any { b := make([]byte, bufSize); return &b }
+	cl := &h1Client{writeTimeout: time.Second, readTimeout: time.Second, maxIdle: 4, idleTimeout: time.Minute, bufs: &bufs}
+	defer cl.CloseIdleConnections()
+	pooled := func() {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, up+"/", nil)
+		resp, err := cl.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := io.ReadAll(resp.Body); string(b) != "ok" {
+			t.Fatalf("body %q", b)
+		}
+		resp.Body.Close()
+		<-closed // the upstream has closed the connection now in the pool
+	}
+	for _, tt := range []struct {
+		name       string
+		idle       time.Duration
+		mustProbe  bool
+		wantReused bool
+	}{
+		{"idle past probeAfter", 2 * probeAfter, false, false},
+		{"recent, replayable request", 0, false, true},
+		{"recent, request that must not be resent", 0, true, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pooled()
+			cl.mu.Lock()
+			for _, pc := range cl.idle[addr] {
+				pc.idleSince = pc.idleSince.Add(-tt.idle)
+			}
+			cl.mu.Unlock()
+			pc, reused, err := cl.conn(t.Context(), addr, tt.mustProbe)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pc.Close()
+			if reused != tt.wantReused {
+				t.Fatalf("reused = %v, want %v", reused, tt.wantReused)
 			}
 		})
 	}
