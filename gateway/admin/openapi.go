@@ -27,6 +27,7 @@ const (
 	roleCacheKeys
 	roleCacheItem
 	roleRouteService
+	roleTags
 	roleCollection
 	roleItem
 )
@@ -40,7 +41,7 @@ var (
 	}
 	paramNames = map[string]string{
 		"services": "service", "routes": "route", "consumers": "consumer", "plugins": "plugin",
-		"key-auth": "key_auth", "key-auths": "key_auth", "cache": "cache_key",
+		"key-auth": "key_auth", "key-auths": "key_auth", "cache": "cache_key", "tags": "tag",
 	}
 	// schemaNames names each kind's component schema.
 	schemaNames = map[entity.Kind]string{
@@ -73,8 +74,12 @@ func describe(pattern []string) described {
 			name = paramNames[pattern[i-1]]
 		}
 		segs[i] = "{" + name + "}"
+		desc := "id, or the unique name, username or key"
+		if name == "tag" {
+			desc = "a tag"
+		}
 		d.params = append(d.params, map[string]any{"name": name, "in": "path", "required": true,
-			"description": "id, or the unique name, username or key", "schema": map[string]any{"type": "string"}})
+			"description": desc, "schema": map[string]any{"type": "string"}})
 	}
 	d.path += strings.Join(segs, "/")
 	d.role = classify(pattern)
@@ -105,6 +110,8 @@ func classify(pattern []string) role {
 		return roleCacheItem
 	case "routes/*/service":
 		return roleRouteService
+	case "tags", "tags/*":
+		return roleTags
 	}
 	n := len(pattern)
 	switch {
@@ -184,6 +191,11 @@ func (d described) operation(m string) map[string]any {
 		} else {
 			resp["204"] = map[string]any{"description": "invalidated on this node"}
 		}
+	case roleTags:
+		query = []any{sizeParam(), queryParam("offset", map[string]any{"type": "string"})}
+		resp["200"] = jsonResponse("entities and their tags", ref("TagPage"))
+		resp["400"] = errorResponse("invalid size, offset or tag")
+		resp["503"] = errorResponse("the datastore is unreachable")
 	case roleRouteService:
 		d.kind = entity.KindService
 		d.entityOp(m, roleItem, op, resp, &query)
@@ -245,6 +257,9 @@ func (d described) tag() string {
 	if d.role == roleCacheKeys || d.role == roleCacheItem {
 		return "cache"
 	}
+	if d.role == roleTags {
+		return "tags"
+	}
 	return "node"
 }
 
@@ -289,6 +304,14 @@ func components() map[string]any {
 			"memory":   map[string]any{"type": "object"},
 		}, "database", "memory"),
 	}
+	schemas["TagPage"] = objectSchema(map[string]any{
+		"data": arrayOf(objectSchema(map[string]any{
+			"entity_name": map[string]any{"type": "string"}, "entity_id": map[string]any{"type": "string", "format": "uuid"},
+			"tag": map[string]any{"type": "string"},
+		}, "entity_name", "entity_id", "tag")),
+		"offset": map[string]any{"type": "string"},
+		"next":   map[string]any{"type": "string", "nullable": true},
+	}, "data", "next")
 	for kind, name := range schemaNames {
 		schemas[name] = entitySchema(kind)
 		schemas[name+"Input"] = inputSchema(kind)

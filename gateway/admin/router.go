@@ -41,6 +41,8 @@ func (h *handler) routes() []endpoint {
 			http.MethodGet: h.cacheGet, http.MethodDelete: h.cacheInvalidate}},
 		{pattern: []string{"routes", "*", "service"}, methods: map[string]endpointFunc{
 			http.MethodGet: h.routeService, http.MethodPatch: h.routeService, http.MethodPut: h.routeService}},
+		{pattern: []string{"tags"}, methods: map[string]endpointFunc{http.MethodGet: h.listTags}},
+		{pattern: []string{"tags", "*"}, methods: map[string]endpointFunc{http.MethodGet: h.listTags}},
 		{pattern: []string{"key-auths"}, methods: map[string]endpointFunc{
 			http.MethodGet: h.list(collection{kind: entity.KindKeyAuth})}},
 	}

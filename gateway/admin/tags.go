@@ -2,14 +2,18 @@ package admin
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/store"
 )
 
@@ -112,4 +116,107 @@ func (h *handler) listTagged(ctx context.Context, q store.ListQuery, f *tagFilte
 			return out, nil
 		}
 	}
+}
+
+// taggedKinds are the kinds /tags lists, in Kong's entity names and in the
+// order pages walk them.
+var taggedKinds = []entity.Kind{entity.KindService, entity.KindRoute, entity.KindConsumer, entity.KindPlugin, entity.KindKeyAuth}
+
+// tagRow is one entry of GET /tags: an entity and one of its tags.
+type tagRow struct {
+	EntityName string `json:"entity_name"`
+	EntityID   string `json:"entity_id"`
+	Tag        string `json:"tag"`
+}
+
+// tagPage is the body of GET /tags and /tags/{tag}.
+type tagPage struct {
+	Data   []tagRow `json:"data"`
+	Offset string   `json:"offset,omitempty"`
+	Next   *string  `json:"next"`
+}
+
+// listTags serves GET /tags (every tag of every entity) and GET
+// /tags/{tag} (the entities tagged tag). It walks the kinds in turn; its
+// offset names the kind and that kind's own offset. A page holds the tags
+// of whole entities, so it may exceed size by the other tags of its last
+// entity; like a ?tags= page it reads at most tagScanBudget records.
+func (h *handler) listTags(w http.ResponseWriter, r *http.Request, args []string) error {
+	only := ""
+	if len(args) > 0 {
+		only = args[0]
+		if !validTag(only) {
+			return &apiError{status: http.StatusBadRequest, body: message{Message: "invalid value: " + only}}
+		}
+	}
+	q, err := pageQuery(r, "")
+	if err != nil {
+		return err
+	}
+	kind, off, err := decodeTagOffset(q.Offset)
+	if err != nil {
+		return listError(err, q.Offset)
+	}
+	size := q.Size
+	body := tagPage{Data: []tagRow{}}
+	for scanned := 0; kind < len(taggedKinds); {
+		p, err := h.store.List(r.Context(), store.ListQuery{Kind: taggedKinds[kind], Size: size - len(body.Data), Offset: off})
+		if err != nil {
+			return listError(err, q.Offset)
+		}
+		scanned += len(p.Records)
+		for _, rec := range p.Records {
+			var doc struct {
+				Tags []string `json:"tags"`
+			}
+			if err := json.Unmarshal(rec.Data, &doc); err != nil {
+				return fmt.Errorf("admin: stored %s %s: %w", rec.Kind, rec.ID, err)
+			}
+			for _, t := range doc.Tags {
+				if only == "" || t == only {
+					body.Data = append(body.Data, tagRow{EntityName: string(rec.Kind), EntityID: rec.ID, Tag: t})
+				}
+			}
+		}
+		off = p.Next
+		if off == "" {
+			kind++
+		}
+		if len(body.Data) >= size || scanned >= tagScanBudget {
+			break
+		}
+	}
+	if kind < len(taggedKinds) {
+		body.Offset = encodeTagOffset(kind, off)
+		v := url.Values{"offset": {body.Offset}}
+		if s := r.URL.Query().Get("size"); s != "" {
+			v.Set("size", s)
+		}
+		next := r.URL.EscapedPath() + "?" + v.Encode()
+		body.Next = &next
+	}
+	writeJSON(w, http.StatusOK, body)
+	return nil
+}
+
+// encodeTagOffset and decodeTagOffset make /tags offsets: the kind's index
+// and its own store offset, base64url-encoded.
+func encodeTagOffset(kind int, off string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(kind) + "." + off))
+}
+
+func decodeTagOffset(s string) (int, string, error) {
+	if s == "" {
+		return 0, "", nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return 0, "", store.ErrInvalidOffset
+	}
+	k, off, ok := strings.Cut(string(raw), ".")
+	kind, err := strconv.Atoi(k)
+	if !ok || err != nil || kind < 0 || kind >= len(taggedKinds) {
+		return 0, "", store.ErrInvalidOffset
+	}
+	return kind, off, nil
 }

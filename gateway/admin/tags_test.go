@@ -129,3 +129,64 @@ func TestTagFilterScanBudget(t *testing.T) {
 		t.Fatalf("%d entities over pages %v, want none over 2 pages (the first cut at %d records read)", len(got), sizes, tagScanBudget)
 	}
 }
+
+// TestTagsEndpoints lists tags across kinds, as Kong's /tags and
+// /tags/{tag}: one row per entity and tag, paged across kinds, ?tags=
+// ignored, an invalid tag refused.
+func TestTagsEndpoints(t *testing.T) {
+	e := newEnv(t)
+	c1 := e.must(201, "POST", "/consumers", "application/json", `{"username":"c1","tags":["corp_a","consumer1"]}`)
+	c2 := e.must(201, "POST", "/consumers", "application/json", `{"username":"c2","tags":["corp_a","consumer2"]}`)
+	e.must(201, "POST", "/consumers", "application/json", `{"username":"untagged"}`)
+	svc := e.must(201, "POST", "/services", "application/json", `{"name":"s","host":"up.example","tags":["corp_a"]}`)
+	key := e.must(201, "POST", "/consumers/c1/key-auth", "application/json", `{"tags":["k"]}`)
+
+	rows := func(path string) []string {
+		t.Helper()
+		var out []string
+		for next, pages := path, 0; next != ""; pages++ {
+			if pages > 20 {
+				t.Fatalf("more than 20 pages from %s", path)
+			}
+			page := e.must(200, "GET", next, "", "")
+			for _, d := range page["data"].([]any) {
+				r := d.(map[string]any)
+				out = append(out, fmt.Sprintf("%s %s %s", r["entity_name"], r["entity_id"], r["tag"]))
+			}
+			next, _ = page["next"].(string)
+		}
+		slices.Sort(out)
+		return out
+	}
+	all := []string{
+		"consumers " + id(c1) + " consumer1", "consumers " + id(c1) + " corp_a",
+		"consumers " + id(c2) + " consumer2", "consumers " + id(c2) + " corp_a",
+		"keyauth_credentials " + id(key) + " k", "services " + id(svc) + " corp_a",
+	}
+	slices.Sort(all)
+	corpA := []string{"consumers " + id(c1) + " corp_a", "consumers " + id(c2) + " corp_a", "services " + id(svc) + " corp_a"}
+	slices.Sort(corpA)
+	for _, tt := range []struct {
+		path string
+		want []string
+	}{
+		{"/tags", all},
+		{"/tags?size=1", all},
+		{"/tags?tags=not_a_tag", all},
+		{"/tags/corp_a", corpA},
+		{"/tags/corp_a?size=1&tags=invalid@tag", corpA},
+		{"/tags/nope", nil},
+	} {
+		if got := rows(tt.path); !slices.Equal(got, tt.want) {
+			t.Errorf("GET %s: %v, want %v", tt.path, got, tt.want)
+		}
+	}
+	if out := e.must(400, "GET", "/tags/"+url.PathEscape("a,b"), "", ""); out["message"] != "invalid value: a,b" {
+		t.Errorf("invalid tag: %v", out)
+	}
+	for _, off := range []string{"!!", "OTku", "x"} {
+		if out := e.must(400, "GET", "/tags?offset="+off, "", ""); out["code"] != float64(codeInvalidOffset) {
+			t.Errorf("offset %q: %v, want Kong's invalid offset", off, out)
+		}
+	}
+}
