@@ -25,10 +25,7 @@ func (p *Proxy) forward(st *state) {
 	removeHopHeaders(r.Header)
 	p.setForwarded(&st.pc, r.Header, r, st.pc.ClientIP, m)
 
-	path := r.URL.RawPath
-	if path == "" {
-		path = r.URL.Path
-	}
+	path := requestPath(r)
 	if svc.Host == "" {
 		p.errorHandler(st, errNoUpstream)
 		return

@@ -55,11 +55,7 @@ func (p *Proxy) setForwarded(c *plugins.Context, h http.Header, r *http.Request,
 	h["X-Forwarded-Proto"] = c.Values(scheme)
 	h["X-Forwarded-Host"] = c.Values(hostOnly(r.Host))
 	h["X-Forwarded-Port"] = c.Values(port)
-	path := r.URL.RawPath
-	if path == "" {
-		path = r.URL.Path
-	}
-	h["X-Forwarded-Path"] = c.Values(path)
+	h["X-Forwarded-Path"] = c.Values(requestPath(r))
 	if m.Route.StripPath && m.Prefix != "" && m.Prefix != "/" {
 		h["X-Forwarded-Prefix"] = c.Values(m.Prefix)
 	} else {

@@ -166,17 +166,25 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.forward(st)
 }
 
+// requestPath is r's path as the client encoded it ("/a%20b", not
+// "/a b"): the router normalizes encoded paths, and the upstream request
+// line and X-Forwarded-Path must stay valid. Go keeps RawPath only when it
+// differs from the default encoding of Path; encoding Path allocates only
+// when something needs escaping.
+func requestPath(r *http.Request) string {
+	if r.URL.RawPath != "" {
+		return r.URL.RawPath
+	}
+	return r.URL.EscapedPath()
+}
+
 // route matches r against the current route table.
 func (p *Proxy) route(r *http.Request) (router.Match, bool) {
 	if p.tracing {
 		_, span := p.tracer.Start(r.Context(), "sluice.router")
 		defer span.End()
 	}
-	path := r.URL.RawPath
-	if path == "" {
-		path = r.URL.Path
-	}
-	return p.router.Load().Match(r.Method, r.Host, path, r.Header)
+	return p.router.Load().Match(r.Method, r.Host, requestPath(r), r.Header)
 }
 
 // access runs the access phase of the current plugins.
