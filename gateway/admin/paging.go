@@ -51,22 +51,27 @@ func listError(err error, offset string) error {
 	return fmt.Errorf("admin: cannot list: %w", err)
 }
 
-// writePage answers p, with a next link to the same path carrying size
-// and tags, as Kong's does.
+// writePage answers p, with a next link to the same path.
 func writePage(w http.ResponseWriter, r *http.Request, p store.Page) {
 	body := page{Data: make([]json.RawMessage, 0, len(p.Records))}
 	for _, rec := range p.Records {
 		body.Data = append(body.Data, rec.Data)
 	}
 	if p.Next != "" {
-		v := url.Values{"offset": {p.Next}}
-		for _, carried := range []string{"size", "tags"} {
-			if s := r.URL.Query().Get(carried); s != "" {
-				v.Set(carried, s)
-			}
-		}
-		next := r.URL.EscapedPath() + "?" + v.Encode()
-		body.Offset, body.Next = p.Next, &next
+		body.Offset, body.Next = p.Next, nextLink(r, p.Next)
 	}
 	writeJSON(w, http.StatusOK, body)
+}
+
+// nextLink is the path of the page after r's, at offset, carrying r's
+// size and tags, as Kong's next links do.
+func nextLink(r *http.Request, offset string) *string {
+	v := url.Values{"offset": {offset}}
+	for _, carried := range []string{"size", "tags"} {
+		if s := r.URL.Query().Get(carried); s != "" {
+			v.Set(carried, s)
+		}
+	}
+	next := r.URL.EscapedPath() + "?" + v.Encode()
+	return &next
 }

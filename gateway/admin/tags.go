@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,6 +85,17 @@ func (f *tagFilter) match(tags []string) bool {
 	return !f.any
 }
 
+// recordTags reads the tags of a stored entity.
+func recordTags(rec store.Record) ([]string, error) {
+	var doc struct {
+		Tags []string `json:"tags"`
+	}
+	if err := json.Unmarshal(rec.Data, &doc); err != nil {
+		return nil, fmt.Errorf("admin: stored %s %s: %w", rec.Kind, rec.ID, err)
+	}
+	return doc.Tags, nil
+}
+
 // listTagged pages through q's collection keeping the records f matches,
 // until q.Size of them are found, the collection ends or tagScanBudget
 // records were read. Each read asks for no more records than are still
@@ -101,13 +111,11 @@ func (h *handler) listTagged(ctx context.Context, q store.ListQuery, f *tagFilte
 		}
 		scanned += len(p.Records)
 		for _, rec := range p.Records {
-			var doc struct {
-				Tags []string `json:"tags"`
+			tags, err := recordTags(rec)
+			if err != nil {
+				return store.Page{}, err
 			}
-			if err := json.Unmarshal(rec.Data, &doc); err != nil {
-				return store.Page{}, fmt.Errorf("admin: stored %s %s: %w", q.Kind, rec.ID, err)
-			}
-			if f.match(doc.Tags) {
+			if f.match(tags) {
 				out.Records = append(out.Records, rec)
 			}
 		}
@@ -166,13 +174,11 @@ func (h *handler) listTags(w http.ResponseWriter, r *http.Request, args []string
 		}
 		scanned += len(p.Records)
 		for _, rec := range p.Records {
-			var doc struct {
-				Tags []string `json:"tags"`
+			tags, err := recordTags(rec)
+			if err != nil {
+				return err
 			}
-			if err := json.Unmarshal(rec.Data, &doc); err != nil {
-				return fmt.Errorf("admin: stored %s %s: %w", rec.Kind, rec.ID, err)
-			}
-			for _, t := range doc.Tags {
+			for _, t := range tags {
 				if only == "" || t == only {
 					body.Data = append(body.Data, tagRow{EntityName: string(rec.Kind), EntityID: rec.ID, Tag: t})
 				}
@@ -188,12 +194,7 @@ func (h *handler) listTags(w http.ResponseWriter, r *http.Request, args []string
 	}
 	if kind < len(taggedKinds) {
 		body.Offset = encodeTagOffset(kind, off)
-		v := url.Values{"offset": {body.Offset}}
-		if s := r.URL.Query().Get("size"); s != "" {
-			v.Set("size", s)
-		}
-		next := r.URL.EscapedPath() + "?" + v.Encode()
-		body.Next = &next
+		body.Next = nextLink(r, body.Offset)
 	}
 	writeJSON(w, http.StatusOK, body)
 	return nil
