@@ -49,6 +49,10 @@ func TestUpstreamClosesKeepAlive(t *testing.T) {
 			t.Fatalf("request %d (%s): %d %q", i, method, resp.StatusCode, got)
 		}
 		<-closed // the pooled connection is now closed by the upstream
+		// Give its FIN a moment to reach the gateway's socket: the probe
+		// before a POST (like net/http's background reader) can only see a
+		// close that has arrived.
+		time.Sleep(20 * time.Millisecond)
 		want := method + " "
 		if method == "POST" {
 			want += "payload"
@@ -333,18 +337,30 @@ func TestIdleProbe(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			pooled()
-			cl.mu.Lock()
-			for _, pc := range cl.idle[addr] {
-				pc.idleSince = pc.idleSince.Add(-tt.idle)
-			}
-			cl.mu.Unlock()
-			pc, reused, err := cl.conn(t.Context(), addr, tt.mustProbe)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pc.Close()
-			if reused != tt.wantReused {
-				t.Fatalf("reused = %v, want %v", reused, tt.wantReused)
+			// A probe sees the close once the upstream's FIN has reached
+			// this socket, a moment after the upstream's Close returns:
+			// take the connection until the answer is the wanted one, or
+			// for 2 s. An unprobed connection is handed out at once.
+			for deadline := time.Now().Add(2 * time.Second); ; {
+				cl.mu.Lock()
+				for _, pc := range cl.idle[addr] {
+					pc.idleSince = pc.idleSince.Add(-tt.idle)
+				}
+				cl.mu.Unlock()
+				pc, reused, err := cl.conn(t.Context(), addr, tt.mustProbe)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if reused == tt.wantReused {
+					pc.Close()
+					return
+				}
+				if !reused || time.Now().After(deadline) {
+					pc.Close()
+					t.Fatalf("reused = %v, want %v", reused, tt.wantReused)
+				}
+				cl.put(addr, pc) // not seen closed yet: back to the pool, try again
+				time.Sleep(5 * time.Millisecond)
 			}
 		})
 	}
