@@ -23,16 +23,15 @@ func (p *Proxy) forward(st *state) {
 	r, m := st.pc.R, st.match
 	svc := m.Service
 	removeHopHeaders(r.Header)
-	p.setForwarded(&st.pc, r.Header, r, st.pc.ClientIP, m)
+	p.setForwarded(&st.pc, r.Header, r, st.path, m)
 
-	path := requestPath(r)
 	if svc.Host == "" {
 		p.errorHandler(st, errNoUpstream)
 		return
 	}
 	a := p.addrOf(svc)
 	out := r.WithContext(r.Context())
-	out.URL = &url.URL{Scheme: a.scheme, Host: a.dial, Opaque: m.UpstreamPath(path), RawQuery: r.URL.RawQuery}
+	out.URL = &url.URL{Scheme: a.scheme, Host: a.dial, Opaque: m.UpstreamPath(st.path), RawQuery: r.URL.RawQuery}
 	out.Host = a.host
 	if m.Route.PreserveHost {
 		out.Host = r.Host

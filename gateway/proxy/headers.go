@@ -35,10 +35,11 @@ func removeHopHeaders(h http.Header) {
 }
 
 // setForwarded sets Kong's upstream headers on h, the client's headers
-// edited in place. Client-sent X-Forwarded-* values are never trusted
+// edited in place; path is the request's requestPath. Client-sent X-Forwarded-* values are never trusted
 // (Kong's default, empty trusted_ips), except that X-Forwarded-For is
 // appended to.
-func (p *Proxy) setForwarded(c *plugins.Context, h http.Header, r *http.Request, clientIP string, m router.Match) {
+func (p *Proxy) setForwarded(c *plugins.Context, h http.Header, r *http.Request, path string, m router.Match) {
+	clientIP := c.ClientIP
 	if prior := h["X-Forwarded-For"]; len(prior) > 0 {
 		h["X-Forwarded-For"] = c.Values(strings.Join(prior, ", ") + ", " + clientIP)
 	} else {
@@ -55,7 +56,7 @@ func (p *Proxy) setForwarded(c *plugins.Context, h http.Header, r *http.Request,
 	h["X-Forwarded-Proto"] = c.Values(scheme)
 	h["X-Forwarded-Host"] = c.Values(hostOnly(r.Host))
 	h["X-Forwarded-Port"] = c.Values(port)
-	h["X-Forwarded-Path"] = c.Values(requestPath(r))
+	h["X-Forwarded-Path"] = c.Values(path)
 	if m.Route.StripPath && m.Prefix != "" && m.Prefix != "/" {
 		h["X-Forwarded-Prefix"] = c.Values(m.Prefix)
 	} else {

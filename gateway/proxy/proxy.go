@@ -129,6 +129,7 @@ func (p *Proxy) CloseIdleConnections() { p.transports.closeIdle() }
 type state struct {
 	pc       plugins.Context
 	match    router.Match
+	path     string // requestPath, computed once
 	start    time.Time
 	sent     time.Time // request sent upstream
 	upstream time.Duration
@@ -149,7 +150,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer p.observe(st)
 
-	m, ok := p.route(r)
+	st.path = requestPath(r)
+	m, ok := p.route(r, st.path)
 	if !ok {
 		st.pc.RespondMessage(http.StatusNotFound, msgNoRoute)
 		return
@@ -178,13 +180,14 @@ func requestPath(r *http.Request) string {
 	return r.URL.EscapedPath()
 }
 
-// route matches r against the current route table.
-func (p *Proxy) route(r *http.Request) (router.Match, bool) {
+// route matches r, whose requestPath is path, against the current route
+// table.
+func (p *Proxy) route(r *http.Request, path string) (router.Match, bool) {
 	if p.tracing {
 		_, span := p.tracer.Start(r.Context(), "sluice.router")
 		defer span.End()
 	}
-	return p.router.Load().Match(r.Method, r.Host, requestPath(r), r.Header)
+	return p.router.Load().Match(r.Method, r.Host, path, r.Header)
 }
 
 // access runs the access phase of the current plugins.
