@@ -43,15 +43,42 @@ func writePlots(dir string, r *Results) ([]string, error) {
 	return names, nil
 }
 
+// soakMinutes is the x axis of the soak plots.
+const soakMinutes = "minutes since the soak traffic began"
+
+// newPlot returns a plot with a title, axis labels (an empty one is left
+// out) and a grid.
+func newPlot(title, xLabel, yLabel string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = xLabel
+	p.Y.Label.Text = yLabel
+	p.Add(plotter.NewGrid())
+	return p
+}
+
+// addLine adds the i-th series of p: a 2-point line in the i-th colour
+// (dashed from the eighth series on, when colours repeat), in the legend as
+// name.
+func addLine(p *plot.Plot, i int, name string, pts plotter.XYs) error {
+	l, err := plotter.NewLine(pts)
+	if err != nil {
+		return err
+	}
+	l.Color = plotutil.Color(i)
+	l.Width = vg.Points(2)
+	l.Dashes = plotutil.Dashes(i / 7)
+	p.Add(l)
+	p.Legend.Add(name, l)
+	return nil
+}
+
 func windowCDF(r *Results) (*plot.Plot, error) {
 	if len(r.Consistency) == 0 {
 		return nil, nil
 	}
-	p := plot.New()
-	p.Title.Text = "Consistency window CDF per setting"
-	p.X.Label.Text = "window (ms) from write on node A to visible on another node"
-	p.Y.Label.Text = "fraction of changes visible"
-	p.Add(plotter.NewGrid())
+	p := newPlot("Consistency window CDF per setting",
+		"window (ms) from write on node A to visible on another node", "fraction of changes visible")
 	for i, c := range r.Consistency {
 		w := slices.Clone(c.Windows)
 		slices.Sort(w)
@@ -63,15 +90,9 @@ func windowCDF(r *Results) (*plot.Plot, error) {
 		for j, v := range w {
 			pts = append(pts, plotter.XY{X: v, Y: float64(j+1) / float64(len(w))})
 		}
-		l, err := plotter.NewLine(pts)
-		if err != nil {
+		if err := addLine(p, i, fmt.Sprintf("%gs push=%s", c.DBUpdateFrequencyS, onOff(c.Push)), pts); err != nil {
 			return nil, err
 		}
-		l.Color = plotutil.Color(i)
-		l.Width = vg.Points(2)
-		l.Dashes = plotutil.Dashes(i / 7)
-		p.Add(l)
-		p.Legend.Add(fmt.Sprintf("%gs push=%s", c.DBUpdateFrequencyS, onOff(c.Push)), l)
 	}
 	p.Legend.Top = false
 	p.Legend.Left = false
@@ -90,9 +111,7 @@ func throughputBars(r *Results) (*plot.Plot, error) {
 	if len(r.Throughput) == 0 {
 		return nil, nil
 	}
-	p := plot.New()
-	p.Title.Text = "Closed-loop throughput per target (requests/s)"
-	p.Y.Label.Text = "requests/s"
+	p := newPlot("Closed-loop throughput per target (requests/s)", "", "requests/s")
 	vals := make(plotter.Values, len(r.Throughput))
 	labels := make([]string, len(r.Throughput))
 	for i, t := range r.Throughput {
@@ -103,7 +122,7 @@ func throughputBars(r *Results) (*plot.Plot, error) {
 		return nil, err
 	}
 	bars.Color = color.RGBA{R: 60, G: 110, B: 180, A: 255}
-	p.Add(plotter.NewGrid(), bars)
+	p.Add(bars)
 	p.NominalX(labels...)
 	return p, nil
 }
@@ -112,9 +131,7 @@ func latencyBars(r *Results) (*plot.Plot, error) {
 	if len(r.Throughput) == 0 {
 		return nil, nil
 	}
-	p := plot.New()
-	p.Title.Text = "Open-loop latency percentiles (ms) at a fixed rate"
-	p.Y.Label.Text = "ms"
+	p := newPlot("Open-loop latency percentiles (ms) at a fixed rate", "", "ms")
 	labels := make([]string, len(r.Throughput))
 	series := []struct {
 		name string
@@ -140,7 +157,6 @@ func latencyBars(r *Results) (*plot.Plot, error) {
 		p.Add(bars)
 		p.Legend.Add(s.name, bars)
 	}
-	p.Add(plotter.NewGrid())
 	p.Legend.Top = true
 	p.Legend.Left = true
 	p.NominalX(labels...)
@@ -153,11 +169,7 @@ func soakLines(r *Results, title, ylabel string, get func(SoakNode) (float64, bo
 	if r.Soak == nil || len(r.Soak.Intervals) == 0 {
 		return nil, nil
 	}
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "minutes since the soak traffic began"
-	p.Y.Label.Text = ylabel
-	p.Add(plotter.NewGrid())
+	p := newPlot(title, soakMinutes, ylabel)
 	for i, name := range nodeNames(r.Soak.Intervals) {
 		var pts plotter.XYs
 		for _, in := range r.Soak.Intervals {
@@ -168,14 +180,9 @@ func soakLines(r *Results, title, ylabel string, get func(SoakNode) (float64, bo
 		if len(pts) == 0 {
 			continue
 		}
-		l, err := plotter.NewLine(pts)
-		if err != nil {
+		if err := addLine(p, i, name, pts); err != nil {
 			return nil, err
 		}
-		l.Color = plotutil.Color(i)
-		l.Width = vg.Points(2)
-		p.Add(l)
-		p.Legend.Add(name, l)
 	}
 	p.Y.Min = 0
 	p.Legend.Top = false
@@ -199,11 +206,7 @@ func soakLatency(r *Results) (*plot.Plot, error) {
 	if r.Soak == nil || len(r.Soak.Intervals) == 0 {
 		return nil, nil
 	}
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Soak: open-loop latency per interval at %d requests/s (all nodes)", r.Soak.RateRPS)
-	p.X.Label.Text = "minutes since the soak traffic began"
-	p.Y.Label.Text = "ms"
-	p.Add(plotter.NewGrid())
+	p := newPlot(fmt.Sprintf("Soak: open-loop latency per interval at %d requests/s (all nodes)", r.Soak.RateRPS), soakMinutes, "ms")
 	for i, s := range []struct {
 		name string
 		get  func(Latency) float64
@@ -220,14 +223,9 @@ func soakLatency(r *Results) (*plot.Plot, error) {
 		if len(pts) == 0 {
 			continue
 		}
-		l, err := plotter.NewLine(pts)
-		if err != nil {
+		if err := addLine(p, i, s.name, pts); err != nil {
 			return nil, err
 		}
-		l.Color = plotutil.Color(i)
-		l.Width = vg.Points(2)
-		p.Add(l)
-		p.Legend.Add(s.name, l)
 	}
 	p.Y.Min = 0
 	p.Legend.Top = true
