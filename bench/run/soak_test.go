@@ -1,14 +1,10 @@
 package run
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/sluice-gw/sluice/bench/harness"
-	"github.com/sluice-gw/sluice/bench/report"
 )
 
 func TestSoakRate(t *testing.T) {
@@ -27,27 +23,11 @@ func TestSoakRate(t *testing.T) {
 // checks the soak section has sane intervals. Nothing about speed or
 // flatness is asserted.
 func TestMiniSoak(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real node processes")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	bin, err := harness.Build(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := t.TempDir()
 	p := Profile{Name: "mini-soak", Consumers: 50, UnknownShare: 0.1, Conns: 4,
 		Warmup: 100 * time.Millisecond, Closed: 500 * time.Millisecond,
 		SoakDuration: 6 * time.Second, SoakInterval: time.Second, SoakChangeEvery: 200 * time.Millisecond,
 		SoakNodes: 2, SoakRateLimit: 5}
-	if _, err := Run(ctx, Options{Binary: bin, Profile: p, Out: out, Database: "sqlite", Nodes: 3}); err != nil {
-		t.Fatal(err)
-	}
-	r, err := report.Read(filepath.Join(out, "results.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, out := runMini(t, p, 3)
 	s := r.Soak
 	if s == nil || r.Nodes != 2 || len(r.Throughput) != 0 || len(r.Consistency) != 0 {
 		t.Fatalf("soak run: soak %v, %d nodes, %d throughput and %d consistency rows; want a soak section, 2 nodes, no other rows",
