@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,6 +80,13 @@ func TestMiniProfile(t *testing.T) {
 	}
 	if len(r.Recommendations) == 0 {
 		t.Error("no recommendations")
+	}
+	// The parity note judges the gateway against the bare proxy of this
+	// run, not a figure from another machine.
+	if !slices.ContainsFunc(r.Notes, func(n string) bool {
+		return strings.Contains(n, "gateway/freecache") && strings.Contains(n, "the bare Go proxy measured in this run")
+	}) {
+		t.Errorf("no parity note against this run's bare proxy in %q", r.Notes)
 	}
 	for _, f := range []string{"report.md", "report.html", "window_cdf.png", "throughput.png", "latency.png"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
