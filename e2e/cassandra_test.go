@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -42,16 +41,8 @@ const (
 // It skips t when the variable is unset, and fails it when CI=true.
 func cassandraEnv(t *testing.T) []string {
 	t.Helper()
-	addr := testenv.Var(t, "SLUICE_TEST_CASSANDRA",
+	host, p := testenv.HostPort(t, "SLUICE_TEST_CASSANDRA",
 		`start a node with bash tools/cassandra/cassandra.sh start && eval "$(bash tools/cassandra/cassandra.sh env)"`)
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatalf("SLUICE_TEST_CASSANDRA=%q: want host:port: %v", addr, err)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		t.Fatalf("SLUICE_TEST_CASSANDRA=%q: bad port: %v", addr, err)
-	}
 	ks := "sluice_e2e_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -69,7 +60,7 @@ func cassandraEnv(t *testing.T) []string {
 	return []string{
 		"SLUICE_DATABASE=cassandra",
 		"SLUICE_CASSANDRA_CONTACT_POINTS=" + host,
-		"SLUICE_CASSANDRA_PORT=" + port,
+		"SLUICE_CASSANDRA_PORT=" + strconv.Itoa(p),
 		"SLUICE_CASSANDRA_KEYSPACE=" + ks,
 		"SLUICE_CASSANDRA_TIMEOUT=30", // DDL on a loaded 2-core box
 	}

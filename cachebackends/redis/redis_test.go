@@ -2,8 +2,6 @@ package redis_test
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,15 +16,7 @@ import (
 // gets its own key prefix so that tests do not see each other's keys.
 func config(t *testing.T) redis.Config {
 	t.Helper()
-	addr := testenv.Var(t, "SLUICE_TEST_REDIS", "start a server with `bash tools/redis.sh start && eval $(bash tools/redis.sh env)`")
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatalf("SLUICE_TEST_REDIS=%q: %v", addr, err)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		t.Fatalf("SLUICE_TEST_REDIS=%q: %v", addr, err)
-	}
+	host, p := testenv.HostPort(t, "SLUICE_TEST_REDIS", "start a server with `bash tools/redis.sh start && eval $(bash tools/redis.sh env)`")
 	return redis.Config{Host: host, Port: p, Prefix: fmt.Sprintf("sluicetest:%s:%d:", t.Name(), time.Now().UnixNano())}
 }
 

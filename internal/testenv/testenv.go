@@ -5,7 +5,9 @@
 package testenv
 
 import (
+	"net"
 	"os"
+	"strconv"
 	"testing"
 )
 
@@ -29,4 +31,20 @@ func Var(t testing.TB, name, howTo string) string {
 		Missing(t, name, howTo)
 	}
 	return v
+}
+
+// HostPort reads the environment variable name as host:port, calling
+// Missing when it is unset and failing t when it is malformed.
+func HostPort(t testing.TB, name, howTo string) (string, int) {
+	t.Helper()
+	addr := Var(t, name, howTo)
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("%s=%q: want host:port: %v", name, addr, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatalf("%s=%q: bad port: %v", name, addr, err)
+	}
+	return host, p
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -22,16 +21,8 @@ import (
 // SLUICE_TEST_CASSANDRA, or skips (fails when CI=true) if it is unset.
 func testConfig(t testing.TB) Config {
 	t.Helper()
-	addr := testenv.Var(t, "SLUICE_TEST_CASSANDRA",
+	host, p := testenv.HostPort(t, "SLUICE_TEST_CASSANDRA",
 		`start a node with bash tools/cassandra/cassandra.sh start && eval "$(bash tools/cassandra/cassandra.sh env)"`)
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatalf("SLUICE_TEST_CASSANDRA=%q: want host:port: %v", addr, err)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		t.Fatalf("SLUICE_TEST_CASSANDRA=%q: bad port: %v", addr, err)
-	}
 	ks := "sluice_test_" + uuid.NewString()[:8]
 	return Config{ContactPoints: []string{host}, Port: p, Keyspace: ks, Timeout: 20 * time.Second}
 }
