@@ -30,6 +30,7 @@ func Families() []string {
 		"sluice_request_duration_seconds",
 		"sluice_router_rebuilds_total",
 		"sluice_router_routes",
+		"sluice_snapshot_rebuild_duration_seconds",
 		"sluice_upstream_duration_seconds",
 	}
 }

@@ -40,6 +40,11 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// Args are extra arguments after "run" (e.g. "-c", "sluice.conf").
 	Args []string
+	// CPUs, when set, holds per node (CPUs[i] for node i+1) the CPU list it
+	// runs on, in taskset(1)'s -c syntax ("1", "0-2"); "" leaves a node
+	// unpinned. The node's Go runtime then sizes GOMAXPROCS to its list.
+	// Needs taskset (util-linux).
+	CPUs []string
 }
 
 // Cluster is a set of running node processes.
@@ -54,8 +59,9 @@ type Node struct {
 	// ProxyURL, AdminURL and StatusURL are "http://127.0.0.1:<port>".
 	ProxyURL, AdminURL, StatusURL string
 
-	env  []string
-	opts *Options
+	env   []string
+	opts  *Options
+	index int // 0 for node-1
 	// mu guards cmd and done.
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -89,6 +95,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = 60 * time.Second
+	}
+	if len(opts.CPUs) > 0 {
+		if _, err := exec.LookPath("taskset"); err != nil {
+			return nil, fmt.Errorf("harness: Options.CPUs needs taskset (util-linux): %w", err)
+		}
 	}
 	if opts.Binary == "" {
 		bin, err := Build(ctx, opts.Dir)
@@ -124,6 +135,7 @@ func (c *Cluster) newNode(i int) (*Node, error) {
 		AdminURL:  "http://" + ports[1],
 		StatusURL: "http://" + ports[2],
 		opts:      &c.opts,
+		index:     i - 1,
 	}
 	n.env = append(os.Environ(),
 		"SLUICE_PROXY_LISTEN="+ports[0], "SLUICE_ADMIN_LISTEN="+ports[1], "SLUICE_STATUS_LISTEN="+ports[2],
@@ -154,7 +166,12 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.opts.Log != nil {
 		out = io.MultiWriter(logf, &prefixWriter{prefix: n.Name + " | ", w: n.opts.Log})
 	}
-	cmd := exec.Command(n.opts.Binary, append([]string{"run"}, n.opts.Args...)...)
+	args := append([]string{"run"}, n.opts.Args...)
+	cmd := exec.Command(n.opts.Binary, args...)
+	if cpus := n.cpus(); cpus != "" {
+		// taskset execs the binary, so the pid stays the node's.
+		cmd = exec.Command("taskset", append([]string{"-c", cpus, n.opts.Binary}, args...)...)
+	}
 	cmd.Env = n.env
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -190,6 +207,14 @@ func (n *Node) waitReady(ctx context.Context, done <-chan struct{}) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// cpus returns the node's CPU list from Options.CPUs, or "".
+func (n *Node) cpus() string {
+	if n.index < len(n.opts.CPUs) {
+		return n.opts.CPUs[n.index]
+	}
+	return ""
 }
 
 // Stop sends SIGTERM and waits for the process, killing it after 10 s.

@@ -18,12 +18,15 @@ func Markdown(r *Results, plots []string) string {
 	if r.Soak != nil {
 		b.WriteString(soakMarkdown(r.Soak))
 	}
-	if len(r.Throughput) > 0 || r.Soak == nil {
+	if len(r.Throughput) > 0 {
 		b.WriteString(throughputTable(r))
 		b.WriteString("\n")
 	}
-	if len(r.Consistency) > 0 || r.Soak == nil {
+	if len(r.Consistency) > 0 {
 		b.WriteString(consistencyTable(r))
+	}
+	if r.Storm != nil {
+		b.WriteString(stormTable(r.Storm))
 	}
 	if len(r.Recommendations) > 0 {
 		b.WriteString("\n## Recommendations\n\n")
@@ -77,6 +80,30 @@ func consistencyTable(r *Results) string {
 			c.DBUpdateFrequencyS, onOff(c.Push), c.Samples, c.Missed, fmtMS(c.WindowMS.P50), fmtMS(c.WindowMS.P99), fmtMS(c.WindowMS.Max),
 			fmtMS(c.NodeLagMS.P50), fmtMS(c.NodeLagMS.P99), c.PollsPerSecPerNode, c.RowsPerSecPerNode, c.RPS)
 	}
+	return b.String()
+}
+
+func stormTable(s *Storm) string {
+	var b strings.Builder
+	b.WriteString("\n## Invalidation storm\n\n")
+	fmt.Fprintf(&b, "Node B at %d requests/s (open loop) for %gs calm, then %gs while node A takes %d changes/s (half plugin updates, half new routes); db_update_frequency=%gs. ",
+		s.Rate, s.PhaseS, s.PhaseS, s.TargetChangesPerSec, s.DBUpdateFrequencyS)
+	if s.Pinning != "" {
+		fmt.Fprintf(&b, "CPUs: %s.\n\n", s.Pinning)
+	} else {
+		b.WriteString("Unpinned: the storm's writes compete with node B for CPU.\n\n")
+	}
+	b.WriteString("| phase | requests | errors | p50 ms | p99 ms | p99.9 ms | max ms | node B CPU % | changes/s | events applied on B | rebuilds on B | rebuild ms on B |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, ph := range []struct {
+		name    string
+		p       StormPhase
+		changes float64
+	}{{"calm", s.Calm, 0}, {"storm", s.Storm, s.ChangesPerSec}} {
+		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %s | %s | %.0f | %.0f | %.0f | %.0f | %.1f |\n", ph.name, ph.p.Requests, ph.p.Errors,
+			fmtMS(ph.p.Latency.P50), fmtMS(ph.p.Latency.P99), fmtMS(ph.p.Latency.P999), fmtMS(ph.p.Latency.Max), ph.p.CPUPercent, ph.changes, ph.p.Events, ph.p.Rebuilds, ph.p.RebuildMS)
+	}
+	fmt.Fprintf(&b, "\nstorm p99 / calm p99 = %.2f (target 2); %d changes failed.\n", s.Ratio(), s.WriteErrors)
 	return b.String()
 }
 

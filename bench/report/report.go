@@ -30,6 +30,8 @@ type Results struct {
 	Command     string        `json:"command"`
 	Throughput  []Throughput  `json:"throughput"`
 	Consistency []Consistency `json:"consistency"`
+	// Storm is the invalidation-storm phase (nil when not run).
+	Storm *Storm `json:"storm,omitempty"`
 	// Soak is the soak profile's run (nil for the other profiles).
 	Soak *Soak `json:"soak,omitempty"`
 	// Recommendations are one-line tuning advice, one per budget.
@@ -100,6 +102,48 @@ type Consistency struct {
 	RPS float64 `json:"rps"`
 	// Windows are the raw samples (ms), for the CDF.
 	Windows []float64 `json:"windows_ms"`
+}
+
+// Storm is the invalidation-storm phase: node B's latency at a fixed
+// rate, calm and while node A takes a stream of configuration changes.
+type Storm struct {
+	DBUpdateFrequencyS float64 `json:"db_update_frequency_s"`
+	// Rate is the open-loop request rate on node B during each phase.
+	Rate   int     `json:"rate_rps"`
+	PhaseS float64 `json:"phase_s"`
+	// Pinning says which CPUs the processes ran on ("" when unpinned).
+	Pinning string     `json:"pinning"`
+	Calm    StormPhase `json:"calm"`
+	Storm   StormPhase `json:"storm"`
+	// TargetChangesPerSec is the writers' pace; ChangesPerSec what node A
+	// took, WriteErrors the changes it refused or failed.
+	TargetChangesPerSec int     `json:"target_changes_per_s"`
+	ChangesPerSec       float64 `json:"changes_per_s"`
+	WriteErrors         int     `json:"write_errors"`
+}
+
+// StormPhase is one phase of the storm run, seen from the load client and
+// from node B's metrics and CPU time.
+type StormPhase struct {
+	Requests int     `json:"requests"`
+	Errors   int     `json:"errors"`
+	Latency  Latency `json:"latency_ms"`
+	// CPUPercent is node B's CPU time over the phase's wall time.
+	CPUPercent float64 `json:"node_b_cpu_percent"`
+	// Events counts the cluster events node B applied during the phase;
+	// Rebuilds its snapshot rebuilds (route table and plugin set), which
+	// took RebuildMS in all.
+	Events    float64 `json:"events"`
+	Rebuilds  float64 `json:"rebuilds"`
+	RebuildMS float64 `json:"rebuild_ms"`
+}
+
+// Ratio is the storm's p99 over the calm p99 (0 when not measured).
+func (s *Storm) Ratio() float64 {
+	if s == nil || s.Calm.Latency.P99 <= 0 {
+		return 0
+	}
+	return s.Storm.Latency.P99 / s.Calm.Latency.P99
 }
 
 // Write writes results.json, report.md, report.html and the PNG plots

@@ -40,6 +40,11 @@ type Profile struct {
 	MinRounds, MaxRounds int
 	// SettingRPS is the closed-loop run on one node per setting.
 	SettingRPS time.Duration
+	// StormPhase > 0 runs the invalidation storm: node B at StormRate
+	// requests/s for StormPhase calm, then StormPhase while node A takes
+	// StormChanges changes per second.
+	StormPhase              time.Duration
+	StormRate, StormChanges int
 	// SoakDuration > 0 makes the run a soak and nothing else: open-loop
 	// traffic at SoakRate (0: half the capacity measured with Conns
 	// connections over Warmup + Closed) through SoakNodes nodes (0:
@@ -61,15 +66,18 @@ var Profiles = map[string]Profile{
 	"smoke": {Name: "smoke", Consumers: 2000, UnknownShare: 0.05, Conns: 32,
 		Warmup: 500 * time.Millisecond, Closed: 2 * time.Second, Open: 1500 * time.Millisecond, OpenRate: 1000,
 		Backends: []string{"freecache", "otter"}, Frequencies: []float64{0.25, 1},
-		RoundsBudget: 3 * time.Second, MinRounds: 2, MaxRounds: 6, SettingRPS: time.Second},
+		RoundsBudget: 3 * time.Second, MinRounds: 2, MaxRounds: 6, SettingRPS: time.Second,
+		StormPhase: 2 * time.Second, StormRate: 500, StormChanges: 200},
 	"default": {Name: "default", Consumers: 25000, UnknownShare: 0.05, Conns: 50,
 		Warmup: time.Second, Closed: 5 * time.Second, Open: 3 * time.Second, OpenRate: 3000,
 		Backends: []string{"freecache", "otter", "ristretto", "lru"}, Frequencies: []float64{0.25, 0.5, 1, 2, 5},
-		RoundsBudget: 9 * time.Second, MinRounds: 3, MaxRounds: 12, SettingRPS: 2 * time.Second},
+		RoundsBudget: 9 * time.Second, MinRounds: 3, MaxRounds: 12, SettingRPS: 2 * time.Second,
+		StormPhase: 5 * time.Second, StormRate: 1000, StormChanges: 200},
 	"full": {Name: "full", Consumers: 100000, UnknownShare: 0.05, Conns: 50,
 		Warmup: 3 * time.Second, Closed: 15 * time.Second, Open: 10 * time.Second, OpenRate: 5000,
 		Backends: []string{"freecache", "otter", "ristretto", "lru"}, Frequencies: []float64{0.1, 0.25, 0.5, 1, 2, 5},
-		RoundsBudget: 40 * time.Second, MinRounds: 6, MaxRounds: 40, SettingRPS: 5 * time.Second},
+		RoundsBudget: 40 * time.Second, MinRounds: 6, MaxRounds: 40, SettingRPS: 5 * time.Second,
+		StormPhase: 10 * time.Second, StormRate: 2000, StormChanges: 300},
 	"soak": {Name: "soak", Consumers: 5000, UnknownShare: 0.05, Conns: 32,
 		Warmup: 2 * time.Second, Closed: 10 * time.Second,
 		SoakDuration: 30 * time.Minute, SoakInterval: 10 * time.Second, SoakChangeEvery: 3 * time.Second,
@@ -88,7 +96,7 @@ type Options struct {
 	Database   string
 	ConfigFile string
 	Nodes      int
-	// Skip lists phases to leave out: "throughput", "consistency".
+	// Skip lists phases to leave out: "throughput", "consistency", "storm".
 	Skip []string
 	// Progress receives one line per step.
 	Progress io.Writer
@@ -184,6 +192,11 @@ func Run(ctx context.Context, opts Options) (*report.Results, error) {
 		res.Consistency = rows
 		errs = append(errs, err)
 	}
+	if !soak && ctx.Err() == nil && opts.Profile.StormPhase > 0 && !skip(opts.Skip, "storm") {
+		s, err := b.storm(ctx)
+		res.Storm = s
+		errs = append(errs, err)
+	}
 	for _, budget := range []time.Duration{100 * time.Millisecond, time.Second, 5 * time.Second} {
 		if len(res.Consistency) > 0 {
 			res.Recommendations = append(res.Recommendations, report.Recommend(res.Consistency, budget))
@@ -269,6 +282,18 @@ func targetNotes(r *report.Results) []string {
 			v = "NOT met"
 		}
 		notes = append(notes, fmt.Sprintf("poll target p99 <= db_update_frequency + 50 ms (%.0f ms) %s at %gs: p99 %.0f ms, %d missed", limit, v, c.DBUpdateFrequencyS, c.WindowMS.P99, c.Missed))
+	}
+	if s := r.Storm; s != nil && s.Calm.Requests > 0 && s.Storm.Requests > 0 {
+		v := "met"
+		if s.Ratio() > 2 || s.Calm.Errors+s.Storm.Errors > 0 {
+			v = "NOT met"
+		}
+		where := "unpinned, so the storm's writes also compete for node B's CPU"
+		if s.Pinning != "" {
+			where = s.Pinning
+		}
+		notes = append(notes, fmt.Sprintf("storm target (node B's p99 within 2x calm, no errors, while node A takes %.0f changes/s) %s: calm p99 %.2f ms, storm p99 %.2f ms = %.2fx, %d errors (%s)",
+			s.ChangesPerSec, v, s.Calm.Latency.P99, s.Storm.Latency.P99, s.Ratio(), s.Calm.Errors+s.Storm.Errors, where))
 	}
 	bare := 0.0
 	for _, t := range r.Throughput {

@@ -3,7 +3,9 @@ package run
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -45,7 +47,10 @@ func TestMiniProfile(t *testing.T) {
 	p := Profile{Name: "mini", Consumers: 50, UnknownShare: 0.1, Conns: 4,
 		Warmup: 100 * time.Millisecond, Closed: 300 * time.Millisecond, Open: 300 * time.Millisecond, OpenRate: 100,
 		Backends: []string{"freecache"}, Frequencies: []float64{0.25},
-		RoundsBudget: time.Second, MinRounds: 2, MaxRounds: 2, SettingRPS: 100 * time.Millisecond}
+		RoundsBudget: time.Second, MinRounds: 2, MaxRounds: 2, SettingRPS: 100 * time.Millisecond,
+		// Longer than the storm's 1 s poll, so that node B applies the
+		// storm's events inside the phase.
+		StormPhase: 1500 * time.Millisecond, StormRate: 100, StormChanges: 50}
 	r, out := runMini(t, p, 2)
 	targets := map[string]report.Throughput{}
 	for _, row := range r.Throughput {
@@ -92,5 +97,34 @@ func TestMiniProfile(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}
+	}
+	checkStorm(t, r)
+}
+
+// checkStorm checks the storm phase's row: both phases served without
+// error, node A took the changes, node B applied them and rebuilt, and the
+// processes were pinned where the machine allows it.
+func checkStorm(t *testing.T, r *report.Results) {
+	t.Helper()
+	s := r.Storm
+	if s == nil {
+		t.Fatal("no storm row")
+	}
+	for _, ph := range []report.StormPhase{s.Calm, s.Storm} {
+		if ph.Requests == 0 || ph.Errors != 0 || ph.Latency.P99 <= 0 || ph.CPUPercent <= 0 {
+			t.Errorf("storm phase not sane: %+v; want requests, no errors, latency and node B's CPU measured", ph)
+		}
+	}
+	if s.ChangesPerSec <= 0 || s.WriteErrors != 0 {
+		t.Errorf("node A took %.1f changes/s with %d errors, want some and none", s.ChangesPerSec, s.WriteErrors)
+	}
+	if s.Storm.Events <= 0 || s.Storm.Rebuilds <= 0 || s.Storm.RebuildMS <= 0 {
+		t.Errorf("node B during the storm: %+v; want events applied and snapshots rebuilt (timed)", s.Storm)
+	}
+	if _, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 && !strings.Contains(s.Pinning, "node B, load client") {
+		t.Errorf("pinning = %q on %d CPUs with taskset, want node B pinned with this process", s.Pinning, runtime.NumCPU())
+	}
+	if !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.HasPrefix(n, "storm target") }) {
+		t.Errorf("no storm target note in %q", r.Notes)
 	}
 }

@@ -32,7 +32,7 @@ func bench(ctx context.Context, args []string) error {
 	nodes := fs.Int("nodes", 3, "nodes in the consistency phase (soak: default 2)")
 	backends := fs.String("backends", "", "cache backends to measure, comma-separated (default: the profile's)")
 	freqs := fs.String("frequencies", "", "db_update_frequency values in seconds, comma-separated (default: the profile's)")
-	skip := fs.String("skip", "", "phases to leave out: throughput, consistency (comma-separated)")
+	skip := fs.String("skip", "", "phases to leave out: throughput, consistency, storm (comma-separated)")
 	duration := fs.Duration("duration", 0, "soak: how long the traffic runs (default 30m)")
 	rate := fs.Int("rate", 0, "soak: open-loop requests/s (default half the measured capacity, at most 1500)")
 	if err := fs.Parse(args); err != nil {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"strconv"
 	"sync"
@@ -27,6 +28,7 @@ type metrics struct {
 	reachable      prometheus.Gauge
 	rebuilds       prometheus.Counter
 	routes         prometheus.Gauge
+	rebuildSeconds *prometheus.HistogramVec
 
 	// up mirrors reachable for the Kong compat collector.
 	up atomic.Bool
@@ -98,6 +100,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		routes: f.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_router_routes", Help: "Routes in the current route table.",
 		}),
+		rebuildSeconds: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_snapshot_rebuild_duration_seconds",
+			Help:    "Time to rebuild a snapshot (routes: the route table; plugins: the plugin set) from the datastore; failed rebuilds are not counted.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
+		}, []string{"snapshot"}),
 	}
 }
 
@@ -177,6 +184,20 @@ func (m *metrics) setReachable(ok bool) {
 		m.reachable.Set(1)
 	} else {
 		m.reachable.Set(0)
+	}
+}
+
+// timed wraps the build of snapshot so that every successful build is
+// observed in sluice_snapshot_rebuild_duration_seconds.
+func (m *metrics) timed(snapshot string, build func(context.Context) error) func(context.Context) error {
+	h := m.rebuildSeconds.WithLabelValues(snapshot)
+	return func(ctx context.Context) error {
+		start := time.Now()
+		if err := build(ctx); err != nil {
+			return err
+		}
+		h.Observe(time.Since(start).Seconds())
+		return nil
 	}
 }
 

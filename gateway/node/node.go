@@ -132,8 +132,8 @@ func New(opts Options) (*Node, error) {
 		Version: opts.Version, TracerProvider: opts.TracerProvider, OnResponse: n.metrics.observe,
 		UpstreamRootCAs: roots,
 	})
-	n.routes = newRebuilder("routes", n.log, n.buildRouter)
-	n.pluginsR = newRebuilder("plugins", n.log, n.buildPlugins)
+	n.routes = newRebuilder("routes", n.log, n.metrics.timed("routes", n.buildRouter))
+	n.pluginsR = newRebuilder("plugins", n.log, n.metrics.timed("plugins", n.buildPlugins))
 	host, _ := os.Hostname()
 	n.admin = traceServer(opts.TracerProvider, "sluice.admin", admin.New(admin.Options{
 		Store: opts.Store, Cache: n.cache, Plugins: n.plugins, Cluster: n.cluster,
