@@ -89,10 +89,11 @@ func stormTable(s *Storm) string {
 	fmt.Fprintf(&b, "Node B at %d requests/s (open loop) for %gs calm, then %gs while node A takes %d changes/s (half plugin updates, half new routes); db_update_frequency=%gs. ",
 		s.Rate, s.PhaseS, s.PhaseS, s.TargetChangesPerSec, s.DBUpdateFrequencyS)
 	if s.Pinning != "" {
-		fmt.Fprintf(&b, "CPUs: %s.\n\n", s.Pinning)
+		fmt.Fprintf(&b, "CPUs: %s. ", s.Pinning)
 	} else {
-		b.WriteString("Unpinned: the storm's writes compete with node B for CPU.\n\n")
+		b.WriteString("Unpinned: the storm's writes compete with node B for CPU. ")
 	}
+	fmt.Fprintf(&b, "Node B ran with GOMAXPROCS=%d.\n\n", s.NodeBGOMAXPROCS)
 	b.WriteString("| phase | requests | errors | p50 ms | p99 ms | p99.9 ms | max ms | node B CPU % | changes/s | events applied on B | rebuilds on B | rebuild ms on B |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, ph := range []struct {

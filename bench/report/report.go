@@ -112,9 +112,13 @@ type Storm struct {
 	Rate   int     `json:"rate_rps"`
 	PhaseS float64 `json:"phase_s"`
 	// Pinning says which CPUs the processes ran on ("" when unpinned).
-	Pinning string     `json:"pinning"`
-	Calm    StormPhase `json:"calm"`
-	Storm   StormPhase `json:"storm"`
+	Pinning string `json:"pinning"`
+	// NodeBGOMAXPROCS is node B's GOMAXPROCS (go_sched_gomaxprocs_threads):
+	// with 1, work that holds the P (applying a poll's events, a rebuild)
+	// delays the requests arriving meanwhile.
+	NodeBGOMAXPROCS int        `json:"node_b_gomaxprocs"`
+	Calm            StormPhase `json:"calm"`
+	Storm           StormPhase `json:"storm"`
 	// TargetChangesPerSec is the writers' pace; ChangesPerSec what node A
 	// took, WriteErrors the changes it refused or failed.
 	TargetChangesPerSec int     `json:"target_changes_per_s"`

@@ -292,8 +292,12 @@ func targetNotes(r *report.Results) []string {
 		if s.Pinning != "" {
 			where = s.Pinning
 		}
-		notes = append(notes, fmt.Sprintf("storm target (node B's p99 within 2x calm, no errors, while node A takes %.0f changes/s) %s: calm p99 %.2f ms, storm p99 %.2f ms = %.2fx, %d errors (%s)",
-			s.ChangesPerSec, v, s.Calm.Latency.P99, s.Storm.Latency.P99, s.Ratio(), s.Calm.Errors+s.Storm.Errors, where))
+		note := fmt.Sprintf("storm target (node B's p99 within 2x calm, no errors, while node A takes %.0f changes/s) %s: calm p99 %.2f ms, storm p99 %.2f ms = %.2fx, %d errors (%s; node B GOMAXPROCS=%d)",
+			s.ChangesPerSec, v, s.Calm.Latency.P99, s.Storm.Latency.P99, s.Ratio(), s.Calm.Errors+s.Storm.Errors, where, s.NodeBGOMAXPROCS)
+		if v != "met" && s.NodeBGOMAXPROCS == 1 {
+			note += ": with one P, each poll's burst of work (applying the events, rebuilding the route table and plugin set) holds it while requests wait; see bench/README.md, Invalidation storm"
+		}
+		notes = append(notes, note)
 	}
 	bare := 0.0
 	for _, t := range r.Throughput {

@@ -115,6 +115,9 @@ func checkStorm(t *testing.T, r *report.Results) {
 			t.Errorf("storm phase not sane: %+v; want requests, no errors, latency and node B's CPU measured", ph)
 		}
 	}
+	if s.NodeBGOMAXPROCS < 1 {
+		t.Errorf("node B's GOMAXPROCS = %d, want it read from its metrics", s.NodeBGOMAXPROCS)
+	}
 	if s.ChangesPerSec <= 0 || s.WriteErrors != 0 {
 		t.Errorf("node A took %.1f changes/s with %d errors, want some and none", s.ChangesPerSec, s.WriteErrors)
 	}

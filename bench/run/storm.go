@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sluice-gw/sluice/bench/harness"
@@ -36,10 +36,10 @@ const stormFrequency = 1.0
 // per second; the target is B's p99 within 2x its calm value.
 //
 // On two or more CPUs the run separates the storm's cost to B from CPU
-// contention: node A (and with it the writes, including SQLite's) runs on
-// the first CPUs, node B and this process (load client, upstream, the
-// paced writer's few requests) on the last one. What the storm then costs
-// on B's CPU is B's own work: fetching and applying the events and
+// contention: node A and the writer process (the writes, SQLite's
+// included) run on the first CPUs, node B and this process (load client,
+// upstream) on the last one, the same in both phases. What the storm then
+// costs on B's CPU is B's own work: fetching and applying the events and
 // rebuilding. An external datastore (PostgreSQL, Cassandra) is not pinned.
 func (b *bench) storm(ctx context.Context) (*report.Storm, error) {
 	p := b.opts.Profile
@@ -72,7 +72,7 @@ func (b *bench) storm(ctx context.Context) (*report.Storm, error) {
 			st.Pinning = fmt.Sprintf("node A on CPU %s, node B on CPU %s, this process unpinned (%v)", cpus[0], cpus[1], err)
 		} else {
 			defer restore()
-			st.Pinning = fmt.Sprintf("node A on CPU %s; node B, load client, upstream and writer on CPU %s", cpus[0], cpus[1])
+			st.Pinning = fmt.Sprintf("node A and the storm writer on CPU %s; node B, load client and upstream on CPU %s", cpus[0], cpus[1])
 		}
 	}
 
@@ -90,18 +90,23 @@ func (b *bench) storm(ctx context.Context) (*report.Storm, error) {
 	load.Open(ctx, target) // warm-up: connections, caches
 	target.Duration = p.StormPhase
 
-	phase := func(writes func(stop <-chan struct{})) (report.StormPhase, error) {
+	// phase measures one phase; start, when not nil, starts the phase's
+	// writes and returns the function that stops them.
+	phase := func(start func() (stop func(), err error)) (report.StormPhase, error) {
 		before, err := scrape.Get(ctx, nb.StatusURL+"/metrics")
 		if err != nil {
 			return report.StormPhase{}, fmt.Errorf("bench: storm: %w", err)
 		}
 		cpu0, _ := procstat.CPU(nb.Pid())
-		stop, done := make(chan struct{}), make(chan struct{})
-		go func() { defer close(done); writes(stop) }()
-		start := time.Now()
+		t0 := time.Now()
+		stop := func() {}
+		if start != nil {
+			if stop, err = start(); err != nil {
+				return report.StormPhase{}, err
+			}
+		}
 		sum := load.Open(ctx, target)
-		close(stop)
-		<-done
+		stop()
 		cpu1, _ := procstat.CPU(nb.Pid())
 		after, err := scrape.Get(ctx, nb.StatusURL+"/metrics")
 		if err != nil {
@@ -109,26 +114,43 @@ func (b *bench) storm(ctx context.Context) (*report.Storm, error) {
 		}
 		ph := report.StormPhase{Requests: sum.Requests, Errors: sum.Errors,
 			Latency:    report.Latency{P50: sum.Latency.P50, P90: sum.Latency.P90, P99: sum.Latency.P99, P999: sum.Latency.P999, Max: sum.Latency.Max},
-			CPUPercent: 100 * (cpu1 - cpu0).Seconds() / time.Since(start).Seconds(),
+			CPUPercent: 100 * (cpu1 - cpu0).Seconds() / time.Since(t0).Seconds(),
 			Rebuilds:   after.Sum(rebuildHist+"_count") - before.Sum(rebuildHist+"_count"),
 			RebuildMS:  1000 * (after.Sum(rebuildHist+"_sum") - before.Sum(rebuildHist+"_sum")),
 			Events:     after.Sum("sluice_cluster_events_applied_total") - before.Sum("sluice_cluster_events_applied_total")}
+		st.NodeBGOMAXPROCS = int(after.Sum("go_sched_gomaxprocs_threads"))
 		return ph, nil
 	}
-	if st.Calm, err = phase(func(<-chan struct{}) {}); err != nil {
+	if st.Calm, err = phase(nil); err != nil {
 		return st, err
 	}
 	b.logf("  calm:  p50 %.2f p99 %.2f max %.2f ms, %d errors, node B %.0f%% CPU",
 		st.Calm.Latency.P50, st.Calm.Latency.P99, st.Calm.Latency.Max, st.Calm.Errors, st.Calm.CPUPercent)
-	var writes, writeErrs atomic.Int64
+	writer := StormWriter{AdminURL: a.AdminURL, Plugin: plugin, Service: pre + "-other", Prefix: pre, Rate: p.StormChanges}
+	writerCPUs := ""
+	if cpus != nil {
+		writerCPUs = cpus[0]
+	}
+	var wres StormResult
+	var werr error
 	start := time.Now()
-	if st.Storm, err = phase(func(stop <-chan struct{}) {
-		b.stormWrites(ctx, a, pre, plugin, p.StormChanges, stop, &writes, &writeErrs)
+	if st.Storm, err = phase(func() (func(), error) {
+		stop, err := b.startWriter(writer, writerCPUs)
+		if err != nil {
+			return nil, err
+		}
+		return func() { wres, werr = stop() }, nil
 	}); err != nil {
 		return st, err
 	}
-	st.ChangesPerSec = float64(writes.Load()) / time.Since(start).Seconds()
-	st.WriteErrors = int(writeErrs.Load())
+	if werr != nil {
+		return st, werr
+	}
+	st.ChangesPerSec = float64(wres.Writes) / time.Since(start).Seconds()
+	st.WriteErrors = wres.Errors
+	if wres.FirstError != "" {
+		b.logf("  storm: first failed change: %s", wres.FirstError)
+	}
 	b.logf("  storm: p50 %.2f p99 %.2f max %.2f ms, %d errors, node B %.0f%% CPU; %.0f changes/s (%d failed), node B applied %.0f events and rebuilt %.0f snapshots in %.1f ms",
 		st.Storm.Latency.P50, st.Storm.Latency.P99, st.Storm.Latency.Max, st.Storm.Errors, st.Storm.CPUPercent,
 		st.ChangesPerSec, st.WriteErrors, st.Storm.Events, st.Storm.Rebuilds, st.Storm.RebuildMS)
@@ -164,40 +186,98 @@ func (b *bench) stormSetup(ctx context.Context, a *harness.Node, pre, hot string
 	return plugin.ID, nil
 }
 
-// stormWrites makes rate changes per second on a until stop: half rewrite
-// the plugin's config (a plugins-iterator rebuild on every node), half add
-// a route (a route-table rebuild). Writers run concurrently because each
-// write waits for node A's own rebuild.
-func (b *bench) stormWrites(ctx context.Context, a *harness.Node, pre, plugin string, rate int, stop <-chan struct{}, writes, errs *atomic.Int64) {
-	tick := time.NewTicker(time.Second / time.Duration(rate))
+// StormWriter is the storm's writer. It runs in a process of its own
+// (`sluice bench stormwriter`), pinned beside node A, so that the writes'
+// client work lands on node A's CPUs, not on node B's.
+type StormWriter struct {
+	// AdminURL is node A's Admin API; Plugin the request-termination
+	// plugin to PATCH; Service the service to add routes to, and Prefix
+	// the routes' path prefix.
+	AdminURL, Plugin, Service, Prefix string
+	// Rate is the changes per second.
+	Rate int
+}
+
+// StormResult is what a storm writer did; it prints it as JSON on exit.
+type StormResult struct {
+	Writes     int    `json:"writes"`
+	Errors     int    `json:"errors"`
+	FirstError string `json:"first_error,omitempty"`
+}
+
+// Run makes w.Rate changes per second on node A until ctx is done: half
+// rewrite the plugin's config (a plugin-set rebuild on every node), half
+// add a route (a route-table rebuild). Writers run concurrently because
+// each write waits for node A's own rebuild. A write cut off by ctx is not
+// counted.
+func (w StormWriter) Run(ctx context.Context) StormResult {
+	a := &harness.Node{Name: "node A", AdminURL: w.AdminURL}
+	tick := time.NewTicker(time.Second / time.Duration(w.Rate))
 	defer tick.Stop()
+	var mu sync.Mutex
+	var res StormResult
 	var wg sync.WaitGroup
-	for w := range 16 {
+	for g := range 16 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; ; i++ {
 				select {
-				case <-stop:
-					return
 				case <-ctx.Done():
 					return
 				case <-tick.C:
 				}
 				var err error
 				if i%2 == 0 {
-					_, err = a.MustAdmin(ctx, http.MethodPatch, "/plugins/"+plugin, url.Values{"config.message": {fmt.Sprintf("m%d-%d", w, i)}}, http.StatusOK)
+					_, err = a.MustAdmin(ctx, http.MethodPatch, "/plugins/"+w.Plugin, url.Values{"config.message": {fmt.Sprintf("m%d-%d", g, i)}}, http.StatusOK)
 				} else {
-					_, err = a.MustAdmin(ctx, http.MethodPost, "/services/"+pre+"-other/routes", url.Values{"paths[]": {fmt.Sprintf("/%s-o%d-%d", pre, w, i)}}, http.StatusCreated)
+					_, err = a.MustAdmin(ctx, http.MethodPost, "/services/"+w.Service+"/routes", url.Values{"paths[]": {fmt.Sprintf("/%s-o%d-%d", w.Prefix, g, i)}}, http.StatusCreated)
 				}
-				writes.Add(1)
+				if ctx.Err() != nil {
+					return
+				}
+				mu.Lock()
+				res.Writes++
 				if err != nil {
-					errs.Add(1)
+					res.Errors++
+					if res.FirstError == "" {
+						res.FirstError = err.Error()
+					}
 				}
+				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
+	return res
+}
+
+// startWriter starts the storm writer process, on cpus when not "".
+// stop ends it and returns what it did.
+func (b *bench) startWriter(w StormWriter, cpus string) (stop func() (StormResult, error), err error) {
+	args := []string{"bench", "stormwriter", "-admin", w.AdminURL, "-plugin", w.Plugin, "-service", w.Service,
+		"-prefix", w.Prefix, "-rate", strconv.Itoa(w.Rate)}
+	cmd := exec.Command(b.opts.Binary, args...)
+	if cpus != "" {
+		cmd = exec.Command("taskset", append([]string{"-c", cpus, b.opts.Binary}, args...)...)
+	}
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bench: storm writer: %w", err)
+	}
+	return func() (StormResult, error) {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		var res StormResult
+		if err := cmd.Wait(); err != nil {
+			return res, fmt.Errorf("bench: storm writer: %w: %s", err, strings.TrimSpace(errOut.String()))
+		}
+		if err := json.Unmarshal([]byte(out.String()), &res); err != nil {
+			return res, fmt.Errorf("bench: storm writer printed %q: %w", out.String(), err)
+		}
+		return res, nil
+	}, nil
 }
 
 // pinSelf runs every thread of this process on cpus (taskset -c syntax)

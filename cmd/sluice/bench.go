@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +24,9 @@ import (
 func bench(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "bareproxy" {
 		return benchBareProxy(ctx, args[1:])
+	}
+	if len(args) > 0 && args[0] == "stormwriter" {
+		return benchStormWriter(ctx, args[1:])
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	profile := fs.String("profile", "default", "smoke (<= 60 s), default (<= 3 min on 2 cores), full or soak (30 min)")
@@ -92,6 +96,28 @@ func bench(ctx context.Context, args []string) error {
 		}
 	}
 	return err
+}
+
+// benchStormWriter runs the storm phase's writer (benchrun.StormWriter) in
+// a process of its own, which the bench pins beside node A:
+// `sluice bench stormwriter -admin URL -plugin ID -service NAME -prefix P
+// -rate N`. It writes until SIGTERM, then prints what it did as JSON. It is
+// internal to the bench.
+func benchStormWriter(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench stormwriter", flag.ContinueOnError)
+	var w benchrun.StormWriter
+	fs.StringVar(&w.AdminURL, "admin", "", "node A's Admin API base URL")
+	fs.StringVar(&w.Plugin, "plugin", "", "id of the request-termination plugin to PATCH")
+	fs.StringVar(&w.Service, "service", "", "service to add routes to")
+	fs.StringVar(&w.Prefix, "prefix", "storm", "path prefix of the routes added")
+	fs.IntVar(&w.Rate, "rate", 200, "changes per second")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if w.AdminURL == "" || w.Plugin == "" || w.Service == "" || w.Rate <= 0 {
+		return errors.New("bench stormwriter: -admin, -plugin, -service and a positive -rate are required")
+	}
+	return json.NewEncoder(os.Stdout).Encode(w.Run(ctx))
 }
 
 // benchBareProxy serves the reference proxy (bench/bareproxy) that the

@@ -73,8 +73,11 @@ type Node struct {
 	status   http.Handler
 	routes   *rebuilder
 	pluginsR *rebuilder
-	metrics  *metrics
-	tracer   trace.Tracer // nil when tracing is off
+	// routeMemo and pluginMemo spare the rebuilds decoding unchanged
+	// records.
+	routeMemo, pluginMemo decodeMemo
+	metrics               *metrics
+	tracer                trace.Tracer // nil when tracing is off
 
 	draining   atomic.Bool
 	drainDelay time.Duration
