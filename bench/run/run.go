@@ -96,6 +96,9 @@ type Options struct {
 	Database   string
 	ConfigFile string
 	Nodes      int
+	// NodeEnv holds KEY=VALUE pairs added to every node's environment
+	// (GOMAXPROCS=2, GOGC=...), after the bench's own settings.
+	NodeEnv []string
 	// Skip lists phases to leave out: "throughput", "consistency", "storm".
 	Skip []string
 	// Progress receives one line per step.
@@ -123,7 +126,7 @@ func (b *bench) logf(format string, args ...any) {
 // nodeEnv is the environment every node gets besides the harness's own.
 func (b *bench) nodeEnv(extra ...string) []string {
 	env := []string{"SLUICE_DATABASE=" + b.opts.Database, "SLUICE_LOG_LEVEL=warn"}
-	return append(env, extra...)
+	return append(append(env, extra...), b.opts.NodeEnv...)
 }
 
 // Run runs the benchmark and writes its report into opts.Out.

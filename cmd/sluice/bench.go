@@ -39,6 +39,8 @@ func bench(ctx context.Context, args []string) error {
 	skip := fs.String("skip", "", "phases to leave out: throughput, consistency, storm (comma-separated)")
 	duration := fs.Duration("duration", 0, "soak: how long the traffic runs (default 30m)")
 	rate := fs.Int("rate", 0, "soak: open-loop requests/s (default half the measured capacity, at most 1500)")
+	var nodeEnv envList
+	fs.Var(&nodeEnv, "node-env", "KEY=VALUE added to every node's environment, repeatable (e.g. GOMAXPROCS=2, GOGC=200); the bench process itself is unaffected")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -87,7 +89,7 @@ func bench(ctx context.Context, args []string) error {
 	}
 	res, err := benchrun.Run(ctx, benchrun.Options{
 		Binary: bin, Profile: p, Out: *out, Database: *database, ConfigFile: *conf, Nodes: *nodes,
-		Skip: skips, Progress: os.Stdout, Command: "sluice bench " + strings.Join(args, " "),
+		Skip: skips, NodeEnv: nodeEnv, Progress: os.Stdout, Command: "sluice bench " + strings.Join(args, " "),
 	})
 	if res != nil {
 		data, rerr := os.ReadFile(filepath.Join(*out, "report.md"))
@@ -96,6 +98,19 @@ func bench(ctx context.Context, args []string) error {
 		}
 	}
 	return err
+}
+
+// envList is a repeatable KEY=VALUE flag.
+type envList []string
+
+func (l *envList) String() string { return strings.Join(*l, " ") }
+
+func (l *envList) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" || strings.ContainsAny(k, " \t") {
+		return fmt.Errorf("%q: want KEY=VALUE", v)
+	}
+	*l = append(*l, v)
+	return nil
 }
 
 // benchStormWriter runs the storm phase's writer (benchrun.StormWriter) in
