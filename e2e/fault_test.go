@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice/bench/harness"
+	benchrun "github.com/sluice-gw/sluice/bench/run"
 )
 
 // TestKillNodeDuringAdminWrites breaks a node with kill -9 in the middle of
@@ -307,41 +308,17 @@ func TestInvalidationStormLatency(t *testing.T) {
 	const load, phase = 4, 3 * time.Second
 	calm, calmErrs := measureLoad(b.ProxyURL+"/hot", load, phase, nil)
 	rebuildsBefore := metric(t, b.StatusURL, "sluice_router_rebuilds_total")
-	var writes, writeErrs atomic.Int64
-	// The storm is paced at 200 changes per second ("hundreds"), from
-	// concurrent writers because each write waits for node A's own rebuild:
-	// unpaced, node A's own CPU use would be what B's latency measures.
+	// The storm is paced at 200 changes per second ("hundreds") by the
+	// bench's own writer: concurrent writers, because each write waits for
+	// node A's own rebuild; unpaced, node A's own CPU use would be what B's
+	// latency measures.
 	const stormRate = 200
+	var wres benchrun.StormResult
 	storm := func(stop <-chan struct{}) {
-		tick := time.NewTicker(time.Second / stormRate)
-		defer tick.Stop()
-		var wg sync.WaitGroup
-		for w := range 16 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					case <-tick.C:
-					}
-					var err error
-					if i%2 == 0 {
-						_, err = a.MustAdmin(context.Background(), "PATCH", "/plugins/"+plugin,
-							form("config.message", fmt.Sprintf("m%d-%d", w, i)), 200)
-					} else {
-						_, err = a.MustAdmin(context.Background(), "POST", "/services/other/routes",
-							form("paths[]", fmt.Sprintf("/o%d-%d", w, i)), 201)
-					}
-					writes.Add(1)
-					if err != nil {
-						writeErrs.Add(1)
-					}
-				}
-			}()
-		}
-		wg.Wait()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() { <-stop; cancel() }()
+		wres = benchrun.StormWriter{AdminURL: a.AdminURL, Plugin: plugin, Service: "other", Prefix: "o", Rate: stormRate}.Run(ctx)
 	}
 	stormed, stormErrs := measureLoad(b.ProxyURL+"/hot", load, phase, storm)
 	rebuilds := metric(t, b.StatusURL, "sluice_router_rebuilds_total") - rebuildsBefore
@@ -351,13 +328,13 @@ func TestInvalidationStormLatency(t *testing.T) {
 		percentile(calm, 50), calmP99, percentile(calm, 100))
 	t.Logf("storm: %d requests, %d errors, p50=%v p99=%v max=%v; node A took %d changes (%.0f/s, %d failed), node B rebuilt its route table %v times",
 		len(stormed), stormErrs, percentile(stormed, 50), stormP99, percentile(stormed, 100),
-		writes.Load(), float64(writes.Load())/phase.Seconds(), writeErrs.Load(), rebuilds)
+		wres.Writes, float64(wres.Writes)/phase.Seconds(), wres.Errors, rebuilds)
 	t.Logf("storm p99 / calm p99 = %.2f (target 2)", float64(stormP99)/float64(calmP99))
 	if calmErrs+stormErrs > 0 {
 		t.Errorf("B answered %d requests with an error or a status other than 200", calmErrs+stormErrs)
 	}
-	if writes.Load() < 100 {
-		t.Errorf("only %d changes in %v: not a storm", writes.Load(), phase)
+	if wres.Writes < 100 || wres.Errors > 0 {
+		t.Errorf("%d changes in %v, %d failed (first: %s): want a storm of at least 100 that node A took", wres.Writes, phase, wres.Errors, wres.FirstError)
 	}
 	// Node B's rebuilds are rate-limited (gateway/node: a burst of 20, then
 	// one per 50 ms) however the events arrive (pushed one by one, or a

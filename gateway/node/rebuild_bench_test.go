@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -14,7 +13,6 @@ import (
 	"github.com/sluice-gw/sluice/gateway/config"
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/store"
-	"github.com/sluice-gw/sluice/gateway/store/sqlite"
 )
 
 // BenchmarkBuildRouter1k measures one route-table rebuild as a node does
@@ -23,14 +21,7 @@ import (
 // P, requests wait for it (the storm phase of `sluice bench`).
 func BenchmarkBuildRouter1k(b *testing.B) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(b.TempDir(), "n.db")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	if err := st.Up(ctx); err != nil {
-		b.Fatal(err)
-	}
+	st := openStore(b)
 	svc := &entity.Service{ID: "00000000-0000-4000-8000-000000000001", Host: "upstream", Port: 80, Protocol: "http"}
 	ops := []store.Op{insert(b, svc)}
 	for i := range 1000 {

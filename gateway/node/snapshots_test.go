@@ -1,12 +1,31 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
+	"path/filepath"
 	"testing"
 
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/store"
+	"github.com/sluice-gw/sluice/gateway/store/sqlite"
 )
+
+// openStore returns a migrated SQLite store in a temporary directory,
+// closed when the test ends.
+func openStore(tb testing.TB) *sqlite.Store {
+	tb.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(tb.TempDir(), "n.db")})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	if err := st.Up(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	return st
+}
 
 func routeRecord(t *testing.T, id string, paths ...string) store.Record {
 	t.Helper()

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/sluice-gw/sluice/cachebackends/freecache"
 	"github.com/sluice-gw/sluice/gateway/config"
-	"github.com/sluice-gw/sluice/gateway/store/sqlite"
 )
 
 // TestLookupSpans: in a traced request, each credential lookup is a
@@ -18,14 +16,7 @@ import (
 // query is its child span.
 func TestLookupSpans(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "n.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t)
 	backend, err := freecache.New(freecache.Config{})
 	if err != nil {
 		t.Fatal(err)
