@@ -298,7 +298,7 @@ func targetNotes(r *report.Results) []string {
 		note := fmt.Sprintf("storm target (node B's p99 within 2x calm, no errors, while node A takes %.0f changes/s) %s: calm p99 %.2f ms, storm p99 %.2f ms = %.2fx, %d errors (%s; node B GOMAXPROCS=%d)",
 			s.ChangesPerSec, v, s.Calm.Latency.P99, s.Storm.Latency.P99, s.Ratio(), s.Calm.Errors+s.Storm.Errors, where, s.NodeBGOMAXPROCS)
 		if v != "met" && s.NodeBGOMAXPROCS == 1 {
-			note += ": with one P, each poll's burst of work (applying the events, rebuilding the route table and plugin set) holds it while requests wait; see bench/README.md, Invalidation storm"
+			note += ": with one P, the work a storm brings (applying the events, rebuilding the route table and plugin set) holds it while requests wait; two Ps on the same CPU (--node-env GOMAXPROCS=2) met the target on the reference machine, see bench/README.md, Invalidation storm"
 		}
 		notes = append(notes, note)
 	}
