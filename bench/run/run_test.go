@@ -40,6 +40,16 @@ func runMini(t *testing.T, p Profile, nodes int) (*report.Results, string) {
 	return r, out
 }
 
+// TestRunRejectsUnknownSkip checks that a misspelt --skip phase is an
+// error naming the allowed ones, before anything starts.
+func TestRunRejectsUnknownSkip(t *testing.T) {
+	_, err := Run(context.Background(), Options{Binary: "/nonexistent/sluice", Profile: Profiles["smoke"], Out: t.TempDir(),
+		Database: "sqlite", Nodes: 2, Skip: []string{"throughput", "strom"}})
+	if err == nil || !strings.Contains(err.Error(), `"strom"`) || !strings.Contains(err.Error(), "throughput, consistency, storm") {
+		t.Fatalf("Run with --skip strom: %v; want an error naming strom and the phases", err)
+	}
+}
+
 // TestMiniProfile runs the whole bench on real node processes with a tiny
 // profile and checks results.json has sane rows. Nothing about speed is
 // asserted.

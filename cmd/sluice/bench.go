@@ -85,7 +85,9 @@ func bench(ctx context.Context, args []string) error {
 	}
 	var skips []string
 	if *skip != "" {
-		skips = strings.Split(*skip, ",")
+		for _, s := range strings.Split(*skip, ",") {
+			skips = append(skips, strings.TrimSpace(s))
+		}
 	}
 	res, err := benchrun.Run(ctx, benchrun.Options{
 		Binary: bin, Profile: p, Out: *out, Database: *database, ConfigFile: *conf, Nodes: *nodes,
