@@ -37,13 +37,15 @@ pids=()
 cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
 trap cleanup EXIT
 
-(cd "$ROOT" && go build -o "$W/upstream" ./bench/proxycpu/upstream && go build -o "$W/bareproxy" ./bench/proxycpu/bareproxy)
+# The reference proxy is `sluice bench bareproxy` (bench/bareproxy) from this
+# repository's tree, whatever GW_BIN and GW_BIN2 are.
+(cd "$ROOT" && go build -o "$W/upstream" ./bench/proxycpu/upstream && go build -o "$W/sluice-ref" ./cmd/sluice)
 if [ -z "${GW_BIN:-}" ]; then
   (cd "$SRC" && go build -o "$W/sluice" ./cmd/sluice); GW_BIN=$W/sluice
 fi
 
 GOMAXPROCS=2 $PIN_LOAD "$W/upstream" -addr 127.0.0.1:$UP & pids+=($!)
-GOMAXPROCS=$GMP $PIN_PROXY "$W/bareproxy" -addr 127.0.0.1:$BARE -upstream http://127.0.0.1:$UP 2>"$W/bare.log" & pids+=($!); BAREPID=$!
+GOMAXPROCS=$GMP $PIN_PROXY "$W/sluice-ref" bench bareproxy -addr 127.0.0.1:$BARE -upstream http://127.0.0.1:$UP 2>"$W/bare.log" & pids+=($!); BAREPID=$!
 start_node() { # bin proxy_port admin_port status_port dbfile -> configured node, pid in NODEPID
   env -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT \
     GOMAXPROCS=$GMP SLUICE_SQLITE_PATH="$5" SLUICE_LOG_LEVEL=warn \
