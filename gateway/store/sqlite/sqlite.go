@@ -179,25 +179,29 @@ func pingUntilUnlocked(ctx context.Context, db *sql.DB, busyTimeout time.Duratio
 	}
 }
 
-func isBusy(err error) bool {
+// primaryCode is err's primary SQLite result code, or 0 when err does not
+// come from SQLite.
+func primaryCode(err error) int {
 	var se *msqlite.Error
 	if !errors.As(err, &se) {
-		return false
+		return 0
 	}
-	code := se.Code() & 0xff
+	return se.Code() & 0xff
+}
+
+// isBusy reports whether err is a lock SQLite could not take.
+func isBusy(err error) bool {
+	code := primaryCode(err)
 	return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
 }
 
 // mapErr marks lock timeouts as store.ErrUnavailable.
 func mapErr(err error) error {
-	var se *msqlite.Error
-	if errors.As(err, &se) {
-		switch se.Code() & 0xff {
-		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
-			return fmt.Errorf("%w: database is locked beyond sqlite_busy_timeout: %w", store.ErrUnavailable, err)
-		case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR:
-			return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
-		}
+	switch code := primaryCode(err); {
+	case isBusy(err):
+		return fmt.Errorf("%w: database is locked beyond sqlite_busy_timeout: %w", store.ErrUnavailable, err)
+	case code == sqlite3.SQLITE_CANTOPEN, code == sqlite3.SQLITE_IOERR:
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return err
 }
