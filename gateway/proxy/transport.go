@@ -43,6 +43,9 @@ func newTransports(opts Options, bufs *sync.Pool) *transports {
 // get returns the client for s, creating it on first use.
 func (t *transports) get(s *entity.Service) roundTripper {
 	k := timeouts{tls: s.Protocol == "https", connect: s.ConnectTimeout, write: s.WriteTimeout, read: s.ReadTimeout}
+	if k.tls {
+		k.write = 0 // http.Transport has no write timeout: not a reason for another pool
+	}
 	if tr := (*t.m.Load())[k]; tr != nil {
 		return tr
 	}

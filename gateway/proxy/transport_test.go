@@ -1,30 +1,29 @@
 package proxy
 
 import (
-	"io"
-	"net"
-	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
+	"sync"
 	"testing"
+
+	"github.com/sluice-gw/sluice/gateway/entity"
 )
 
-func TestKeepAliveReuse(t *testing.T) {
-	var conns atomic.Int64
-	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }))
-	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
+// TestClientPools checks which services share an upstream client (and so
+// a connection pool): those whose timeouts the client applies are equal.
+func TestClientPools(t *testing.T) {
+	tr := newTransports(Options{}, &sync.Pool{})
+	svc := func(protocol string, write int) *entity.Service {
+		return &entity.Service{Protocol: protocol, ConnectTimeout: 60000, WriteTimeout: write, ReadTimeout: 60000}
 	}
-	up.Start()
-	defer up.Close()
-	p, _ := gateway(t, Options{}, route("r", []string{"/api"}, true, serviceFor(t, up.URL)))
-	for range 20 {
-		w := &discard{h: http.Header{}}
-		p.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "http://gw.test/api/x", nil))
+	if tr.get(svc("http", 1000)) != tr.get(svc("http", 1000)) {
+		t.Error("two http services with the same timeouts got two clients")
 	}
-	if n := conns.Load(); n != 1 {
-		t.Fatalf("%d upstream connections for 20 sequential requests, want 1", n)
+	if tr.get(svc("http", 1000)) == tr.get(svc("http", 2000)) {
+		t.Error("http services with different write_timeout share a client; h1Client applies write_timeout")
+	}
+	if tr.get(svc("https", 1000)) != tr.get(svc("https", 2000)) {
+		t.Error("https services differing only in write_timeout got two pools; http.Transport does not apply it")
+	}
+	if tr.get(svc("http", 1000)) == tr.get(svc("https", 1000)) {
+		t.Error("an http and an https service share a client")
 	}
 }
