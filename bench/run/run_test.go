@@ -59,8 +59,9 @@ func TestMiniProfile(t *testing.T) {
 		Backends: []string{"freecache"}, Frequencies: []float64{0.25},
 		RoundsBudget: time.Second, MinRounds: 2, MaxRounds: 2, SettingRPS: 100 * time.Millisecond,
 		// Longer than the storm's 1 s poll, so that node B applies the
-		// storm's events inside the phase.
-		StormPhase: 1500 * time.Millisecond, StormRate: 100, StormChanges: 50}
+		// storm's events inside the phase; enough requests that node B's
+		// CPU time, counted in 10 ms ticks, is never 0 for a phase.
+		StormPhase: 1500 * time.Millisecond, StormRate: 400, StormChanges: 50}
 	r, out := runMini(t, p, 2)
 	targets := map[string]report.Throughput{}
 	for _, row := range r.Throughput {
@@ -120,6 +121,7 @@ func checkStorm(t *testing.T, r *report.Results) {
 	if s == nil {
 		t.Fatal("no storm row")
 	}
+	t.Logf("storm row: %+v", *s)
 	for _, ph := range []report.StormPhase{s.Calm, s.Storm} {
 		if ph.Requests == 0 || ph.Errors != 0 || ph.Latency.P99 <= 0 || ph.CPUPercent <= 0 {
 			t.Errorf("storm phase not sane: %+v; want requests, no errors, latency and node B's CPU measured", ph)
