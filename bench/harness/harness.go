@@ -166,12 +166,7 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.opts.Log != nil {
 		out = io.MultiWriter(logf, &prefixWriter{prefix: n.Name + " | ", w: n.opts.Log})
 	}
-	args := append([]string{"run"}, n.opts.Args...)
-	cmd := exec.Command(n.opts.Binary, args...)
-	if cpus := n.cpus(); cpus != "" {
-		// taskset execs the binary, so the pid stays the node's.
-		cmd = exec.Command("taskset", append([]string{"-c", cpus, n.opts.Binary}, args...)...)
-	}
+	cmd := Command(n.cpus(), n.opts.Binary, append([]string{"run"}, n.opts.Args...)...)
 	cmd.Env = n.env
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -207,6 +202,16 @@ func (n *Node) waitReady(ctx context.Context, done <-chan struct{}) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// Command returns the command running bin with args on the CPUs listed in
+// cpus (taskset(1)'s -c syntax), or unpinned when cpus is "". taskset
+// execs bin, so the process id is bin's.
+func Command(cpus, bin string, args ...string) *exec.Cmd {
+	if cpus == "" {
+		return exec.Command(bin, args...)
+	}
+	return exec.Command("taskset", append([]string{"-c", cpus, bin}, args...)...)
 }
 
 // cpus returns the node's CPU list from Options.CPUs, or "".

@@ -257,10 +257,7 @@ func (w StormWriter) Run(ctx context.Context) StormResult {
 func (b *bench) startWriter(w StormWriter, cpus string) (stop func() (StormResult, error), err error) {
 	args := []string{"bench", "stormwriter", "-admin", w.AdminURL, "-plugin", w.Plugin, "-service", w.Service,
 		"-prefix", w.Prefix, "-rate", strconv.Itoa(w.Rate)}
-	cmd := exec.Command(b.opts.Binary, args...)
-	if cpus != "" {
-		cmd = exec.Command("taskset", append([]string{"-c", cpus, b.opts.Binary}, args...)...)
-	}
+	cmd := harness.Command(cpus, b.opts.Binary, args...)
 	var out, errOut strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
