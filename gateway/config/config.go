@@ -90,6 +90,22 @@ type Config struct {
 	// ClientMaxBodySize bounds a proxied request's body (larger: 413), as
 	// Kong's client_max_body_size; 0 means no limit.
 	ClientMaxBodySize Size `conf:"client_max_body_size" default:"0"`
+	// ClientBodyBufferSize is how much of a buffered request body
+	// (route.request_buffering) is kept in memory; the rest goes to a
+	// temporary file, as nginx's client_body_buffer_size.
+	ClientBodyBufferSize Size `conf:"client_body_buffer_size" default:"8k"`
+	// ClientHeaderTimeout bounds reading a request's line and headers
+	// (408 beyond), nginx's client_header_timeout.
+	ClientHeaderTimeout time.Duration `conf:"nginx_http_client_header_timeout" default:"60"`
+	// ClientBodyTimeout bounds the time between two reads of a request
+	// body (408 beyond), nginx's client_body_timeout.
+	ClientBodyTimeout time.Duration `conf:"nginx_http_client_body_timeout" default:"60"`
+	// KeepaliveTimeout closes a client connection idle for that long
+	// between requests, nginx's keepalive_timeout.
+	KeepaliveTimeout time.Duration `conf:"nginx_http_keepalive_timeout" default:"75"`
+	// SendTimeout bounds the time between two writes of a response to a
+	// client, nginx's send_timeout.
+	SendTimeout time.Duration `conf:"nginx_http_send_timeout" default:"60"`
 	// AdminToken, when set, is required as "Authorization: Bearer <token>"
 	// (or Kong-Admin-Token) on every Admin API request.
 	AdminToken string `conf:"admin_token" secret:"true"`
@@ -254,6 +270,18 @@ func (c *Config) validate() error {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("config: %s must be 0 or more seconds", d.key))
 		}
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"nginx_http_client_header_timeout", c.ClientHeaderTimeout}, {"nginx_http_client_body_timeout", c.ClientBodyTimeout},
+		{"nginx_http_keepalive_timeout", c.KeepaliveTimeout}, {"nginx_http_send_timeout", c.SendTimeout}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("config: %s must be greater than 0 seconds", d.key))
+		}
+	}
+	if c.ClientMaxBodySize < 0 || c.ClientBodyBufferSize < 0 {
+		errs = append(errs, errors.New("config: client_max_body_size and client_body_buffer_size must be 0 or more"))
 	}
 	if c.MemCacheSize < 1<<20 && c.CacheBackend != "none" && c.CacheBackend != "redis" {
 		errs = append(errs, fmt.Errorf("config: mem_cache_size=%d is too small: use at least 1m", c.MemCacheSize))

@@ -10,12 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
-	"strconv"
-	"time"
-
-	"github.com/sluice-gw/sluice/gateway/entity"
 )
 
 // ErrUnknownPlugin is wrapped by the errors returned for a plugin name no
@@ -35,95 +30,34 @@ type Plugin interface {
 	Configure(config json.RawMessage) (Handler, error)
 }
 
-// Handler is one configured plugin instance. It must be safe for
-// concurrent use.
-type Handler interface {
-	// Access runs the access phase. It returns false when it answered the
-	// request itself (through Context.Respond), which stops the request.
-	Access(c *Context) bool
-}
+// Handler is one configured plugin instance: a value implementing one or
+// more of the phase interfaces below (Rewriter, Accessor, HeaderFilterer,
+// BodyFilterer, Logger), whose JSON encoding is its normalized config. It
+// must be safe for concurrent use.
+type Handler any
 
-// Context is the per-request state shared by the proxy and the plugins.
-// It is used by one goroutine at a time.
-type Context struct {
-	// W and R are the client's response writer and request. Plugins edit
-	// the headers sent upstream by editing R.Header (and the query string
-	// through R.URL.RawQuery): the proxy builds the upstream request after
-	// the access phase.
-	W http.ResponseWriter
-	R *http.Request
-	// Route and Service are the matched route and its service.
-	Route   *entity.Route
-	Service *entity.Service
-	// Consumer and Credential are set by an authentication plugin; nil
-	// until then. Anonymous is true when Consumer is the anonymous one.
-	Consumer   *entity.Consumer
-	Credential *entity.KeyAuthCredential
-	Anonymous  bool
-	// ClientIP is the client's address without the port.
-	ClientIP string
-	// Start is when the proxy received the request; Respond uses it for
-	// X-Kong-Response-Latency. Zero leaves that header out.
-	Start time.Time
-	// Server is the Server header Respond sends (e.g. "sluice/0.1.0");
-	// empty sends none.
-	Server string
-	// Status is the status Respond sent, 0 while nobody has responded.
-	Status int
-	// BodyBytes counts the response body bytes sent to the client, by
-	// Respond or by the proxy copying the upstream's body.
-	BodyBytes int64
-
-	// vals is the unused part of the current header value slab (see
-	// Values).
-	vals []string
-}
-
-// valueSlab is how many header values one allocation of Values holds: a
-// proxied request with key-auth and rate-limiting sets about 20.
-const valueSlab = 32
-
-// Values returns the one-element header value []string{v}, carved from a
-// per-request slab so that setting a header costs no allocation of its
-// own. The slice has capacity 1: appending to it copies. A fresh slab is
-// allocated per request (never pooled), because net/http may serialize
-// the response headers after the handler returns.
-func (c *Context) Values(v string) []string {
-	if len(c.vals) == 0 {
-		c.vals = make([]string, valueSlab)
+// The phases, in Kong's order. Within a phase plugins run by priority,
+// highest first. A handler implements the phases it needs.
+type (
+	// Rewriter runs before routing, for global plugin instances only (as
+	// in Kong: no route, service or consumer is known yet).
+	Rewriter interface{ Rewrite(c *Context) }
+	// Accessor runs after routing; it may authenticate, edit the upstream
+	// request, or answer with c.Exit.
+	Accessor interface{ Access(c *Context) }
+	// HeaderFilterer runs when the response head is known (the service's
+	// or an Exit), before it is sent.
+	HeaderFilterer interface{ HeaderFilter(c *Context) }
+	// BodyFilterer sees the response body in chunks and returns what to
+	// send instead (chunk itself to pass it on). eof is true on the last
+	// call, whose chunk may be empty. A body filter makes the engine
+	// stream the response through it.
+	BodyFilterer interface {
+		BodyFilter(c *Context, chunk []byte, eof bool) []byte
 	}
-	c.vals[0] = v
-	out := c.vals[0:1:1]
-	c.vals = c.vals[1:]
-	return out
-}
-
-// Respond answers the request with status, a Content-Type and body,
-// adding Kong's headers for gateway-generated responses.
-func (c *Context) Respond(status int, contentType string, body []byte) {
-	h := c.W.Header()
-	if contentType != "" {
-		h["Content-Type"] = c.Values(contentType)
-	}
-	h["Content-Length"] = c.Values(strconv.Itoa(len(body)))
-	if !c.Start.IsZero() {
-		h["X-Kong-Response-Latency"] = c.Values(strconv.FormatInt(time.Since(c.Start).Milliseconds(), 10))
-	}
-	if c.Server != "" {
-		h["Server"] = c.Values(c.Server)
-	}
-	c.Status = status
-	c.W.WriteHeader(status)
-	if c.R == nil || c.R.Method != http.MethodHead {
-		n, _ := c.W.Write(body)
-		c.BodyBytes += int64(n)
-	}
-}
-
-// RespondMessage answers with Kong's JSON error body {"message":msg}.
-func (c *Context) RespondMessage(status int, msg string) {
-	c.Respond(status, "application/json; charset=utf-8", MessageBody(msg))
-}
+	// Logger runs after the response was sent.
+	Logger interface{ Log(c *Context) }
+)
 
 // MessageBody returns Kong's JSON body {"message":msg} followed by a newline.
 func MessageBody(msg string) []byte {

@@ -34,6 +34,40 @@ var precedence = [8]uint8{
 // without allocating. It is safe for concurrent use.
 type Set struct {
 	entries []setEntry // by priority, highest first; ties by name
+	phases  Phases     // union of the entries' phases
+}
+
+// Phases is a set of plugin phases.
+type Phases uint8
+
+// The phases, as bits of Phases.
+const (
+	PhaseRewrite Phases = 1 << iota
+	PhaseAccess
+	PhaseHeaderFilter
+	PhaseBodyFilter
+	PhaseLog
+)
+
+// phasesOf returns the phases h implements.
+func phasesOf(h Handler) Phases {
+	var p Phases
+	if _, ok := h.(Rewriter); ok {
+		p |= PhaseRewrite
+	}
+	if _, ok := h.(Accessor); ok {
+		p |= PhaseAccess
+	}
+	if _, ok := h.(HeaderFilterer); ok {
+		p |= PhaseHeaderFilter
+	}
+	if _, ok := h.(BodyFilterer); ok {
+		p |= PhaseBodyFilter
+	}
+	if _, ok := h.(Logger); ok {
+		p |= PhaseLog
+	}
+	return p
 }
 
 // setEntry holds every instance of one plugin.
@@ -42,6 +76,7 @@ type setEntry struct {
 	priority int
 	// scopes has bit s set when some instance has scope s.
 	scopes    uint16
+	phases    Phases // union of the instances' phases
 	instances map[scopeKey]Handler
 }
 
@@ -80,10 +115,12 @@ func NewSet(reg *Registry, ps []*entity.Plugin) (*Set, error) {
 		k, scope := keyOf(p)
 		e.instances[k] = h
 		e.scopes |= 1 << scope
+		e.phases |= phasesOf(h)
 	}
 	s := &Set{entries: make([]setEntry, 0, len(byName))}
 	for _, e := range byName {
 		s.entries = append(s.entries, *e)
+		s.phases |= e.phases
 	}
 	sort.Slice(s.entries, func(i, j int) bool {
 		a, b := s.entries[i], s.entries[j]
@@ -151,16 +188,122 @@ func (s *Set) Resolve(i int, c *Context) (name string, h Handler, ok bool) {
 	return e.name, nil, false
 }
 
-// Access runs the access phase of every applicable plugin in order and
-// reports whether the request should go on upstream (false: a plugin
-// answered it). A nil Set runs nothing.
-func (s *Set) Access(c *Context) bool {
-	for i := range s.Len() {
-		if _, h, ok := s.Resolve(i, c); ok && !h.Access(c) {
-			return false
+// Has reports whether some plugin in the set implements one of phases. A
+// nil Set has none.
+func (s *Set) Has(phases Phases) bool { return s != nil && s.phases&phases != 0 }
+
+// Rewrite runs the rewrite phase of the global instances and reports
+// whether the request goes on (false: a plugin called Exit).
+func (s *Set) Rewrite(c *Context) bool {
+	if !s.Has(PhaseRewrite) {
+		return true
+	}
+	for i := range s.entries {
+		e := &s.entries[i]
+		if e.phases&PhaseRewrite == 0 || e.scopes&1 == 0 {
+			continue
+		}
+		if h, ok := e.instances[scopeKey{}].(Rewriter); ok {
+			h.Rewrite(c)
+			if _, _, exited := c.Exited(); exited {
+				return false
+			}
 		}
 	}
 	return true
+}
+
+// Access runs the access phase of every applicable plugin in order and
+// reports whether the request goes on upstream (false: a plugin called
+// Exit). A nil Set runs nothing.
+func (s *Set) Access(c *Context) bool {
+	for i := range s.Len() {
+		if s.entries[i].phases&PhaseAccess == 0 {
+			continue
+		}
+		if _, h, ok := s.Resolve(i, c); ok {
+			if a, ok := h.(Accessor); ok {
+				a.Access(c)
+				if _, _, exited := c.Exited(); exited {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// HeaderFilter runs the header_filter phase of every applicable plugin.
+func (s *Set) HeaderFilter(c *Context) {
+	if !s.Has(PhaseHeaderFilter) {
+		return
+	}
+	for i := range s.entries {
+		if s.entries[i].phases&PhaseHeaderFilter == 0 {
+			continue
+		}
+		if _, h, ok := s.Resolve(i, c); ok {
+			if f, ok := h.(HeaderFilterer); ok {
+				f.HeaderFilter(c)
+			}
+		}
+	}
+}
+
+// BodyFilter passes chunk through the body_filter phase of every
+// applicable plugin, in order, and returns what to send.
+func (s *Set) BodyFilter(c *Context, chunk []byte, eof bool) []byte {
+	if !s.Has(PhaseBodyFilter) {
+		return chunk
+	}
+	for i := range s.entries {
+		if s.entries[i].phases&PhaseBodyFilter == 0 {
+			continue
+		}
+		if _, h, ok := s.Resolve(i, c); ok {
+			if f, ok := h.(BodyFilterer); ok {
+				chunk = f.BodyFilter(c, chunk, eof)
+			}
+		}
+	}
+	return chunk
+}
+
+// Log runs the log phase of every applicable plugin.
+func (s *Set) Log(c *Context) {
+	if !s.Has(PhaseLog) {
+		return
+	}
+	for i := range s.entries {
+		if s.entries[i].phases&PhaseLog == 0 {
+			continue
+		}
+		if _, h, ok := s.Resolve(i, c); ok {
+			if l, ok := h.(Logger); ok {
+				l.Log(c)
+			}
+		}
+	}
+}
+
+// AppliesBodyFilter reports whether some body filter applies to c's
+// route, service and consumer: the engine then streams the response
+// through BodyFilter.
+func (s *Set) AppliesBodyFilter(c *Context) bool {
+	if !s.Has(PhaseBodyFilter) {
+		return false
+	}
+	for i := range s.entries {
+		if s.entries[i].phases&PhaseBodyFilter == 0 {
+			continue
+		}
+		if _, h, ok := s.Resolve(i, c); ok {
+			if _, ok := h.(BodyFilterer); ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // keyOf returns p's scope key and scope bits.
