@@ -1,6 +1,7 @@
 package node
 
 import (
+	"github.com/valyala/fasthttp"
 	"net"
 	"net/http"
 	"os"
@@ -118,10 +119,12 @@ type connStats struct {
 // listener wraps ln so that connState can track each connection's state.
 func (cs *connStats) listener(ln net.Listener) net.Listener { return countingListener{ln, cs} }
 
-// connState is the http.Server ConnState hook. A connection is reading
+// connState is the proxy server's ConnState hook (fasthttp's states are
+// net/http's, in the same order). A connection is reading
 // until its first request arrives (nginx reads the request line there),
 // writing while a request is served, waiting while kept alive idle.
-func (cs *connStats) connState(c net.Conn, s http.ConnState) {
+func (cs *connStats) connState(c net.Conn, fs fasthttp.ConnState) {
+	s := http.ConnState(fs)
 	cc, ok := c.(*countingConn)
 	if !ok {
 		return

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/valyala/fasthttp"
 	"log/slog"
 	"net"
 	"net/http"
@@ -82,7 +83,8 @@ type Node struct {
 	draining   atomic.Bool
 	drainDelay time.Duration
 	cancel     context.CancelFunc
-	servers    []*http.Server
+	servers    []*http.Server // admin and status
+	proxySrv   *fasthttp.Server
 	addrs      map[string]string
 }
 
@@ -133,7 +135,11 @@ func New(opts Options) (*Node, error) {
 	}
 	n.proxy = proxy.New(proxy.Options{
 		Version: opts.Version, TracerProvider: opts.TracerProvider, OnResponse: n.metrics.observe,
-		UpstreamRootCAs: roots,
+		Logger: n.log, UpstreamRootCAs: roots,
+		MaxHeaderSize: int(cfg.ProxyMaxHeaderSize), MaxBodySize: int64(cfg.ClientMaxBodySize),
+		BodyBufferSize: int(cfg.ClientBodyBufferSize),
+		HeaderTimeout:  cfg.ClientHeaderTimeout, BodyTimeout: cfg.ClientBodyTimeout,
+		KeepaliveTimeout: cfg.KeepaliveTimeout, SendTimeout: cfg.SendTimeout,
 	})
 	n.routes = newRebuilder("routes", n.log, n.metrics.timed("routes", n.buildRouter))
 	n.pluginsR = newRebuilder("plugins", n.log, n.metrics.timed("plugins", n.buildPlugins))
@@ -149,9 +155,6 @@ func New(opts Options) (*Node, error) {
 
 // NodeID returns the node's id in cluster events.
 func (n *Node) NodeID() string { return n.nodeID }
-
-// Proxy returns the proxy handler.
-func (n *Node) Proxy() http.Handler { return n.proxy }
 
 // Admin returns the Admin API handler, with /metrics, behind admin_token
 // when it is set.
@@ -178,15 +181,15 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.addrs = make(map[string]string)
 	n.warnOpenAdmin()
+	if err := n.serveProxy(); err != nil {
+		return err
+	}
 	listeners := []struct {
 		name, key, addr string
 		h               http.Handler
-		maxHeader       int
 	}{
-		{"proxy", "proxy_listen", n.cfg.ProxyListen, limitBody(n.proxy, int64(n.cfg.ClientMaxBodySize)),
-			int(n.cfg.ProxyMaxHeaderSize)},
-		{"admin", "admin_listen", n.cfg.AdminListen, n.Admin(), 64 << 10},
-		{"status", "status_listen", n.cfg.StatusListen, n.status, 64 << 10},
+		{"admin", "admin_listen", n.cfg.AdminListen, n.Admin()},
+		{"status", "status_listen", n.cfg.StatusListen, n.status},
 	}
 	for _, l := range listeners {
 		if l.addr == "off" {
@@ -196,11 +199,8 @@ func (n *Node) Start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("node: cannot listen on %s=%s: %w", l.key, l.addr, err)
 		}
-		srv := &http.Server{Handler: l.h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: l.maxHeader,
+		srv := &http.Server{Handler: l.h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
 			ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
-		if k := n.metrics.kong; k != nil && l.name == "proxy" {
-			ln, srv.ConnState = k.conns.listener(ln), k.conns.connState // Kong's nginx connection families
-		}
 		n.servers = append(n.servers, srv)
 		n.addrs[l.name] = ln.Addr().String()
 		go func() {
@@ -238,23 +238,28 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// limitBody answers 413 to a request whose body is larger than limit bytes
-// (client_max_body_size; 0 means no limit) and bounds what next can read.
-func limitBody(next http.Handler, limit int64) http.Handler {
-	if limit <= 0 {
-		return next
+// serveProxy starts the proxy listener (proxy_listen) on fasthttp.
+func (n *Node) serveProxy() error {
+	if n.cfg.ProxyListen == "off" {
+		return nil
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > limit {
-			w.Header().Set("Content-Type", "application/json; charset=utf-8")
-			w.Header().Set("Connection", "close")
-			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			_, _ = w.Write([]byte(`{"message":"Request size limit exceeded"}` + "\n"))
-			return
+	ln, err := net.Listen("tcp", n.cfg.ProxyListen)
+	if err != nil {
+		return fmt.Errorf("node: cannot listen on proxy_listen=%s: %w", n.cfg.ProxyListen, err)
+	}
+	n.addrs["proxy"] = ln.Addr().String()
+	ln = n.proxy.Listener(ln)
+	srv := n.proxy.Server()
+	if k := n.metrics.kong; k != nil {
+		ln, srv.ConnState = k.conns.listener(ln), k.conns.connState // Kong's nginx connection families
+	}
+	n.proxySrv = srv
+	go func() {
+		if err := srv.Serve(ln); err != nil {
+			n.log.Error("listener stopped", "listener", "proxy_listen", "err", err)
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, limit)
-		next.ServeHTTP(w, r)
-	})
+	}()
+	return nil
 }
 
 // Addr returns the address a listener ("proxy", "admin", "status") is
@@ -270,6 +275,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		for _, srv := range n.servers {
 			srv.SetKeepAlivesEnabled(false) // each response closes its connection
 		}
+		n.proxy.SetDraining(true)
 		n.log.Info("draining: /status/ready answers 503 before the listeners close", "drain_delay", n.drainDelay)
 		t := time.NewTimer(n.drainDelay)
 		select {
@@ -279,6 +285,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 	}
 	var errs []error
+	if n.proxySrv != nil {
+		if err := n.proxySrv.ShutdownWithContext(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("node: proxy listener: %w", err))
+		}
+	}
 	for _, srv := range n.servers {
 		if err := srv.Shutdown(ctx); err != nil {
 			errs = append(errs, err)

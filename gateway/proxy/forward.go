@@ -2,169 +2,184 @@ package proxy
 
 import (
 	"errors"
-	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
+	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/sluice-gw/sluice/gateway/plugins"
 )
 
-// bufSize is the size of the pooled body copy buffers.
-const bufSize = 32 << 10
-
-// forward sends the request to the matched service and streams the
-// response back. Every failure goes through errorHandler.
-func (p *Proxy) forward(st *state) {
-	r, m := st.pc.R, st.match
-	svc := m.Service
-	removeHopHeaders(r.Header)
-	p.setForwarded(&st.pc, r.Header, r, st.path, m)
-
+// forward sends the request to the matched service and hands the
+// response, streamed, to the server. Client errors and upstream errors
+// part here: each is answered apart (clientError, upstreamFailed).
+func (p *Proxy) forward(x *exchange) {
+	svc := x.match.Service
 	if svc.Host == "" {
-		p.errorHandler(st, errNoUpstream)
+		p.upstreamFailed(x, errNoUpstream)
 		return
 	}
 	a := p.addrOf(svc)
-	out := r.WithContext(r.Context())
-	out.URL = &url.URL{Scheme: a.scheme, Host: a.dial, Opaque: m.UpstreamPath(st.path), RawQuery: r.URL.RawQuery}
-	out.Host = a.host
-	if m.Route.PreserveHost {
-		out.Host = r.Host
-	}
-	out.RequestURI = ""
-	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
-	out.Close = false
-	if r.ContentLength == 0 {
-		out.Body = nil // lets the transport retry on a reused connection
-	}
-
-	resp, err := p.roundTrip(st, out)
-	if err != nil {
-		p.errorHandler(st, err)
+	req := &x.ctx.Request
+	if isUpgrade(&req.Header) {
+		p.prepareUpstream(x, a, true)
+		p.upgrade(x, a)
 		return
 	}
-	defer resp.Body.Close()
-	p.writeResponse(st, resp)
+	if err := x.body.attach(req, x.match.Route.RequestBuffering); err != nil {
+		p.clientError(x, err, "")
+		return
+	}
+	p.prepareUpstream(x, a, false)
+	resp := &x.ctx.Response
+	if err := p.roundTrip(x, a, req, resp); err != nil {
+		if x.body.err != nil { // the upstream client failed pulling the client's body
+			p.clientError(x, x.body.err, "while streaming the body upstream")
+			return
+		}
+		p.upstreamFailed(x, err)
+		return
+	}
+	p.respond(x)
 }
 
-// roundTrip sends out, retrying up to service.retries times when nothing
-// was sent (connection failures) or when the method is idempotent and the
-// body can be sent again.
-func (p *Proxy) roundTrip(st *state, out *http.Request) (*http.Response, error) {
-	tr := p.transports.get(st.match.Service)
-	tries := max(st.match.Service.Retries, 0) + 1
+// prepareUpstream turns the client's request into the upstream request in
+// place: hop-by-hop headers out (kept for an upgrade), Kong's forwarded
+// headers in, the upstream path and Host.
+func (p *Proxy) prepareUpstream(x *exchange, a *svcAddr, upgrade bool) {
+	req := &x.ctx.Request
+	h := &req.Header
+	if !upgrade {
+		removeHopHeaders(h.Peek, h.Del)
+	}
+	h.ResetConnectionClose()
+	p.setForwarded(x)
+	uri := append(x.uri[:0], x.match.UpstreamPath(x.path)...)
+	if x.query != "" {
+		uri = append(append(uri, '?'), x.query...)
+	}
+	x.uri = uri
+	req.SetRequestURIBytes(uri)
+	if !x.match.Route.PreserveHost {
+		h.SetHost(a.host)
+	}
+	if a.tls {
+		req.URI().SetScheme("https")
+	}
+}
+
+// roundTrip sends req, retrying up to service.retries times when nothing
+// was sent (the connection failed) or when the method is idempotent and
+// the body can be sent again.
+func (p *Proxy) roundTrip(x *exchange, a *svcAddr, req *fasthttp.Request, resp *fasthttp.Response) error {
+	hc := p.upstreams.client(a, x.match.Service)
+	tries := max(x.match.Service.Retries, 0) + 1
 	for try := 1; ; try++ {
-		st.sent = time.Now()
-		resp, err := p.try(tr, out, try)
+		x.sent = time.Now()
+		err := p.try(x, hc, req, resp, try)
 		if err == nil {
-			st.upstream = time.Since(st.sent)
-			return resp, nil
+			x.upstream = time.Since(x.sent)
+			return nil
 		}
-		if try >= tries || out.Context().Err() != nil || !retryable(out, err) {
-			return nil, err
-		}
-		if out.Body != nil && out.GetBody != nil {
-			if out.Body, err = out.GetBody(); err != nil {
-				return nil, err
-			}
+		if try >= tries || x.body.err != nil || !p.retryable(x, err) {
+			return err
 		}
 	}
 }
 
 // try is one upstream attempt, traced as a client span when tracing is on.
-func (p *Proxy) try(tr roundTripper, out *http.Request, n int) (*http.Response, error) {
+func (p *Proxy) try(x *exchange, hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, n int) error {
 	if !p.tracing {
-		return tr.RoundTrip(out)
+		return hc.Do(req, resp)
 	}
-	ctx, span := p.tracer.Start(out.Context(), "sluice.balancer", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.Int("try_count", n), attribute.String("net.peer.name", out.URL.Host)))
+	ctx, span := p.tracer.Start(x.pc.Ctx, "sluice.balancer", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.Int("try_count", n), attribute.String("net.peer.name", hc.Addr)))
 	defer span.End()
-	out = out.WithContext(ctx)
-	injectTrace(out, out.Header)
-	resp, err := tr.RoundTrip(out)
+	injectTrace(ctx, &req.Header)
+	err := hc.Do(req, resp)
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "upstream failure")
 	} else {
-		span.SetAttributes(attribute.Int("http.status_code", resp.StatusCode))
+		span.SetAttributes(attribute.Int("http.status_code", resp.StatusCode()))
 	}
-	return resp, err
+	return err
 }
 
 // retryable reports whether a failed try may be repeated: always when the
 // connection could not be made (nothing was sent), otherwise only for an
-// idempotent method whose body is empty or replayable.
-func retryable(out *http.Request, err error) bool {
-	replayable := out.Body == nil || out.Body == http.NoBody || out.GetBody != nil
-	if !replayable {
+// idempotent method whose body can be sent again.
+func (p *Proxy) retryable(x *exchange, err error) bool {
+	var de *dialError
+	if errors.As(err, &de) {
+		return x.body.state != bodyStreaming || x.body.n == 0
+	}
+	if !x.body.replayable() {
 		return false
 	}
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return true
-	}
-	switch out.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+	switch x.method {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
 		return true
 	}
 	return false
 }
 
-// writeResponse copies the upstream response to the client with Kong's
-// latency headers.
-func (p *Proxy) writeResponse(st *state, resp *http.Response) {
-	w := st.pc.W
-	h := w.Header()
-	p.copyResponseHeader(&st.pc, h, resp.Header)
-	h["X-Kong-Upstream-Latency"] = st.pc.Values(strconv.FormatInt(st.upstream.Milliseconds(), 10))
-	h["X-Kong-Proxy-Latency"] = st.pc.Values(strconv.FormatInt(st.sent.Sub(st.start).Milliseconds(), 10))
-	for k := range resp.Trailer {
-		h.Add("Trailer", k)
+// respond finishes the upstream's response for the client: hop-by-hop
+// headers out, Via and Kong's latency headers in, the plugins' header
+// edits, then header_filter and body_filter. The body streams when the
+// upstream's does.
+func (p *Proxy) respond(x *exchange) {
+	resp := &x.ctx.Response
+	h := &resp.Header
+	if resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
+		// Not asked for (upgrades go through upgrade): nothing sensible
+		// can be forwarded.
+		_ = resp.CloseBodyStream()
+		p.upstreamFailed(x, errors.New("proxy: unsolicited 101 Switching Protocols"))
+		return
 	}
-	st.pc.Status = resp.StatusCode
-	w.WriteHeader(resp.StatusCode)
-	if err := p.copyBody(w, resp.Body, resp.ContentLength == -1, &st.pc.BodyBytes); err != nil {
-		// The status line is gone: the only way left to tell the client
-		// the body is incomplete is to abort the connection, as
-		// httputil.ReverseProxy does. net/http recovers this sentinel.
-		panic(http.ErrAbortHandler)
+	removeHopHeaders(h.Peek, h.Del)
+	h.ResetConnectionClose()
+	if via := h.Peek("Via"); len(via) > 0 {
+		h.Set("Via", string(via)+", "+p.via)
+	} else {
+		h.Set("Via", p.via)
 	}
-	for k, vv := range resp.Trailer {
-		h[http.TrailerPrefix+k] = vv
+	h.Set("X-Kong-Upstream-Latency", strconv.FormatInt(x.upstream.Milliseconds(), 10))
+	h.Set("X-Kong-Proxy-Latency", strconv.FormatInt(x.sent.Sub(x.start).Milliseconds(), 10))
+	x.status = resp.StatusCode()
+	x.applyPending()
+	if x.set.Has(plugins.PhaseHeaderFilter) {
+		x.set.HeaderFilter(&x.pc)
+	}
+	if cl := h.ContentLength(); cl > 0 {
+		x.respBytes = int64(cl)
+	}
+	if x.set.Has(plugins.PhaseBodyFilter) && x.set.AppliesBodyFilter(&x.pc) {
+		p.filterBody(x)
 	}
 }
 
-// copyBody streams src to w, flushing after each write when stream is set
-// (responses of unknown length, such as server-sent events), and adds the
-// bytes written to *written. It returns a read error from src; a client
-// write error only stops the copy.
-func (p *Proxy) copyBody(w http.ResponseWriter, src io.Reader, stream bool, written *int64) error {
-	bp := p.bufs.Get().(*[]byte)
-	defer p.bufs.Put(bp)
-	buf := *bp
-	flusher, _ := w.(http.Flusher)
+// filterBody passes the response body through the body_filter phase, in
+// chunks of 32 KiB. fasthttp writes a body after the handler returns, when
+// the request's plugin context is gone, so a response with a body filter
+// is read whole and filtered here.
+func (p *Proxy) filterBody(x *exchange) {
+	resp := &x.ctx.Response
+	body := resp.Body()
+	var out []byte
 	for {
-		n, rerr := src.Read(buf)
-		if n > 0 {
-			m, werr := w.Write(buf[:n])
-			*written += int64(m)
-			if werr != nil {
-				return nil
-			}
-			if stream && flusher != nil {
-				flusher.Flush()
-			}
-		}
-		if rerr == io.EOF {
-			return nil
-		}
-		if rerr != nil {
-			return rerr
+		chunk := body[:min(len(body), 32<<10)]
+		body = body[len(chunk):]
+		eof := len(body) == 0
+		out = append(out, x.set.BodyFilter(&x.pc, chunk, eof)...)
+		if eof {
+			break
 		}
 	}
+	resp.SetBody(out)
+	x.respBytes = int64(len(out))
 }

@@ -1,71 +1,151 @@
 package proxy
 
 import (
+	"bytes"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/sluice-gw/sluice/gateway/entity"
-	"github.com/sluice-gw/sluice/gateway/plugins"
-	"github.com/sluice-gw/sluice/gateway/router"
 )
 
 // hopHeaders are the hop-by-hop headers (RFC 9110 §7.6.1) never forwarded.
+// fasthttp keeps Connection and Transfer-Encoding apart from the other
+// headers and frames each message itself.
 var hopHeaders = [...]string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+	"Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Upgrade",
 }
 
-// removeHopHeaders deletes the hop-by-hop headers from h, including those
-// named in its Connection header.
-func removeHopHeaders(h http.Header) {
-	for _, v := range h["Connection"] {
-		for f := range strings.SplitSeq(v, ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				delete(h, http.CanonicalHeaderKey(f))
+// methods are the common methods as constant strings, so that the request
+// path does not copy them.
+var methods = [...]string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+
+func methodString(b []byte) string {
+	for _, m := range methods {
+		if string(b) == m {
+			return m
+		}
+	}
+	return string(b)
+}
+
+// splitURI copies a request target once and returns its path (as the
+// client encoded it) and its query. An absolute-form target
+// ("http://host/p") yields its path.
+func splitURI(uri []byte) (path, query string) {
+	if len(uri) > 0 && uri[0] != '/' {
+		if i := bytes.Index(uri, []byte("://")); i >= 0 {
+			rest := uri[i+3:]
+			if j := bytes.IndexByte(rest, '/'); j >= 0 {
+				uri = rest[j:]
+			} else {
+				uri = []byte("/")
 			}
 		}
 	}
+	s := string(uri)
+	path, query, _ = strings.Cut(s, "?")
+	return path, query
+}
+
+// clientIP returns the client's address without the port.
+func clientIP(ctx *fasthttp.RequestCtx) string {
+	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap().String()
+	}
+	host, _, err := net.SplitHostPort(ctx.RemoteAddr().String())
+	if err != nil {
+		return ctx.RemoteAddr().String()
+	}
+	return host
+}
+
+// badFraming returns why a request head is refused under RFC 9112, or ""
+// when it is fine. fasthttp already refuses duplicate Content-Length,
+// Transfer-Encoding on HTTP/1.0 and unknown codings; it accepts two cases
+// that a proxy must not pass on: Content-Length together with
+// Transfer-Encoding (§6.1: the message is a smuggling attempt), and header
+// lines folded onto a continuation line (§5.2, obs-fold), which it joins.
+func badFraming(h *fasthttp.RequestHeader) string {
+	raw := h.RawHeaders()
+	if bytes.Contains(raw, []byte("\n ")) || bytes.Contains(raw, []byte("\n\t")) {
+		return "obs-fold"
+	}
+	if h.ContentLength() == -1 && hasFieldFold(raw, "content-length") {
+		return "content-length with transfer-encoding"
+	}
+	return ""
+}
+
+// hasFieldFold reports whether the raw header block has a field named
+// name (lowercase), ignoring case.
+func hasFieldFold(raw []byte, name string) bool {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if k, _, ok := bytes.Cut(line, []byte(":")); ok && strings.EqualFold(string(bytes.TrimSpace(k)), name) {
+			return true
+		}
+	}
+	return false
+}
+
+// removeHopHeaders deletes the hop-by-hop headers from a request or
+// response header, including those its Connection header names.
+func removeHopHeaders(peek func(string) []byte, del func(string)) {
+	if c := peek("Connection"); len(c) > 0 {
+		for f := range strings.SplitSeq(string(c), ",") {
+			if f = strings.TrimSpace(f); f != "" && !strings.EqualFold(f, "close") && !strings.EqualFold(f, "keep-alive") {
+				del(f)
+			}
+		}
+		del("Connection")
+	}
 	for _, k := range hopHeaders {
-		delete(h, k)
+		del(k)
 	}
 }
 
-// setForwarded sets Kong's upstream headers on h, the client's headers
-// edited in place; path is the request's requestPath. Client-sent X-Forwarded-* values are never trusted
-// (Kong's default, empty trusted_ips), except that X-Forwarded-For is
-// appended to.
-func (p *Proxy) setForwarded(c *plugins.Context, h http.Header, r *http.Request, path string, m router.Match) {
-	clientIP := c.ClientIP
-	if prior := h["X-Forwarded-For"]; len(prior) > 0 {
-		h["X-Forwarded-For"] = c.Values(strings.Join(prior, ", ") + ", " + clientIP)
+// setForwarded sets Kong's upstream headers on the request, whose headers
+// have been stripped of hop-by-hop ones. Client-sent X-Forwarded-* values
+// are never trusted (Kong's default, empty trusted_ips), except that
+// X-Forwarded-For is appended to.
+func (p *Proxy) setForwarded(x *exchange) {
+	h := &x.ctx.Request.Header
+	ip := x.pc.ClientIP
+	if prior := h.Peek("X-Forwarded-For"); len(prior) > 0 {
+		h.Set("X-Forwarded-For", string(prior)+", "+ip)
 	} else {
-		h["X-Forwarded-For"] = c.Values(clientIP)
+		h.Set("X-Forwarded-For", ip)
 	}
-	h["X-Real-Ip"] = c.Values(clientIP)
+	h.Set("X-Real-Ip", ip)
 	scheme, port := "http", "80"
-	if r.TLS != nil {
+	if x.ctx.IsTLS() {
 		scheme, port = "https", "443"
 	}
-	if a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
+	if a, ok := x.ctx.LocalAddr().(*net.TCPAddr); ok {
 		port = p.portText(a.Port)
 	}
-	h["X-Forwarded-Proto"] = c.Values(scheme)
-	h["X-Forwarded-Host"] = c.Values(hostOnly(r.Host))
-	h["X-Forwarded-Port"] = c.Values(port)
-	h["X-Forwarded-Path"] = c.Values(path)
+	h.Set("X-Forwarded-Proto", scheme)
+	h.Set("X-Forwarded-Host", hostOnly(x.host))
+	h.Set("X-Forwarded-Port", port)
+	h.Set("X-Forwarded-Path", x.path)
+	m := x.match
 	if m.Route.StripPath && m.Prefix != "" && m.Prefix != "/" {
-		h["X-Forwarded-Prefix"] = c.Values(m.Prefix)
+		h.Set("X-Forwarded-Prefix", m.Prefix)
 	} else {
-		delete(h, "X-Forwarded-Prefix")
+		h.Del("X-Forwarded-Prefix")
 	}
-	h["Via"] = c.Values(p.via)
-	if _, ok := h["User-Agent"]; !ok {
-		h["User-Agent"] = c.Values("") // keep Go's default User-Agent out
-	}
+	h.Set("Via", p.via)
 }
 
 // portText formats a local port, remembering the last one: a node listens
@@ -96,7 +176,8 @@ func serviceHost(s *entity.Service) string {
 
 // svcAddr holds what forward derives from a service's address.
 type svcAddr struct {
-	scheme string // http or https
+	client atomic.Pointer[fasthttp.HostClient] // set on first use
+	tls    bool
 	dial   string // host:port to connect to
 	host   string // Host header (serviceHost)
 }
@@ -117,14 +198,11 @@ func (p *Proxy) addrOf(s *entity.Service) *svcAddr {
 	if v, ok := c.m.Load(s); ok {
 		return v.(*svcAddr)
 	}
-	a := &svcAddr{scheme: "http", host: serviceHost(s)}
+	a := &svcAddr{tls: s.Protocol == "https", host: serviceHost(s)}
 	port := s.Port
-	if s.Protocol == "https" {
-		a.scheme = "https"
-	}
 	if port == 0 {
 		port = 80
-		if a.scheme == "https" {
+		if a.tls {
 			port = 443
 		}
 	}
@@ -144,24 +222,4 @@ func hostOnly(host string) string {
 		return h
 	}
 	return host
-}
-
-// copyResponseHeader copies the upstream response headers into dst,
-// leaving hop-by-hop headers out and adding our Via.
-func (p *Proxy) copyResponseHeader(c *plugins.Context, dst, src http.Header) {
-	removeHopHeaders(src)
-	for k, vv := range src {
-		if prior, ok := dst[k]; ok {
-			dst[k] = append(prior, vv...)
-		} else {
-			// src is this response's own map, dropped after the copy:
-			// share its value slices instead of copying them.
-			dst[k] = vv[:len(vv):len(vv)]
-		}
-	}
-	if via := dst["Via"]; len(via) > 0 {
-		dst["Via"] = c.Values(strings.Join(via, ", ") + ", " + p.via)
-	} else {
-		dst["Via"] = c.Values(p.via)
-	}
 }

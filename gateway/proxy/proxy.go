@@ -1,16 +1,23 @@
-// Package proxy is the gateway's data plane: an http.Handler that matches a
-// request to a route, runs the plugins' access phase and forwards the
-// request to the route's service with Kong's headers and error bodies.
+// Package proxy is the gateway's HTTP/1.1 data plane on fasthttp: it
+// matches a request to a route, runs the plugins' phases through the
+// plugin kit and forwards the request to the route's service with Kong's
+// headers and error bodies.
+//
+// The plugins never see fasthttp: kit.go adapts a request to the kit's
+// interfaces (plugins.Request, Upstream, Response), so the same plugins run
+// on another engine.
 package proxy
 
 import (
+	"context"
 	"crypto/x509"
+	"log/slog"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -25,7 +32,8 @@ const (
 	msgNoService = "no Service found with those values"
 )
 
-// Options configures a Proxy. The zero value is usable.
+// Options configures a Proxy. The zero value is usable: every limit and
+// timeout then takes nginx's default.
 type Options struct {
 	// Version is sent in Via ("1.1 sluice/<Version>") and Server headers.
 	// Empty means "dev".
@@ -36,20 +44,43 @@ type Options struct {
 	// tracing.
 	TracerProvider trace.TracerProvider
 	// OnResponse, when set, is called once per request after the response
-	// is written, on the request's goroutine; it must be quick.
+	// is handed to the server, on the request's goroutine; it must be
+	// quick. Requests the server refuses before the handler (malformed
+	// heads) are reported too, with ClientError set.
 	OnResponse func(Observation)
-	// MaxIdleConnsPerHost sizes the keep-alive pool per upstream. 0 means
-	// 1024.
-	MaxIdleConnsPerHost int
+	// Logger receives client and upstream errors; nil means slog.Default().
+	Logger *slog.Logger
+	// MaxConnsPerHost bounds the connections to one upstream address. 0
+	// means 1024.
+	MaxConnsPerHost int
 	// IdleConnTimeout closes idle upstream connections. 0 means 60s
 	// (Kong's upstream_keepalive_idle_timeout).
 	IdleConnTimeout time.Duration
 	// UpstreamRootCAs verifies the certificates of HTTPS services. Nil
 	// means the host's trust store.
 	UpstreamRootCAs *x509.CertPool
+	// MaxHeaderSize bounds the request line and headers (431 beyond). 0
+	// means 64 KiB.
+	MaxHeaderSize int
+	// MaxBodySize bounds request bodies, chunked ones included (413
+	// beyond). 0 means no limit (client_max_body_size).
+	MaxBodySize int64
+	// BodyBufferSize is how much of a buffered request body stays in
+	// memory; the rest is spooled to a temporary file. 0 means 8 KiB
+	// (client_body_buffer_size).
+	BodyBufferSize int
+	// HeaderTimeout bounds reading a request head (client_header_timeout),
+	// BodyTimeout the time between two reads of its body
+	// (client_body_timeout), KeepaliveTimeout an idle client connection
+	// (keepalive_timeout) and SendTimeout the time between two writes to
+	// the client (send_timeout). 0 means nginx's 60s, 60s, 75s and 60s.
+	HeaderTimeout, BodyTimeout, KeepaliveTimeout, SendTimeout time.Duration
+	// ConnState, when set, is told of every client connection's state
+	// changes (for Kong's nginx connection metrics).
+	ConnState func(net.Conn, fasthttp.ConnState)
 }
 
-// Observation describes one proxied request for metrics.
+// Observation describes one request for metrics.
 type Observation struct {
 	// Route and Service are the matched entities; nil when none matched.
 	Route   *entity.Route
@@ -57,16 +88,21 @@ type Observation struct {
 	// Status is the status sent to the client; 499 when the client went
 	// away before the upstream answered.
 	Status int
+	// ClientError names what was wrong with the client's request when the
+	// gateway refused it or could not read it: "framing", "timeout",
+	// "too_large", "header_too_large", "closed". Empty otherwise.
+	ClientError string
 	// Proxy is the time from receiving the request to sending it
 	// upstream (or to answering, when the gateway answered itself).
 	Proxy time.Duration
 	// Upstream is the time from sending the request to the first
 	// response byte; 0 when nothing was sent.
 	Upstream time.Duration
-	// Total is the time until the response was written.
+	// Total is the time until the response was handed to the server.
 	Total time.Duration
-	// RequestBytes is the request body's declared length (0 when unknown,
-	// as for chunked bodies); ResponseBytes the response body bytes sent.
+	// RequestBytes is the request body's length as received (declared
+	// length for streamed bodies); ResponseBytes the response body's
+	// length when known (0 for streamed bodies of unknown length).
 	RequestBytes, ResponseBytes int64
 }
 
@@ -75,16 +111,17 @@ type Proxy struct {
 	router  atomic.Pointer[router.Router]
 	plugins atomic.Pointer[plugins.Set]
 
-	opts       Options
-	via        string
-	server     string
-	tracer     trace.Tracer
-	tracing    bool
-	transports *transports
-	lastPort   atomic.Pointer[formattedPort]
-	addrs      atomic.Pointer[addrCache]
-	bufs       sync.Pool // *[]byte of bufSize
-	states     sync.Pool // *state
+	opts      Options
+	log       *slog.Logger
+	via       string
+	server    string
+	tracer    trace.Tracer
+	tracing   bool
+	upstreams *upstreams
+	lastPort  atomic.Pointer[formattedPort]
+	addrs     atomic.Pointer[addrCache]
+	draining  atomic.Bool
+	exchanges sync.Pool // *exchange
 }
 
 // New returns a Proxy with no routes (every request gets Kong's 404) and no
@@ -93,22 +130,81 @@ func New(opts Options) *Proxy {
 	if opts.Version == "" {
 		opts.Version = "dev"
 	}
+	opts.HeaderTimeout = orDefault(opts.HeaderTimeout, 60*time.Second)
+	opts.BodyTimeout = orDefault(opts.BodyTimeout, 60*time.Second)
+	opts.KeepaliveTimeout = orDefault(opts.KeepaliveTimeout, 75*time.Second)
+	opts.SendTimeout = orDefault(opts.SendTimeout, 60*time.Second)
+	opts.IdleConnTimeout = orDefault(opts.IdleConnTimeout, 60*time.Second)
+	if opts.MaxHeaderSize <= 0 {
+		opts.MaxHeaderSize = 64 << 10
+	}
+	if opts.BodyBufferSize <= 0 {
+		opts.BodyBufferSize = 8 << 10
+	}
+	if opts.MaxConnsPerHost <= 0 {
+		opts.MaxConnsPerHost = 1024
+	}
 	p := &Proxy{
 		opts:    opts,
+		log:     opts.Logger,
 		via:     "1.1 sluice/" + opts.Version,
 		server:  "sluice/" + opts.Version,
 		tracing: opts.TracerProvider != nil,
+	}
+	if p.log == nil {
+		p.log = slog.Default()
 	}
 	tp := opts.TracerProvider
 	if tp == nil {
 		tp = noop.NewTracerProvider()
 	}
 	p.tracer = tp.Tracer("github.com/sluice-gw/sluice/gateway/proxy")
-	p.transports = newTransports(opts, &p.bufs)
+	p.upstreams = newUpstreams(opts)
 	p.addrs.Store(new(addrCache))
-	p.bufs.New = func() any { b := make([]byte, bufSize); return &b }
-	p.states.New = func() any { return new(state) }
+	p.exchanges.New = func() any { return newExchange(p) }
 	return p
+}
+
+// Server returns a fasthttp server for the proxy with the Options' limits
+// and timeouts. Serve it on a listener wrapped by Listener; Shutdown it to
+// stop.
+func (p *Proxy) Server() *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:        p.serve,
+		ErrorHandler:   p.refuse,
+		HeaderReceived: p.headerReceived,
+		Name:         p.server,
+		// The read buffer holds the request head: its size is the header
+		// limit (fasthttp answers 431 beyond).
+		ReadBufferSize: p.opts.MaxHeaderSize,
+		// ReadTimeout covers the head; the body's reads get their own
+		// deadlines (clientBody).
+		ReadTimeout: p.opts.HeaderTimeout,
+		IdleTimeout: p.opts.KeepaliveTimeout,
+		// send_timeout is applied per write by Listener.
+		// Bodies are read by the handler, after routing, so that the
+		// route's request_buffering decides between buffering and
+		// streaming; fasthttp only prefetches up to 8 KiB.
+		StreamRequestBody:             true,
+		DisablePreParseMultipartForm:  true,
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		NoDefaultDate:                 false,
+		DisableHeaderNamesNormalizing: false,
+		CloseOnShutdown:               true,
+		ConnState:                     p.opts.ConnState,
+		Logger:                        fasthttpLogger{p.log},
+	}
+}
+
+// headerReceived gives the body's first bytes, which fasthttp reads (up
+// to 8 KiB) before the handler runs, client_body_timeout instead of the
+// head's timeout.
+func (p *Proxy) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if h.ContentLength() == 0 || h.ContentLength() == -2 {
+		return fasthttp.RequestConfig{}
+	}
+	return fasthttp.RequestConfig{ReadTimeout: p.opts.BodyTimeout}
 }
 
 // SetRouter makes rt the route table for the requests that start from now
@@ -122,129 +218,142 @@ func (p *Proxy) SetRouter(rt *router.Router) {
 // Nil removes every plugin.
 func (p *Proxy) SetPlugins(s *plugins.Set) { p.plugins.Store(s) }
 
+// SetDraining makes every response from now on close its client
+// connection (on) or not (off), so that clients move to other nodes
+// while this one drains.
+func (p *Proxy) SetDraining(on bool) { p.draining.Store(on) }
+
 // CloseIdleConnections closes the idle upstream connections.
-func (p *Proxy) CloseIdleConnections() { p.transports.closeIdle() }
+func (p *Proxy) CloseIdleConnections() { p.upstreams.closeIdle() }
 
-// state is the per-request scratch space, pooled.
-type state struct {
-	pc       plugins.Context
-	match    router.Match
-	path     string // requestPath, computed once
-	start    time.Time
-	sent     time.Time // request sent upstream
-	upstream time.Duration
-}
-
-// ServeHTTP implements http.Handler: route, run plugins, forward.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st := p.states.Get().(*state)
-	defer p.release(st)
-	st.start = time.Now()
-	st.pc = plugins.Context{W: w, R: r, Start: st.start, Server: p.server, ClientIP: clientIP(r.RemoteAddr)}
-
+// serve is the request handler: check framing, rewrite, route, access,
+// forward, then the response phases.
+func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
+	x := p.exchanges.Get().(*exchange)
+	x.begin(ctx)
+	defer p.release(x)
 	if p.tracing {
-		var span trace.Span
-		r, span = p.startServerSpan(r)
-		st.pc.R = r
-		defer func() { endServerSpan(span, st.pc.Status) }()
+		p.startServerSpan(x)
+		defer p.endServerSpan(x)
 	}
-	defer p.observe(st)
+	defer p.observe(x)
+	if p.draining.Load() {
+		ctx.SetConnectionClose()
+	}
 
-	st.path = requestPath(r)
-	m, ok := p.route(r, st.path)
+	if reason := badFraming(&ctx.Request.Header); reason != "" {
+		p.clientError(x, errFraming, reason)
+		return
+	}
+	if x.set.Has(plugins.PhaseRewrite) && !x.set.Rewrite(&x.pc) {
+		p.exit(x)
+		return
+	}
+	m, ok := p.route(x)
 	if !ok {
-		st.pc.RespondMessage(http.StatusNotFound, msgNoRoute)
+		p.answer(x, 404, msgNoRoute)
 		return
 	}
-	st.match = m
-	st.pc.Route, st.pc.Service = m.Route, m.Service
+	x.match = m
+	x.pc.Route, x.pc.Service = m.Route, m.Service
 	if m.Service == nil {
-		st.pc.RespondMessage(http.StatusServiceUnavailable, msgNoService)
+		p.answer(x, 503, msgNoService)
 		return
 	}
-	if !p.access(&st.pc) {
+	if !p.access(x) {
+		p.exit(x)
 		return
 	}
-	p.forward(st)
-}
-
-// requestPath is r's path as the client encoded it ("/a%20b", not
-// "/a b"): the router normalizes encoded paths, and the upstream request
-// line and X-Forwarded-Path must stay valid. Go keeps RawPath only when it
-// differs from the default encoding of Path; encoding Path allocates only
-// when something needs escaping.
-func requestPath(r *http.Request) string {
-	if r.URL.RawPath != "" {
-		return r.URL.RawPath
+	if x.clientErr != nil { // a plugin's body read failed on the client's side
+		p.clientError(x, x.clientErr, "")
+		return
 	}
-	return r.URL.EscapedPath()
+	p.forward(x)
 }
 
-// route matches r, whose requestPath is path, against the current route
-// table.
-func (p *Proxy) route(r *http.Request, path string) (router.Match, bool) {
+// route matches the request against the current route table.
+func (p *Proxy) route(x *exchange) (router.Match, bool) {
 	if p.tracing {
-		_, span := p.tracer.Start(r.Context(), "sluice.router")
+		_, span := p.tracer.Start(x.pc.Ctx, "sluice.router")
 		defer span.End()
 	}
-	return p.router.Load().Match(r.Method, r.Host, path, r.Header)
+	return p.router.Load().Match(x.method, x.host, x.path, requestHeader{&x.ctx.Request.Header})
 }
 
-// access runs the access phase of the current plugins.
-func (p *Proxy) access(c *plugins.Context) bool {
-	set := p.plugins.Load()
-	for i := range set.Len() {
-		name, h, ok := set.Resolve(i, c)
+// access runs the access phase of the current plugins, each in its own
+// span when tracing. It reports whether the request goes on upstream.
+func (p *Proxy) access(x *exchange) bool {
+	if !x.set.Has(plugins.PhaseAccess) {
+		return true
+	}
+	if !p.tracing {
+		return x.set.Access(&x.pc)
+	}
+	c := &x.pc
+	for i := range x.set.Len() {
+		name, h, ok := x.set.Resolve(i, c)
 		if !ok {
 			continue
 		}
-		if !p.runPlugin(name, h, c) {
+		a, ok := h.(plugins.Accessor)
+		if !ok {
+			continue
+		}
+		parent := c.Ctx
+		var span trace.Span
+		c.Ctx, span = p.tracer.Start(parent, "sluice.access.plugin."+name)
+		a.Access(c)
+		span.End()
+		c.Ctx = parent
+		if _, _, exited := c.Exited(); exited {
 			return false
 		}
 	}
 	return true
 }
 
-func (p *Proxy) runPlugin(name string, h plugins.Handler, c *plugins.Context) bool {
-	if !p.tracing {
-		return h.Access(c)
-	}
-	parent := c.R.Context()
-	ctx, span := p.tracer.Start(parent, "sluice.access.plugin."+name)
-	defer span.End()
-	// The plugin's own work (credential lookups) nests under its span; the
-	// request keeps whatever the plugin changed, with the parent context.
-	c.R = c.R.WithContext(ctx)
-	defer func() { c.R = c.R.WithContext(parent) }()
-	return h.Access(c)
-}
-
 // observe reports the request to Options.OnResponse.
-func (p *Proxy) observe(st *state) {
+func (p *Proxy) observe(x *exchange) {
 	if p.opts.OnResponse == nil {
 		return
 	}
 	end := time.Now()
-	o := Observation{Route: st.match.Route, Service: st.match.Service, Status: st.pc.Status,
-		Upstream: st.upstream, Total: end.Sub(st.start), Proxy: end.Sub(st.start),
-		RequestBytes: max(st.pc.R.ContentLength, 0), ResponseBytes: st.pc.BodyBytes}
-	if !st.sent.IsZero() {
-		o.Proxy = st.sent.Sub(st.start)
+	o := Observation{Route: x.match.Route, Service: x.match.Service, Status: x.status,
+		Upstream: x.upstream, Total: end.Sub(x.start), Proxy: end.Sub(x.start),
+		RequestBytes: x.body.received(), ResponseBytes: x.respBytes}
+	if x.clientErr != nil {
+		o.ClientError = reasonOf(x.clientErr)
+	}
+	if !x.sent.IsZero() {
+		o.Proxy = x.sent.Sub(x.start)
 	}
 	p.opts.OnResponse(o)
 }
 
-func (p *Proxy) release(st *state) {
-	*st = state{}
-	p.states.Put(st)
-}
-
-// clientIP returns the host part of a RemoteAddr.
-func clientIP(remote string) string {
-	if host, _, err := net.SplitHostPort(remote); err == nil {
-		return host
+// release runs the log phase and returns x to the pool.
+func (p *Proxy) release(x *exchange) {
+	if x.set.Has(plugins.PhaseLog) {
+		x.set.Log(&x.pc)
 	}
-	return remote
+	x.reset()
+	p.exchanges.Put(x)
 }
 
-var _ http.Handler = (*Proxy)(nil)
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// fasthttpLogger sends fasthttp's own messages to slog at debug level:
+// every client error the proxy sees is logged by the proxy already.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.log.Debug("fasthttp", "msg", sprintf(format, args...))
+	}
+}
+
+var _ fasthttp.Logger = fasthttpLogger{}

@@ -57,17 +57,41 @@ func route(id string, paths []string, strip bool, svc *entity.Service) router.Ta
 }
 
 // gateway starts the proxy under test on a real listener.
-func gateway(t testing.TB, opts Options, targets ...router.Target) (*Proxy, *httptest.Server) {
+func gateway(t testing.TB, opts Options, targets ...router.Target) (*Proxy, *listening) {
 	p := New(opts)
 	rt, err := router.New(targets)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.SetRouter(rt)
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
-	t.Cleanup(p.CloseIdleConnections)
-	return p, srv
+	return p, serve(t, p)
+}
+
+// listening is a proxy served on a real loopback listener.
+type listening struct {
+	URL  string // http://127.0.0.1:port
+	Addr string // 127.0.0.1:port
+}
+
+// serve runs p's server on a loopback listener until the test ends.
+func serve(t testing.TB, p *Proxy) *listening {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := p.Server()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(p.Listener(ln))
+	}()
+	t.Cleanup(func() {
+		_ = srv.Shutdown()
+		<-done
+		p.CloseIdleConnections()
+	})
+	return &listening{URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String()}
 }
 
 func get(t testing.TB, req *http.Request) (*http.Response, string) {
@@ -82,8 +106,7 @@ func get(t testing.TB, req *http.Request) (*http.Response, string) {
 }
 
 func TestNoRouterYet(t *testing.T) {
-	srv := httptest.NewServer(New(Options{}))
-	defer srv.Close()
+	srv := serve(t, New(Options{}))
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/x", nil)
 	resp, body := get(t, req)
 	if resp.StatusCode != 404 || body != "{\"message\":\"no Route matched with those values\"}\n" {

@@ -1,21 +1,26 @@
 package router
 
 import (
-	"net/http"
 	"strings"
 )
 
+// Header is what Match needs of a request's headers. http.Header
+// implements it.
+type Header interface {
+	// Values returns the values of header name (canonical form).
+	Values(name string) []string
+}
+
 // Match returns the route that matches a request with this method, host
 // (port already removed or not: Match ignores a ":port" suffix), path (the
-// raw request path, without the query) and header (keys in canonical form,
-// as net/http stores them; nil means no headers). It reports false when no
+// raw request path, without the query) and header (nil means no headers). It reports false when no
 // route matches, and always on a nil Router.
 //
 // Match does not allocate when the path is already normalized (see
 // Normalize) and the host is lowercase; otherwise it allocates the
 // normalized copies. A winning regex route costs one small allocation for
 // the match bounds.
-func (r *Router) Match(method, host, path string, header http.Header) (Match, bool) {
+func (r *Router) Match(method, host, path string, header Header) (Match, bool) {
 	if r == nil {
 		return Match{}, false
 	}
@@ -42,7 +47,7 @@ func (r *Router) Match(method, host, path string, header http.Header) (Match, bo
 
 // wildcards returns the best rule among the wildcard-host tables that host
 // falls under, or cur when it outranks them.
-func (r *Router) wildcards(method, host, path string, header http.Header, cur *rule) *rule {
+func (r *Router) wildcards(method, host, path string, header Header, cur *rule) *rule {
 	if len(r.suffix) == 0 && len(r.prefix) == 0 {
 		return cur
 	}

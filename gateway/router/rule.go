@@ -3,7 +3,6 @@ package router
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"net/textproto"
 	"regexp"
 	"regexp/syntax"
@@ -209,7 +208,7 @@ func (rl *rule) before(o *rule) bool {
 
 // matchRest reports whether method and header satisfy the rule's methods
 // and headers (hosts and paths are checked by the indexes).
-func (rl *rule) matchRest(method string, header http.Header) bool {
+func (rl *rule) matchRest(method string, header Header) bool {
 	if len(rl.methods) > 0 && !contains(rl.methods, method) {
 		return false
 	}
@@ -223,8 +222,11 @@ func (rl *rule) matchRest(method string, header http.Header) bool {
 
 // match reports whether any value of the request header equals one of the
 // rule's values, ignoring case.
-func (h *headerRule) match(header http.Header) bool {
-	for _, got := range header[h.name] {
+func (h *headerRule) match(header Header) bool {
+	if header == nil {
+		return false
+	}
+	for _, got := range header.Values(h.name) {
 		for _, want := range h.values {
 			if strings.EqualFold(got, want) {
 				return true

@@ -1,7 +1,6 @@
 package router
 
 import (
-	"net/http"
 	"strings"
 )
 
@@ -32,7 +31,7 @@ func (t *table) add(rl *rule) { t.root.insert(rl.key, rl) }
 
 // best returns the highest-ranked rule of t that matches, or cur when cur
 // outranks all of them. path is normalized.
-func (t *table) best(method, path string, header http.Header, cur *rule) *rule {
+func (t *table) best(method, path string, header Header, cur *rule) *rule {
 	// Visit every node whose key is a prefix of the path: a shorter prefix
 	// can still win on another field (methods, headers), and a node's rules
 	// are in rank order, so the first match there is the node's best.

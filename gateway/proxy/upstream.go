@@ -1,0 +1,184 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sluice-gw/sluice/gateway/entity"
+)
+
+// poolKey selects an upstream connection pool: an address, TLS or not,
+// and the service's timeouts, which are properties of the connections.
+type poolKey struct {
+	addr                 string
+	tls                  bool
+	sni                  string
+	connect, write, read int // ms, as in the service entity
+}
+
+// upstreams holds one fasthttp.HostClient per poolKey. Every client streams
+// response bodies and dials connections whose reads and writes each get
+// the service's read_timeout and write_timeout (Kong's meaning: the time
+// between two successive reads or writes).
+type upstreams struct {
+	opts Options
+	m    atomic.Pointer[map[poolKey]*fasthttp.HostClient] // copy on write
+	// mu serializes writers of m.
+	mu sync.Mutex
+}
+
+func newUpstreams(opts Options) *upstreams {
+	u := &upstreams{opts: opts}
+	u.m.Store(&map[poolKey]*fasthttp.HostClient{})
+	return u
+}
+
+// client returns the client for service s at a, creating it on first use.
+// a caches it, so the request path looks it up once per service entity.
+func (u *upstreams) client(a *svcAddr, s *entity.Service) *fasthttp.HostClient {
+	if hc := a.client.Load(); hc != nil {
+		return hc
+	}
+	k := poolKey{addr: a.dial, tls: a.tls, connect: s.ConnectTimeout, write: s.WriteTimeout, read: s.ReadTimeout}
+	if a.tls {
+		k.sni = s.Host
+	}
+	hc := (*u.m.Load())[k]
+	if hc == nil {
+		hc = u.create(k)
+	}
+	a.client.Store(hc)
+	return hc
+}
+
+func (u *upstreams) create(k poolKey) *fasthttp.HostClient {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	old := *u.m.Load()
+	if hc := old[k]; hc != nil {
+		return hc
+	}
+	hc := u.newClient(k)
+	next := make(map[poolKey]*fasthttp.HostClient, len(old)+1)
+	for kk, v := range old {
+		next[kk] = v
+	}
+	next[k] = hc
+	u.m.Store(&next)
+	return hc
+}
+
+func (u *upstreams) newClient(k poolKey) *fasthttp.HostClient {
+	connect := millis(k.connect, 60000)
+	d := upstreamDialer{
+		dialer: net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second},
+		read:   millis(k.read, 60000),
+		write:  millis(k.write, 60000),
+	}
+	hc := &fasthttp.HostClient{
+		Addr:                          k.addr,
+		IsTLS:                         k.tls,
+		Dial:                          d.dial,
+		MaxConns:                      u.opts.MaxConnsPerHost,
+		MaxConnWaitTimeout:            connect,
+		MaxIdleConnDuration:           u.opts.IdleConnTimeout,
+		NoDefaultUserAgentHeader:      true,
+		DisablePathNormalizing:        true,
+		DisableHeaderNamesNormalizing: false,
+		StreamResponseBody:            true,
+		// Retries are the proxy's own, per service.retries (roundTrip): a
+		// pooled connection the upstream closed counts as a try.
+		MaxIdemponentCallAttempts: 1,
+	}
+	if k.tls {
+		hc.TLSConfig = &tls.Config{RootCAs: u.opts.UpstreamRootCAs, MinVersion: tls.VersionTLS12, ServerName: k.sni}
+	}
+	return hc
+}
+
+func (u *upstreams) closeIdle() {
+	for _, hc := range *u.m.Load() {
+		hc.CloseIdleConnections()
+	}
+}
+
+// dialError marks a failure to connect: nothing was sent, so the request
+// may always be tried again.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return "proxy: cannot connect to the upstream: " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// upstreamDialer connects to an upstream with connect_timeout and returns
+// a connection with per-operation read and write timeouts.
+type upstreamDialer struct {
+	dialer      net.Dialer
+	read, write time.Duration
+}
+
+func (d upstreamDialer) dial(addr string) (net.Conn, error) {
+	c, err := d.dialer.Dial("tcp", addr)
+	if err != nil {
+		return nil, &dialError{err}
+	}
+	return &deadlineConn{Conn: c, read: d.read, write: d.write}, nil
+}
+
+// deadlineConn gives each Read (Write) its own deadline, read (write) from
+// now; 0 leaves the deadline to the caller. It is the "between two reads"
+// timeout of nginx and Kong, which a deadline per request cannot express.
+type deadlineConn struct {
+	net.Conn
+	read, write time.Duration
+}
+
+func (c *deadlineConn) Read(p []byte) (int, error) {
+	if c.read > 0 {
+		if err := c.Conn.SetReadDeadline(time.Now().Add(c.read)); err != nil {
+			return 0, err
+		}
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) {
+	if c.write > 0 {
+		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.write)); err != nil {
+			return 0, err
+		}
+	}
+	return c.Conn.Write(p)
+}
+
+// Listener wraps a proxy listener so that every write to a client has
+// send_timeout (Options.SendTimeout) from its start: a client that stops
+// reading a long response is dropped, while one that keeps reading is not.
+func (p *Proxy) Listener(ln net.Listener) net.Listener {
+	return sendTimeoutListener{Listener: ln, d: p.opts.SendTimeout}
+}
+
+type sendTimeoutListener struct {
+	net.Listener
+	d time.Duration
+}
+
+func (l sendTimeoutListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &deadlineConn{Conn: c, write: l.d}, nil
+}
+
+// millis converts a timeout in ms, using def when it is not positive.
+func millis(ms, def int) time.Duration {
+	if ms <= 0 {
+		ms = def
+	}
+	return time.Duration(ms) * time.Millisecond
+}
