@@ -29,6 +29,7 @@ type metrics struct {
 	rebuilds       prometheus.Counter
 	routes         prometheus.Gauge
 	rebuildSeconds *prometheus.HistogramVec
+	clientErrors   *prometheus.CounterVec
 
 	// up mirrors reachable for the Kong compat collector.
 	up atomic.Bool
@@ -74,7 +75,7 @@ var statusCodes = func() (s [600]string) {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	latency := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
-	return &metrics{
+	m := &metrics{
 		requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_http_requests_total",
 			Help: "Proxied requests by service, route and status code.",
@@ -105,13 +106,24 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time to rebuild a snapshot (routes: the route table; plugins: the plugin set) from the datastore; failed rebuilds are not counted.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
 		}, []string{"snapshot"}),
+		clientErrors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_client_errors_total",
+			Help: "Requests refused or cut short because of the client: malformed framing, a timeout reading it, a body or head over the limits, a connection closed mid-body.",
+		}, []string{"reason"}),
 	}
+	for _, r := range proxy.ClientErrorReasons {
+		m.clientErrors.WithLabelValues(r) // every reason is exported from the start, at 0
+	}
+	return m
 }
 
 // observe is the proxy's OnResponse hook. Requests that matched no route
 // are counted with empty service and route labels, which keeps the label
 // set bounded by the configured routes.
 func (m *metrics) observe(o proxy.Observation) {
+	if o.ClientError != "" {
+		m.clientErrors.WithLabelValues(o.ClientError).Inc()
+	}
 	rm := m.route(o.Service, o.Route)
 	status := o.Status
 	if status <= 0 || status >= len(statusCodes) {

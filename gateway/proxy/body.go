@@ -296,6 +296,9 @@ func classify(err error) error {
 	return errFraming
 }
 
+// ClientErrorReasons lists every Observation.ClientError value.
+var ClientErrorReasons = []string{"framing", "timeout", "too_large", "header_too_large", "closed"}
+
 // reasonOf names a client error in metrics and logs.
 func reasonOf(err error) string {
 	switch {

@@ -18,13 +18,27 @@ import (
 // recorder is a raw-socket upstream: it records every byte it receives and
 // answers each request it can parse with "ok".
 type recorder struct {
-	mu   sync.Mutex
-	got  strings.Builder
-	open int
-	addr string
+	mu    sync.Mutex
+	got   strings.Builder // every connection's bytes, in arrival order
+	conns []*connLog      // each connection's bytes
+	open  int
+	addr  string
 }
 
-func newRecorder(t *testing.T) *recorder {
+// connLog records one upstream connection's bytes.
+type connLog struct {
+	r *recorder
+	b strings.Builder
+}
+
+func (l *connLog) Write(p []byte) (int, error) {
+	l.r.mu.Lock()
+	defer l.r.mu.Unlock()
+	l.b.Write(p)
+	return l.r.got.Write(p)
+}
+
+func newRecorder(t testing.TB) *recorder {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -45,14 +59,17 @@ func newRecorder(t *testing.T) *recorder {
 
 func (r *recorder) serve(c net.Conn) {
 	defer c.Close()
+	log := &connLog{r: r}
 	r.mu.Lock()
 	r.open++
+	r.conns = append(r.conns, log)
 	r.mu.Unlock()
 	defer func() { r.mu.Lock(); r.open--; r.mu.Unlock() }()
-	br := bufio.NewReader(io.TeeReader(c, r))
+	br := bufio.NewReader(io.TeeReader(c, log))
 	for {
 		req, err := http.ReadRequest(br)
 		if err != nil {
+			_, _ = io.Copy(io.Discard, br) // record the rest all the same
 			return
 		}
 		if _, err := io.Copy(io.Discard, req.Body); err != nil {
@@ -64,10 +81,22 @@ func (r *recorder) serve(c net.Conn) {
 	}
 }
 
-func (r *recorder) Write(p []byte) (int, error) {
+// connsSince returns the bytes of each connection opened after the first
+// n connections.
+func (r *recorder) connsSince(n int) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.got.Write(p)
+	var out []string
+	for _, l := range r.conns[n:] {
+		out = append(out, l.b.String())
+	}
+	return out
+}
+
+func (r *recorder) connCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.conns)
 }
 
 func (r *recorder) received() string {

@@ -173,7 +173,7 @@ func (p *Proxy) Server() *fasthttp.Server {
 		Handler:        p.serve,
 		ErrorHandler:   p.refuse,
 		HeaderReceived: p.headerReceived,
-		Name:         p.server,
+		Name:           p.server,
 		// The read buffer holds the request head: its size is the header
 		// limit (fasthttp answers 431 beyond).
 		ReadBufferSize: p.opts.MaxHeaderSize,
