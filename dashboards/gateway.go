@@ -33,6 +33,9 @@ func Gateway() (dashboard.Dashboard, error) {
 		target{expr: rate(reqs, sel, "service, code"), legend: "{{service}} {{code}}"})
 	bd.timeseries("Status codes by route", "Responses per second per route and status code.", "reqps", 12,
 		target{expr: rate(reqs, sel, "route, code"), legend: "{{route}} {{code}}"})
+	bd.timeseries("Client errors by reason", "Requests refused or cut short because of the client (malformed framing, "+
+		"timeouts, bodies or heads over the limits, connections closed mid-body): not the services' fault.", "reqps", 12,
+		target{expr: rate("sluice_client_errors_total", `{job="sluice", instance=~"$instance"}`, "reason"), legend: "{{reason}}"})
 
 	bd.row("Latency")
 	bd.timeseries("Request latency", "p50, p90 and p99 of the time from request received to response sent.", "s", 12,

@@ -19,6 +19,7 @@ func Families() []string {
 		"sluice_cache_misses_total",
 		"sluice_cache_negative_hits_total",
 		"sluice_cache_stale_hits_total",
+		"sluice_client_errors_total",
 		"sluice_cluster_events_applied_total",
 		"sluice_cluster_events_emitted_total",
 		"sluice_cluster_poll_duration_seconds",
