@@ -301,7 +301,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if n.cancel != nil {
 		n.cancel()
 	}
-	n.proxy.CloseIdleConnections()
+	n.proxy.Close()
 	return errors.Join(errs...)
 }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -112,7 +111,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	if b.length > 0 && b.n >= b.length {
 		return 0, io.EOF
 	}
-	_ = b.ctx.SetReadDeadline(time.Now().Add(b.x.p.opts.BodyTimeout))
+	_ = b.ctx.SetReadDeadline(b.x.p.clock.Now().Add(b.x.p.opts.BodyTimeout + coarseTick))
 	n, err := b.stream.Read(p)
 	b.n += int64(n)
 	if limit := b.x.p.opts.MaxBodySize; limit > 0 && b.n > limit {

@@ -52,11 +52,8 @@ func (p *Proxy) forward(x *exchange) {
 func (p *Proxy) prepareUpstream(x *exchange, a *svcAddr, upgrade bool) {
 	req := &x.ctx.Request
 	h := &req.Header
-	if !upgrade {
-		removeHopHeaders(h.Peek, h.Del)
-	}
 	h.ResetConnectionClose()
-	p.setForwarded(x)
+	p.setForwarded(x, upgrade)
 	uri := append(x.uri[:0], x.match.UpstreamPath(x.path)...)
 	if x.query != "" {
 		uri = append(append(uri, '?'), x.query...)
@@ -141,15 +138,17 @@ func (p *Proxy) respond(x *exchange) {
 		p.upstreamFailed(x, errors.New("proxy: unsolicited 101 Switching Protocols"))
 		return
 	}
-	removeHopHeaders(h.Peek, h.Del)
 	h.ResetConnectionClose()
+	if scan(h.All()) {
+		removeHopHeaders(h.Peek, h.Del)
+	}
 	if via := h.Peek("Via"); len(via) > 0 {
 		h.Set("Via", string(via)+", "+p.via)
 	} else {
-		h.Set("Via", p.via)
+		h.Add("Via", p.via)
 	}
-	h.Set("X-Kong-Upstream-Latency", strconv.FormatInt(x.upstream.Milliseconds(), 10))
-	h.Set("X-Kong-Proxy-Latency", strconv.FormatInt(x.sent.Sub(x.start).Milliseconds(), 10))
+	h.AddBytesV("X-Kong-Upstream-Latency", strconv.AppendInt(x.uri[:0], x.upstream.Milliseconds(), 10))
+	h.AddBytesV("X-Kong-Proxy-Latency", strconv.AppendInt(x.uri[:0], x.sent.Sub(x.start).Milliseconds(), 10))
 	x.status = resp.StatusCode()
 	x.applyPending()
 	if x.set.Has(plugins.PhaseHeaderFilter) {

@@ -96,6 +96,8 @@ func FuzzKitHeaders(f *testing.F) {
 	f.Add("X-Consumer-Id", "c1", "apikey", "k")
 	f.Add("x-weird_name", "v\x00", "Content-Type", "text/plain")
 	f.Add("", "", "Host", "h")
+	p := New(Options{})
+	f.Cleanup(p.Close)
 	f.Fuzz(func(t *testing.T, name, value, other, otherValue string) {
 		if !validName(name) || !validValue(value) || !validName(other) || !validValue(otherValue) {
 			return
@@ -105,7 +107,7 @@ func FuzzKitHeaders(f *testing.F) {
 		req.SetRequestURI("/x?a=1")
 		req.Header.SetHost("h")
 		ctx.Init(&req, nil, nil)
-		x := newExchange(New(Options{}))
+		x := newExchange(p)
 		x.begin(&ctx)
 		c := &x.pc
 		c.Upstream.SetHeader(name, value)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"iter"
 	"net"
 	"strconv"
 	"strings"
@@ -115,19 +116,69 @@ func removeHopHeaders(peek func(string) []byte, del func(string)) {
 	}
 }
 
-// setForwarded sets Kong's upstream headers on the request, whose headers
-// have been stripped of hop-by-hop ones. Client-sent X-Forwarded-* values
-// are never trusted (Kong's default, empty trusted_ips), except that
-// X-Forwarded-For is appended to.
-func (p *Proxy) setForwarded(x *exchange) {
+// ourRequestHeaders are the headers setForwarded sets: a client's values
+// are replaced, never passed on.
+var ourRequestHeaders = [...]string{"X-Real-Ip", "X-Forwarded-Proto", "X-Forwarded-Host",
+	"X-Forwarded-Port", "X-Forwarded-Path", "X-Forwarded-Prefix", "Via"}
+
+// scan reports, in one pass over the headers, whether any of them is
+// hop-by-hop (Connection included) or one of ours, which then need
+// deleting; most requests and responses have none, and the headers are
+// then only appended to.
+func scan(all iter.Seq2[[]byte, []byte]) (dirty bool) {
+	for k := range all {
+		if isHopOrOurs(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// isHopOrOurs reports whether header name k is hop-by-hop, Connection, or
+// one of ourRequestHeaders (X-Forwarded-For is appended to, not replaced).
+func isHopOrOurs(k []byte) bool {
+	if len(k) < 2 {
+		return false
+	}
+	switch k[0] | 0x20 {
+	case 'x':
+		return len(k) > 12 && bytes.EqualFold(k[:12], []byte("x-forwarded-")) && !bytes.EqualFold(k, []byte("x-forwarded-for")) ||
+			bytes.EqualFold(k, []byte("x-real-ip"))
+	case 'c':
+		return bytes.EqualFold(k, []byte("connection"))
+	case 'v':
+		return bytes.EqualFold(k, []byte("via"))
+	case 'p', 'k', 't', 'u':
+		for _, h := range hopHeaders {
+			if bytes.EqualFold(k, []byte(h)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// setForwarded sets Kong's upstream headers on the request. Client-sent
+// X-Forwarded-* values are never trusted (Kong's default, empty
+// trusted_ips), except that X-Forwarded-For is appended to. Hop-by-hop
+// headers go, except for an upgrade, which needs Connection and Upgrade.
+func (p *Proxy) setForwarded(x *exchange, upgrade bool) {
 	h := &x.ctx.Request.Header
+	if scan(h.All()) {
+		if !upgrade {
+			removeHopHeaders(h.Peek, h.Del)
+		}
+		for _, k := range ourRequestHeaders {
+			h.Del(k)
+		}
+	}
 	ip := x.pc.ClientIP
 	if prior := h.Peek("X-Forwarded-For"); len(prior) > 0 {
 		h.Set("X-Forwarded-For", string(prior)+", "+ip)
 	} else {
-		h.Set("X-Forwarded-For", ip)
+		h.Add("X-Forwarded-For", ip)
 	}
-	h.Set("X-Real-Ip", ip)
+	h.Add("X-Real-Ip", ip)
 	scheme, port := "http", "80"
 	if x.ctx.IsTLS() {
 		scheme, port = "https", "443"
@@ -135,17 +186,14 @@ func (p *Proxy) setForwarded(x *exchange) {
 	if a, ok := x.ctx.LocalAddr().(*net.TCPAddr); ok {
 		port = p.portText(a.Port)
 	}
-	h.Set("X-Forwarded-Proto", scheme)
-	h.Set("X-Forwarded-Host", hostOnly(x.host))
-	h.Set("X-Forwarded-Port", port)
-	h.Set("X-Forwarded-Path", x.path)
-	m := x.match
-	if m.Route.StripPath && m.Prefix != "" && m.Prefix != "/" {
-		h.Set("X-Forwarded-Prefix", m.Prefix)
-	} else {
-		h.Del("X-Forwarded-Prefix")
+	h.Add("X-Forwarded-Proto", scheme)
+	h.Add("X-Forwarded-Host", hostOnly(x.host))
+	h.Add("X-Forwarded-Port", port)
+	h.Add("X-Forwarded-Path", x.path)
+	if m := x.match; m.Route.StripPath && m.Prefix != "" && m.Prefix != "/" {
+		h.Add("X-Forwarded-Prefix", m.Prefix)
 	}
-	h.Set("Via", p.via)
+	h.Add("Via", p.via)
 }
 
 // portText formats a local port, remembering the last one: a node listens

@@ -118,6 +118,7 @@ type Proxy struct {
 	tracer    trace.Tracer
 	tracing   bool
 	upstreams *upstreams
+	clock     *coarseClock
 	lastPort  atomic.Pointer[formattedPort]
 	addrs     atomic.Pointer[addrCache]
 	draining  atomic.Bool
@@ -125,7 +126,8 @@ type Proxy struct {
 }
 
 // New returns a Proxy with no routes (every request gets Kong's 404) and no
-// plugins until SetRouter and SetPlugins are called.
+// plugins until SetRouter and SetPlugins are called. It starts a clock
+// goroutine: Close the Proxy when done.
 func New(opts Options) *Proxy {
 	if opts.Version == "" {
 		opts.Version = "dev"
@@ -159,7 +161,8 @@ func New(opts Options) *Proxy {
 		tp = noop.NewTracerProvider()
 	}
 	p.tracer = tp.Tracer("github.com/sluice-gw/sluice/gateway/proxy")
-	p.upstreams = newUpstreams(opts)
+	p.clock = newCoarseClock()
+	p.upstreams = newUpstreams(opts, p.clock)
 	p.addrs.Store(new(addrCache))
 	p.exchanges.New = func() any { return newExchange(p) }
 	return p
@@ -225,6 +228,13 @@ func (p *Proxy) SetDraining(on bool) { p.draining.Store(on) }
 
 // CloseIdleConnections closes the idle upstream connections.
 func (p *Proxy) CloseIdleConnections() { p.upstreams.closeIdle() }
+
+// Close closes the idle upstream connections and stops the proxy's clock,
+// after its server has shut down.
+func (p *Proxy) Close() {
+	p.upstreams.closeIdle()
+	p.clock.Stop()
+}
 
 // serve is the request handler: check framing, rewrite, route, access,
 // forward, then the response phases.

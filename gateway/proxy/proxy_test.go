@@ -89,7 +89,7 @@ func serve(t testing.TB, p *Proxy) *listening {
 	t.Cleanup(func() {
 		_ = srv.Shutdown()
 		<-done
-		p.CloseIdleConnections()
+		p.Close()
 	})
 	return &listening{URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String()}
 }

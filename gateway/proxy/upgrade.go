@@ -26,7 +26,7 @@ func isUpgrade(h *fasthttp.RequestHeader) bool {
 // read_timeout. Any other answer is forwarded as a normal response.
 func (p *Proxy) upgrade(x *exchange, a *svcAddr) {
 	svc := x.match.Service
-	d := upstreamDialer{dialer: net.Dialer{Timeout: millis(svc.ConnectTimeout, 60000)},
+	d := upstreamDialer{dialer: net.Dialer{Timeout: millis(svc.ConnectTimeout, 60000)}, clock: p.clock,
 		read: millis(svc.ReadTimeout, 60000), write: millis(svc.WriteTimeout, 60000)}
 	conn, err := d.dial(a.dial)
 	if err == nil && a.tls {

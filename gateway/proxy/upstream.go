@@ -26,14 +26,15 @@ type poolKey struct {
 // the service's read_timeout and write_timeout (Kong's meaning: the time
 // between two successive reads or writes).
 type upstreams struct {
-	opts Options
-	m    atomic.Pointer[map[poolKey]*fasthttp.HostClient] // copy on write
+	opts  Options
+	clock *coarseClock
+	m     atomic.Pointer[map[poolKey]*fasthttp.HostClient] // copy on write
 	// mu serializes writers of m.
 	mu sync.Mutex
 }
 
-func newUpstreams(opts Options) *upstreams {
-	u := &upstreams{opts: opts}
+func newUpstreams(opts Options, clock *coarseClock) *upstreams {
+	u := &upstreams{opts: opts, clock: clock}
 	u.m.Store(&map[poolKey]*fasthttp.HostClient{})
 	return u
 }
@@ -77,6 +78,7 @@ func (u *upstreams) newClient(k poolKey) *fasthttp.HostClient {
 	connect := millis(k.connect, 60000)
 	d := upstreamDialer{
 		dialer: net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second},
+		clock:  u.clock,
 		read:   millis(k.read, 60000),
 		write:  millis(k.write, 60000),
 	}
@@ -118,6 +120,7 @@ func (e *dialError) Unwrap() error { return e.err }
 // a connection with per-operation read and write timeouts.
 type upstreamDialer struct {
 	dialer      net.Dialer
+	clock       *coarseClock
 	read, write time.Duration
 }
 
@@ -126,20 +129,29 @@ func (d upstreamDialer) dial(addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, &dialError{err}
 	}
-	return &deadlineConn{Conn: c, read: d.read, write: d.write}, nil
+	return &deadlineConn{Conn: c, clock: d.clock, read: d.read, write: d.write}, nil
 }
 
-// deadlineConn gives each Read (Write) its own deadline, read (write) from
-// now; 0 leaves the deadline to the caller. It is the "between two reads"
-// timeout of nginx and Kong, which a deadline per request cannot express.
+// deadlineConn gives each Read (Write) a deadline at least read (write)
+// from now; 0 leaves the deadline to the caller. It is the "between two
+// reads" timeout of nginx and Kong, which a deadline per request cannot
+// express. Moving a deadline costs more than the rest of a small read, so
+// it moves only once an eighth of the timeout has passed, to now +
+// 9/8 of the timeout: a silent peer is cut off after between 1 and 9/8 of
+// the timeout, never before.
+//
+// A caller's own SetReadDeadline or SetWriteDeadline (fasthttp's) is
+// overridden by the next Read or Write.
 type deadlineConn struct {
 	net.Conn
-	read, write time.Duration
+	clock           *coarseClock
+	read, write     time.Duration
+	readAt, writeAt time.Time // the deadlines in force
 }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
 	if c.read > 0 {
-		if err := c.Conn.SetReadDeadline(time.Now().Add(c.read)); err != nil {
+		if err := extend(c.Conn.SetReadDeadline, c.clock, &c.readAt, c.read); err != nil {
 			return 0, err
 		}
 	}
@@ -148,23 +160,53 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 
 func (c *deadlineConn) Write(p []byte) (int, error) {
 	if c.write > 0 {
-		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.write)); err != nil {
+		if err := extend(c.Conn.SetWriteDeadline, c.clock, &c.writeAt, c.write); err != nil {
 			return 0, err
 		}
 	}
 	return c.Conn.Write(p)
 }
 
+// SetReadDeadline lets a caller set a deadline; the next Read sets its own.
+func (c *deadlineConn) SetReadDeadline(t time.Time) error {
+	c.readAt = time.Time{}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// SetWriteDeadline lets a caller set a deadline; the next Write sets its own.
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
+	c.writeAt = time.Time{}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline sets both deadlines; the next Read and Write set their own.
+func (c *deadlineConn) SetDeadline(t time.Time) error {
+	c.readAt, c.writeAt = time.Time{}, time.Time{}
+	return c.Conn.SetDeadline(t)
+}
+
+// extend moves the deadline *at to now + 9/8·d + coarseTick when less than
+// d remains (now read from clock, up to coarseTick behind).
+func extend(set func(time.Time) error, clock *coarseClock, at *time.Time, d time.Duration) error {
+	now := clock.Now()
+	if at.Sub(now) >= d+coarseTick {
+		return nil
+	}
+	*at = now.Add(d + d/8 + coarseTick)
+	return set(*at)
+}
+
 // Listener wraps a proxy listener so that every write to a client has
 // send_timeout (Options.SendTimeout) from its start: a client that stops
 // reading a long response is dropped, while one that keeps reading is not.
 func (p *Proxy) Listener(ln net.Listener) net.Listener {
-	return sendTimeoutListener{Listener: ln, d: p.opts.SendTimeout}
+	return sendTimeoutListener{Listener: ln, clock: p.clock, d: p.opts.SendTimeout}
 }
 
 type sendTimeoutListener struct {
 	net.Listener
-	d time.Duration
+	clock *coarseClock
+	d     time.Duration
 }
 
 func (l sendTimeoutListener) Accept() (net.Conn, error) {
@@ -172,7 +214,7 @@ func (l sendTimeoutListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &deadlineConn{Conn: c, write: l.d}, nil
+	return &deadlineConn{Conn: c, clock: l.clock, write: l.d}, nil
 }
 
 // millis converts a timeout in ms, using def when it is not positive.
