@@ -1,6 +1,7 @@
 package node
 
 import (
+	"github.com/valyala/fasthttp"
 	"io"
 	"net"
 	"net/http"
@@ -129,8 +130,9 @@ func TestNoKongFamiliesWithoutCompat(t *testing.T) {
 	}
 }
 
-// TestConnStatsOnRealServer drives a real http.Server through the counting
-// listener and checks the nginx-style connection states and byte counts.
+// TestConnStatsOnRealServer drives a real fasthttp server (the proxy's)
+// through the counting listener and checks the nginx-style connection
+// states and byte counts.
 func TestConnStatsOnRealServer(t *testing.T) {
 	cs := &connStats{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -138,14 +140,14 @@ func TestConnStatsOnRealServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	release := make(chan struct{})
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" {
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) == "/slow" {
 			<-release
 		}
-		_, _ = io.WriteString(w, "hello")
-	}), ConnState: cs.connState}
+		_, _ = ctx.WriteString("hello")
+	}, ConnState: cs.connState}
 	go func() { _ = srv.Serve(cs.listener(ln)) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	t.Cleanup(func() { _ = srv.Shutdown() })
 	url := "http://" + ln.Addr().String()
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}

@@ -191,4 +191,3 @@ func (c *Context) Get(key any) any {
 	}
 	return nil
 }
-

@@ -2,7 +2,6 @@ package keyauth
 
 import (
 	"encoding/json"
-	"net/http"
 	"regexp"
 
 	"github.com/sluice-gw/sluice/gateway/plugins"
@@ -25,13 +24,12 @@ type Config struct {
 	Anonymous *string `json:"anonymous"`
 	// RunOnPreflight authenticates OPTIONS requests too. Default true.
 	RunOnPreflight bool `json:"run_on_preflight"`
-	// headerNames holds KeyNames in canonical header form.
-	headerNames []string
 }
 
 // headerName is Kong's "header_name" type: an RFC 7230 token.
 var headerName = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
+// parseConfig applies Kong's defaults to raw and validates it.
 func parseConfig(raw json.RawMessage) (Config, error) {
 	c := Config{KeyNames: []string{"apikey"}, KeyInHeader: true, KeyInQuery: true, RunOnPreflight: true}
 	if err := plugins.DecodeConfig(raw, &c); err != nil {
@@ -47,7 +45,6 @@ func parseConfig(raw json.RawMessage) (Config, error) {
 		if !headerName.MatchString(n) {
 			return Config{}, plugins.FieldErrors{"key_names": "bad header name '" + n + "', allowed characters are A-Z, a-z, 0-9, '_', and '-'"}
 		}
-		c.headerNames = append(c.headerNames, http.CanonicalHeaderKey(n))
 	}
 	return c, nil
 }

@@ -1,114 +1,145 @@
 package keyauth
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"mime"
-	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
+
+	"github.com/sluice-gw/sluice/gateway/plugins"
 )
 
-// maxBody bounds the body read when key_in_body is on.
+// maxBody is the longest body key_in_body reads to find a key: 1 MiB. A
+// longer body is answered 413 (msgBodyTooLarge) rather than searched in
+// part or cut; it is never forwarded truncated.
 const maxBody = 1 << 20
 
-// findKey returns the first key found in r, searching each key name in the
-// header, then the query, then the body. With hide_credentials it removes
-// the key it found from r.
-func (h *handler) findKey(r *http.Request) (string, bool) {
-	var form url.Values
-	for i, name := range h.KeyNames {
+// Body media types key_in_body searches.
+const (
+	mediaForm = "application/x-www-form-urlencoded"
+	mediaJSON = "application/json"
+)
+
+// findKey returns the first key found in c's request, searching each key
+// name in the header, then the query, then the body; "" when there is
+// none. With hide_credentials it removes the key it found from the
+// upstream request. An error is the body's, from Request.Body.
+func (h *handler) findKey(c *plugins.Context) (string, error) {
+	var body *bodyParams
+	for _, name := range h.KeyNames {
 		if h.KeyInHeader {
-			if v := r.Header[h.headerNames[i]]; len(v) > 0 && v[0] != "" {
+			if v, ok := c.Request.Header(name); ok && v != "" {
 				if h.HideCredentials {
-					delete(r.Header, h.headerNames[i])
+					c.Upstream.ClearHeader(name)
 				}
-				return v[0], true
+				return v, nil
 			}
 		}
-		if h.KeyInQuery && r.URL.RawQuery != "" && strings.Contains(r.URL.RawQuery, name) {
-			q := r.URL.Query()
-			if v := q.Get(name); v != "" {
+		if h.KeyInQuery {
+			if v, ok := c.Request.Query(name); ok && v != "" {
 				if h.HideCredentials {
-					q.Del(name)
-					r.URL.RawQuery = q.Encode()
+					c.Upstream.SetRawQuery(string(appendWithout(nil, c.Request.RawQuery(), name)))
 				}
-				return v, true
+				return v, nil
 			}
 		}
 		if h.KeyInBody {
-			if form == nil {
-				form = readBodyForm(r)
+			if body == nil {
+				var err error
+				if body, err = h.readBody(c); err != nil {
+					return "", err
+				}
 			}
-			if v := form.Get(name); v != "" {
+			if v := body.get(name); v != "" {
 				if h.HideCredentials {
-					hideInBody(r, form, name)
+					body.hide(c, name)
 				}
-				return v, true
+				return v, nil
 			}
 		}
 	}
-	return "", false
+	return "", nil
 }
 
-// readBodyForm reads a form or JSON object body into values and puts the
-// body back for the upstream. An unreadable body yields no values.
-func readBodyForm(r *http.Request) url.Values {
-	form := url.Values{}
-	if r.Body == nil || r.Body == http.NoBody {
-		return form
+// bodyParams is a form or JSON object body. The zero value has no
+// parameters.
+type bodyParams struct {
+	media string
+	data  []byte
+	form  url.Values
+	obj   map[string]json.RawMessage
+}
+
+// readBody reads and parses c's body when its media type is one that can
+// hold a key. A body without a form or a JSON object has no parameters.
+func (h *handler) readBody(c *plugins.Context) (*bodyParams, error) {
+	b := &bodyParams{}
+	if c.Request.ContentLength() == 0 {
+		return b, nil
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
-	_ = r.Body.Close()
-	setBody(r, data)
+	ctype, _ := c.Request.Header("Content-Type")
+	media, _, _ := mime.ParseMediaType(ctype)
+	if media != mediaForm && media != mediaJSON {
+		return b, nil // no key can be there: leave the body unread
+	}
+	data, err := c.Request.Body(h.maxBody)
 	if err != nil {
-		return form
+		return nil, err
 	}
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	switch mt {
-	case "application/x-www-form-urlencoded":
+	b.media, b.data = media, data
+	switch media {
+	case mediaForm:
 		if f, err := url.ParseQuery(string(data)); err == nil {
-			form = f
+			b.form = f
 		}
-	case "application/json":
-		var obj map[string]any
-		if json.Unmarshal(data, &obj) == nil {
-			for k, v := range obj {
-				if s, ok := v.(string); ok {
-					form.Set(k, s)
-				}
-			}
+	case mediaJSON:
+		if json.Unmarshal(data, &b.obj) != nil {
+			b.obj = nil // not an object
 		}
 	}
-	return form
+	return b, nil
 }
 
-// hideInBody rewrites a form body without the name parameter. JSON bodies
-// are rewritten without that member.
-func hideInBody(r *http.Request, form url.Values, name string) {
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	form.Del(name)
-	switch mt {
-	case "application/x-www-form-urlencoded":
-		setBody(r, []byte(form.Encode()))
-	case "application/json":
-		data, _ := io.ReadAll(r.Body)
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(data, &obj) != nil {
-			setBody(r, data)
-			return
+// get returns the value of parameter name: a form field, or a JSON member
+// whose value is a string.
+func (b *bodyParams) get(name string) string {
+	if b.media == mediaJSON {
+		var s string
+		if raw, ok := b.obj[name]; ok && json.Unmarshal(raw, &s) == nil {
+			return s
 		}
-		delete(obj, name)
-		out, _ := json.Marshal(obj)
-		setBody(r, out)
+		return ""
+	}
+	return b.form.Get(name)
+}
+
+// hide sends the body upstream without parameter name. A form keeps every
+// other byte; a JSON object is encoded again without that member.
+func (b *bodyParams) hide(c *plugins.Context, name string) {
+	switch b.media {
+	case mediaForm:
+		c.Upstream.SetBody(appendWithout(make([]byte, 0, len(b.data)), string(b.data), name))
+	case mediaJSON:
+		delete(b.obj, name)
+		if out, err := json.Marshal(b.obj); err == nil {
+			c.Upstream.SetBody(out)
+		}
 	}
 }
 
-func setBody(r *http.Request, data []byte) {
-	r.Body = io.NopCloser(bytes.NewReader(data))
-	r.ContentLength = int64(len(data))
-	r.Header.Set("Content-Length", strconv.Itoa(len(data)))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
+// appendWithout appends the query or form string q to dst without the
+// parameters named name; the others are kept byte for byte, in order.
+func appendWithout(dst []byte, q, name string) []byte {
+	first := true
+	for pair := range strings.SplitSeq(q, "&") {
+		key, _, _ := strings.Cut(pair, "=")
+		if k, err := url.QueryUnescape(key); key == name || err == nil && k == name {
+			continue
+		}
+		if !first {
+			dst = append(dst, '&')
+		}
+		dst, first = append(dst, pair...), false
+	}
+	return dst
 }

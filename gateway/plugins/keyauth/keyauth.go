@@ -29,12 +29,18 @@ const (
 	// could not be reached (and nothing stale was cached): 503, so clients
 	// and load balancers retry rather than treat it as a gateway bug.
 	msgUnavailable = "The database is unreachable; try again later"
-	challenge      = `Key realm="kong"`
+	// msgBodyTooLarge answers a key_in_body search of a body over maxBody:
+	// the key could be past what was read, and a body is never cut.
+	msgBodyTooLarge = "Request body too large for key-auth key_in_body: it reads at most 1 MiB"
+	msgBadRequest   = "Bad request"
+	challenge       = `Key realm="kong"`
 )
 
 // Credentials looks up key-auth credentials and consumers. Both methods
 // return nil, nil when the entity does not exist and an error only when the
-// lookup itself failed. The lead wires it to the entity cache.
+// lookup itself failed. The lead wires it to the entity cache. The key is
+// request memory, valid only during the call: an implementation that keeps
+// it (as a cache key) must copy it.
 type Credentials interface {
 	Credential(ctx context.Context, key string) (*entity.KeyAuthCredential, error)
 	Consumer(ctx context.Context, id string) (*entity.Consumer, error)
@@ -60,100 +66,123 @@ func (p *Plugin) Configure(raw json.RawMessage) (plugins.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &handler{Config: cfg, creds: p.creds}, nil
+	return &handler{Config: cfg, creds: p.creds, maxBody: maxBody}, nil
 }
 
 // handler is one configured key-auth instance. Its JSON form is its Config.
 type handler struct {
 	Config
 	creds Credentials
+	// maxBody is the maxBody constant; tests lower it.
+	maxBody int64
 }
 
-// Access implements plugins.Handler.
-func (h *handler) Access(c *plugins.Context) bool {
-	if !h.RunOnPreflight && c.R.Method == http.MethodOptions {
-		return true
+// Access implements plugins.Accessor.
+func (h *handler) Access(c *plugins.Context) {
+	if !h.RunOnPreflight && c.Request.Method() == http.MethodOptions {
+		return
 	}
-	key, ok := h.findKey(c.R)
-	if !ok {
-		return h.fail(c, msgNoKey)
+	key, err := h.findKey(c)
+	switch {
+	case err != nil:
+		bodyFailed(c, err)
+		return
+	case key == "":
+		h.fail(c, msgNoKey)
+		return
 	}
-	cred, err := h.creds.Credential(c.R.Context(), key)
+	cred, err := h.creds.Credential(c.Ctx, key)
 	if err != nil {
-		return lookupFailed(c, err)
+		lookupFailed(c, err)
+		return
 	}
 	if cred == nil || cred.Consumer == nil {
-		return h.fail(c, msgInvalid)
+		h.fail(c, msgInvalid)
+		return
 	}
-	consumer, err := h.creds.Consumer(c.R.Context(), cred.Consumer.ID)
+	consumer, err := h.creds.Consumer(c.Ctx, cred.Consumer.ID)
 	if err != nil {
-		return lookupFailed(c, err)
+		lookupFailed(c, err)
+		return
 	}
 	if consumer == nil {
-		return h.fail(c, msgInvalid)
+		h.fail(c, msgInvalid)
+		return
 	}
-	setConsumer(c, consumer, cred, false)
-	return true
+	c.Authenticate(consumer, cred, false)
+	setHeaders(c.Upstream, consumer, cred.ID, false)
 }
 
 // fail answers 401 with msg, or lets the request through as the anonymous
 // consumer when one is configured.
-func (h *handler) fail(c *plugins.Context, msg string) bool {
+func (h *handler) fail(c *plugins.Context, msg string) {
 	if h.Anonymous == nil {
-		c.W.Header().Set("WWW-Authenticate", challenge)
-		c.RespondMessage(http.StatusUnauthorized, msg)
-		return false
+		c.ExitMessage(http.StatusUnauthorized, msg, "WWW-Authenticate", challenge)
+		return
 	}
-	consumer, err := h.creds.Consumer(c.R.Context(), *h.Anonymous)
+	consumer, err := h.creds.Consumer(c.Ctx, *h.Anonymous)
 	if err == nil && consumer == nil {
 		err = errors.New("keyauth: anonymous consumer " + *h.Anonymous + " is configured but does not exist")
 	}
 	if err != nil {
-		return lookupFailed(c, err)
+		lookupFailed(c, err)
+		return
 	}
-	setConsumer(c, consumer, nil, true)
-	return true
+	c.Authenticate(consumer, nil, true) // a nil entity.Entity, not a nil *KeyAuthCredential
+	setHeaders(c.Upstream, consumer, "", true)
+}
+
+// bodyFailed answers a key_in_body read that failed: 413 when the body is
+// over maxBody, 400 when the client's body is broken, else Kong's 500.
+func bodyFailed(c *plugins.Context, err error) {
+	switch {
+	case errors.Is(err, plugins.ErrBodyTooLarge):
+		c.ExitMessage(http.StatusRequestEntityTooLarge, msgBodyTooLarge)
+	case errors.Is(err, plugins.ErrClientBody):
+		c.ExitMessage(http.StatusBadRequest, msgBadRequest)
+	default:
+		c.ExitMessage(http.StatusInternalServerError, msgUnexpected)
+	}
 }
 
 // lookupFailed answers a failed credential or consumer lookup: 503 when the
 // datastore is unavailable (store.ErrUnavailable), else Kong's 500.
-func lookupFailed(c *plugins.Context, err error) bool {
+func lookupFailed(c *plugins.Context, err error) {
 	if errors.Is(err, store.ErrUnavailable) {
-		c.RespondMessage(http.StatusServiceUnavailable, msgUnavailable)
-		return false
-	}
-	c.RespondMessage(http.StatusInternalServerError, msgUnexpected)
-	return false
-}
-
-// setConsumer records the consumer in c and in the upstream headers.
-func setConsumer(c *plugins.Context, consumer *entity.Consumer, cred *entity.KeyAuthCredential, anonymous bool) {
-	c.Consumer, c.Credential, c.Anonymous = consumer, cred, anonymous
-	h := c.R.Header
-	h["X-Consumer-Id"] = c.Values(consumer.ID)
-	setOrDel(c, h, "X-Consumer-Custom-Id", consumer.CustomID)
-	setOrDel(c, h, "X-Consumer-Username", consumer.Username)
-	if cred != nil {
-		h["X-Credential-Identifier"] = c.Values(cred.ID)
-	} else {
-		delete(h, "X-Credential-Identifier")
-	}
-	if anonymous {
-		h["X-Anonymous-Consumer"] = c.Values("true")
-	} else {
-		delete(h, "X-Anonymous-Consumer")
-	}
-}
-
-func setOrDel(c *plugins.Context, h http.Header, key string, v *string) {
-	if v == nil {
-		delete(h, key)
+		c.ExitMessage(http.StatusServiceUnavailable, msgUnavailable)
 		return
 	}
-	h[key] = c.Values(*v)
+	c.ExitMessage(http.StatusInternalServerError, msgUnexpected)
+}
+
+// setHeaders tells the service who the consumer is; headers the client
+// sent under these names are replaced or removed. credID is "" for the
+// anonymous consumer.
+func setHeaders(u plugins.Upstream, consumer *entity.Consumer, credID string, anonymous bool) {
+	u.SetHeader("X-Consumer-ID", consumer.ID)
+	setOrClear(u, "X-Consumer-Custom-ID", consumer.CustomID)
+	setOrClear(u, "X-Consumer-Username", consumer.Username)
+	if credID == "" {
+		u.ClearHeader("X-Credential-Identifier")
+	} else {
+		u.SetHeader("X-Credential-Identifier", credID)
+	}
+	if anonymous {
+		u.SetHeader("X-Anonymous-Consumer", "true")
+	} else {
+		u.ClearHeader("X-Anonymous-Consumer")
+	}
+}
+
+func setOrClear(u plugins.Upstream, name string, v *string) {
+	if v == nil {
+		u.ClearHeader(name)
+		return
+	}
+	u.SetHeader(name, *v)
 }
 
 var (
-	_ plugins.Plugin  = (*Plugin)(nil)
-	_ plugins.Handler = (*handler)(nil)
+	_ plugins.Plugin   = (*Plugin)(nil)
+	_ plugins.Accessor = (*handler)(nil)
 )

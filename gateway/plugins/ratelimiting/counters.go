@@ -1,6 +1,7 @@
 package ratelimiting
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
@@ -39,6 +40,13 @@ type counterKey struct {
 	route, service, id string
 }
 
+// clone returns k with strings of its own. A key's strings may be request
+// memory (the engine's ClientIP) that is reused once the request ends,
+// while a window keeps its keys until it rolls over.
+func (k counterKey) clone() counterKey {
+	return counterKey{strings.Clone(k.route), strings.Clone(k.service), strings.Clone(k.id)}
+}
+
 // counters holds the current window of every period. Memory stays bounded
 // by the keys seen in one window: a window's map is dropped as soon as a
 // request arrives in the next one.
@@ -48,15 +56,17 @@ type counters struct {
 
 type window struct {
 	// mu guards start and counts.
-	mu     sync.Mutex
-	start  int64
-	counts map[counterKey]int64
+	mu    sync.Mutex
+	start int64
+	// counts holds pointers so that counting a known key is a lookup: a
+	// map assignment would store the caller's key strings over the copy.
+	counts map[counterKey]*int64
 }
 
 func newCounters() *counters {
 	c := &counters{}
 	for i := range c.windows {
-		c.windows[i].counts = map[counterKey]int64{}
+		c.windows[i].counts = map[counterKey]*int64{}
 	}
 	return c
 }
@@ -65,7 +75,8 @@ func newCounters() *counters {
 // of them is used up already. It returns the counts before this request
 // and the index in ls of the first exhausted period, or -1. The windows
 // are locked together (shortest first, a fixed order) so that concurrent
-// requests cannot overshoot a limit.
+// requests cannot overshoot a limit. k's strings need only be valid during
+// the call: take copies them when it adds k to a window.
 func (c *counters) take(ls []limit, now time.Time, k counterKey, used []int64) int {
 	// Unlocked explicitly, in reverse order, at the end: a defer in the
 	// loop would allocate per request.
@@ -79,16 +90,29 @@ func (c *counters) take(ls []limit, now time.Time, k counterKey, used []int64) i
 			c.windows[ls[i].period].mu.Unlock()
 		}
 	}()
+	var counts [numPeriods]*int64
 	stop := -1
 	for i, l := range ls {
-		used[i] = c.windows[l.period].counts[k]
+		used[i] = 0
+		if n := c.windows[l.period].counts[k]; n != nil {
+			counts[i], used[i] = n, *n
+		}
 		if used[i] >= l.max && stop < 0 {
 			stop = i
 		}
 	}
 	if stop < 0 {
-		for _, l := range ls {
-			c.windows[l.period].counts[k]++
+		owned := false
+		for i, l := range ls {
+			if counts[i] != nil {
+				*counts[i]++
+				continue
+			}
+			if !owned {
+				k, owned = k.clone(), true
+			}
+			n := int64(1)
+			c.windows[l.period].counts[k] = &n
 		}
 	}
 	return stop

@@ -68,8 +68,10 @@ type limit struct {
 	maxText string
 }
 
-// Access implements plugins.Handler.
-func (h *handler) Access(c *plugins.Context) bool {
+// Access implements plugins.Accessor. The headers are set on the response
+// in the access phase: the engine sends them with the service's answer or
+// with the 429.
+func (h *handler) Access(c *plugins.Context) {
 	now := h.p.now()
 	k := counterKey{id: h.identifier(c)}
 	if c.Route != nil {
@@ -80,20 +82,19 @@ func (h *handler) Access(c *plugins.Context) bool {
 	}
 	var used [numPeriods]int64
 	stop := h.p.counters.take(h.periods, now, k, used[:])
-	h.setHeaders(c, c.W.Header(), now, used[:len(h.periods)], stop)
+	reset := h.setHeaders(c.Response, now, used[:len(h.periods)], stop)
 	if stop >= 0 {
-		c.RespondMessage(http.StatusTooManyRequests, msgExceeded)
-		return false
+		c.ExitMessage(http.StatusTooManyRequests, msgExceeded, "Retry-After", reset)
 	}
-	return true
 }
 
-// setHeaders writes Kong's X-RateLimit-* and RateLimit-* headers (and
-// Retry-After when stop >= 0). The RateLimit-* trio describes the period
-// with the fewest requests remaining.
-func (h *handler) setHeaders(c *plugins.Context, hd http.Header, now time.Time, used []int64, stop int) {
+// setHeaders sets Kong's X-RateLimit-* and RateLimit-* headers on resp
+// unless hide_client_headers, and returns the seconds until the reported
+// window resets. The RateLimit-* trio describes the period with the fewest
+// requests remaining, or the exhausted one (stop >= 0).
+func (h *handler) setHeaders(resp plugins.Response, now time.Time, used []int64, stop int) string {
 	if h.HideClientHeaders && stop < 0 {
-		return
+		return ""
 	}
 	best, bestRemaining := 0, int64(-1)
 	for i, l := range h.periods {
@@ -103,8 +104,8 @@ func (h *handler) setHeaders(c *plugins.Context, hd http.Header, now time.Time, 
 		}
 		remaining = max(remaining, 0)
 		if !h.HideClientHeaders {
-			hd[limitHeaders[l.period]] = c.Values(l.maxText)
-			hd[remainingHeaders[l.period]] = c.Values(strconv.FormatInt(remaining, 10))
+			resp.SetHeader(limitHeaders[l.period], l.maxText)
+			resp.SetHeader(remainingHeaders[l.period], strconv.FormatInt(remaining, 10))
 		}
 		if bestRemaining < 0 || remaining < bestRemaining {
 			best, bestRemaining = i, remaining
@@ -115,28 +116,26 @@ func (h *handler) setHeaders(c *plugins.Context, hd http.Header, now time.Time, 
 	}
 	l := h.periods[best]
 	reset := strconv.FormatInt(l.period.reset(now), 10)
-	if stop >= 0 {
-		hd["Retry-After"] = c.Values(reset)
+	if !h.HideClientHeaders {
+		resp.SetHeader("RateLimit-Limit", l.maxText)
+		resp.SetHeader("RateLimit-Remaining", strconv.FormatInt(bestRemaining, 10))
+		resp.SetHeader("RateLimit-Reset", reset)
 	}
-	if h.HideClientHeaders {
-		return
-	}
-	hd["Ratelimit-Limit"] = c.Values(l.maxText)
-	hd["Ratelimit-Remaining"] = c.Values(strconv.FormatInt(bestRemaining, 10))
-	hd["Ratelimit-Reset"] = c.Values(reset)
+	return reset
 }
 
-// limitHeaders and remainingHeaders are Kong's per-period header names in
-// canonical form ("X-Ratelimit-Limit-Minute"), built once.
+// limitHeaders and remainingHeaders are Kong's per-period header names
+// ("X-RateLimit-Limit-Minute"), built once.
 var limitHeaders, remainingHeaders = func() (l, r [numPeriods]string) {
 	for p := range numPeriods {
-		l[p] = "X-Ratelimit-Limit-" + p.title()
-		r[p] = "X-Ratelimit-Remaining-" + p.title()
+		l[p] = "X-RateLimit-Limit-" + p.title()
+		r[p] = "X-RateLimit-Remaining-" + p.title()
 	}
 	return l, r
 }()
 
-// identifier returns whom the request is counted against.
+// identifier returns whom the request is counted against. The client IP
+// is request memory: counters.take copies it when it keeps it.
 func (h *handler) identifier(c *plugins.Context) string {
 	switch h.LimitBy {
 	case "consumer":
@@ -145,13 +144,13 @@ func (h *handler) identifier(c *plugins.Context) string {
 		}
 	case "credential":
 		if c.Credential != nil {
-			return c.Credential.ID
+			return c.Credential.PrimaryKey()
 		}
 	}
 	return c.ClientIP
 }
 
 var (
-	_ plugins.Plugin  = (*Plugin)(nil)
-	_ plugins.Handler = (*handler)(nil)
+	_ plugins.Plugin   = (*Plugin)(nil)
+	_ plugins.Accessor = (*handler)(nil)
 )

@@ -3,14 +3,15 @@ package ratelimiting
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
+	"github.com/sluice-gw/sluice/gateway/plugins/plugintest"
 )
 
 func TestConfig(t *testing.T) {
@@ -57,24 +58,36 @@ func (c *clock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func access(h plugins.Handler, ip string, consumer *entity.Consumer) *httptest.ResponseRecorder {
-	rec := httptest.NewRecorder()
-	c := &plugins.Context{W: rec, R: httptest.NewRequest(http.MethodGet, "/", nil), ClientIP: ip, Consumer: consumer,
-		Route: &entity.Route{ID: "r"}, Service: &entity.Service{ID: "s"}}
-	if h.Access(c) {
-		rec.Code = 0 // passed on upstream
+// newSet returns a Set with one global instance of p configured with config.
+func newSet(t testing.TB, p *Plugin, config string) *plugins.Set {
+	t.Helper()
+	set, err := plugintest.NewSet(p, config)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return rec
+	return set
+}
+
+// access runs set on a request from ip (and consumer, and credential) on
+// route r of service s. It returns the request and the status: 0 when the
+// request went upstream.
+func access(set *plugins.Set, ip string, consumer *entity.Consumer, cred entity.Entity) (*plugintest.Request, int) {
+	req := plugintest.New(http.MethodGet, "/", nil, nil)
+	c := req.Context()
+	c.ClientIP, c.Consumer, c.Credential = ip, consumer, cred
+	c.Route, c.Service = &entity.Route{ID: "r"}, &entity.Service{ID: "s"}
+	plugintest.Run(set, c)
+	if req.Forwarded() {
+		return req, 0
+	}
+	return req, req.Response().Status()
 }
 
 func TestAccess(t *testing.T) {
 	clk := &clock{t: time.Unix(1_700_000_000, 0)} // 20 s into a minute
 	p := New()
 	p.now = clk.now
-	h, err := p.Configure(json.RawMessage(`{"minute":2,"hour":100}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := newSet(t, p, `{"minute":2,"hour":100}`)
 	alice := &entity.Consumer{ID: "alice"}
 	steps := []struct {
 		name      string
@@ -95,15 +108,20 @@ func TestAccess(t *testing.T) {
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
 			clk.add(s.advance)
-			rec := access(h, s.ip, s.consumer)
-			hd := rec.Header()
-			if rec.Code != s.status || hd.Get("X-RateLimit-Remaining-Minute") != s.remaining ||
+			req, status := access(set, s.ip, s.consumer, nil)
+			hd := req.Response().Headers()
+			if status != s.status || hd.Get("X-RateLimit-Remaining-Minute") != s.remaining ||
 				hd.Get("X-RateLimit-Limit-Minute") != "2" || hd.Get("X-RateLimit-Limit-Hour") != "100" ||
 				hd.Get("RateLimit-Limit") != "2" || hd.Get("RateLimit-Remaining") != s.remaining || hd.Get("RateLimit-Reset") != s.reset {
-				t.Fatalf("got %d %v", rec.Code, hd)
+				t.Fatalf("got %d %v", status, hd)
 			}
-			if s.status == 429 && (rec.Body.String() != "{\"message\":\"API rate limit exceeded\"}\n" || hd.Get("Retry-After") != s.reset) {
-				t.Fatalf("429 body %q, Retry-After %q", rec.Body.String(), hd.Get("Retry-After"))
+			body := string(req.Response().Body())
+			if s.status == 429 && (body != "{\"message\":\"API rate limit exceeded\"}\n" || hd.Get("Retry-After") != s.reset ||
+				hd.Get("Content-Type") != "application/json; charset=utf-8") {
+				t.Fatalf("429 body %q, headers %v", body, hd)
+			}
+			if s.status == 0 && hd.Get("Retry-After") != "" {
+				t.Fatalf("Retry-After on a request let through: %v", hd)
 			}
 		})
 	}
@@ -113,21 +131,24 @@ func TestAccess(t *testing.T) {
 }
 
 func TestHideClientHeaders(t *testing.T) {
-	h, _ := New().Configure(json.RawMessage(`{"hour":1,"hide_client_headers":true}`))
-	first, second := access(h, "ip", nil), access(h, "ip", nil)
-	if len(first.Header()) != 0 || second.Code != 429 || second.Header().Get("X-RateLimit-Limit-Hour") != "" {
-		t.Fatalf("first %v, second %d %v", first.Header(), second.Code, second.Header())
+	set := newSet(t, New(), `{"hour":1,"hide_client_headers":true}`)
+	first, _ := access(set, "ip", nil, nil)
+	second, status := access(set, "ip", nil, nil)
+	hd := second.Response().Headers()
+	if len(first.Response().Headers()) != 0 || status != 429 || hd.Get("X-RateLimit-Limit-Hour") != "" ||
+		hd.Get("RateLimit-Remaining") != "" || hd.Get("Retry-After") == "" {
+		t.Fatalf("first %v, second %d %v", first.Response().Headers(), status, hd)
 	}
 }
 
 func TestConcurrentLimit(t *testing.T) {
-	h, _ := New().Configure(json.RawMessage(`{"day":25}`))
+	set := newSet(t, New(), `{"day":25}`)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	passed := 0
 	for i := range 100 {
 		wg.Go(func() {
-			if access(h, "ip"+strconv.Itoa(i%2), nil).Code == 0 {
+			if _, status := access(set, "ip"+strconv.Itoa(i%2), nil, nil); status == 0 {
 				mu.Lock()
 				passed++
 				mu.Unlock()
@@ -139,3 +160,83 @@ func TestConcurrentLimit(t *testing.T) {
 		t.Fatalf("passed = %d", passed)
 	}
 }
+
+func TestLimitBy(t *testing.T) {
+	alice := &entity.Consumer{ID: "alice"}
+	cred1, cred2 := &entity.KeyAuthCredential{ID: "cred-1"}, &entity.KeyAuthCredential{ID: "cred-2"}
+	tests := []struct {
+		name, limitBy string
+		// requests in order, each with its consumer, credential and the
+		// status it gets (0: let through).
+		reqs []struct {
+			consumer *entity.Consumer
+			cred     entity.Entity
+			status   int
+		}
+	}{
+		{name: "credential", limitBy: "credential", reqs: []struct {
+			consumer *entity.Consumer
+			cred     entity.Entity
+			status   int
+		}{{alice, cred1, 0}, {alice, cred1, 429}, {alice, cred2, 0}, {alice, nil, 0}, {nil, nil, 429}}},
+		{name: "consumer", limitBy: "consumer", reqs: []struct {
+			consumer *entity.Consumer
+			cred     entity.Entity
+			status   int
+		}{{alice, cred1, 0}, {alice, cred2, 429}, {nil, cred1, 0}, {nil, nil, 429}}},
+		{name: "ip", limitBy: "ip", reqs: []struct {
+			consumer *entity.Consumer
+			cred     entity.Entity
+			status   int
+		}{{alice, cred1, 0}, {nil, cred2, 429}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set := newSet(t, New(), `{"minute":1,"limit_by":"`+tt.limitBy+`"}`)
+			for i, r := range tt.reqs {
+				if _, status := access(set, "1.1.1.1", r.consumer, r.cred); status != r.status {
+					t.Fatalf("request %d: status %d, want %d", i, status, r.status)
+				}
+			}
+		})
+	}
+}
+
+// TestCounterKeysAreCopied gives each request a client IP in memory that
+// is overwritten once the request ends, as an engine reusing its buffers
+// would: the counters must still count every request.
+func TestCounterKeysAreCopied(t *testing.T) {
+	set := newSet(t, New(), `{"second":3,"minute":3}`)
+	for i, want := range []int{0, 0, 0, 429} {
+		buf := []byte("10.0.0.1")
+		if _, status := access(set, unsafe.String(&buf[0], len(buf)), nil, nil); status != want {
+			t.Fatalf("request %d: status %d, want %d", i, status, want)
+		}
+		copy(buf, "99.9.9.9")
+	}
+}
+
+func TestAccessAllocations(t *testing.T) {
+	p := New()
+	h, err := p.Configure(json.RawMessage(`{"minute":1000000,"hour":100000000}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := h.(plugins.Accessor)
+	c := &plugins.Context{Response: discard{}, ClientIP: "1.1.1.1", Route: &entity.Route{ID: "r"}, Service: &entity.Service{ID: "s"}}
+	a.Access(c)
+	// Remaining counts and the reset are formatted per request: at most
+	// those three strings.
+	if n := testing.AllocsPerRun(100, func() { a.Access(c) }); n > 3 {
+		t.Fatalf("Access allocates %v times per request", n)
+	}
+}
+
+// discard is a plugins.Response that drops every edit.
+type discard struct{}
+
+func (discard) Status() int                  { return 0 }
+func (discard) Header(string) (string, bool) { return "", false }
+func (discard) SetHeader(string, string)     {}
+func (discard) AddHeader(string, string)     {}
+func (discard) ClearHeader(string)           {}

@@ -57,10 +57,10 @@ type handler struct {
 	contentType string
 }
 
-// Access implements plugins.Handler.
-func (h *handler) Access(c *plugins.Context) bool {
-	c.Respond(h.StatusCode, h.contentType, h.body)
-	return false
+// Access implements plugins.Accessor. The engine drops the body of a
+// HEAD response; the plugin answers every method alike.
+func (h *handler) Access(c *plugins.Context) {
+	c.Exit(h.StatusCode, h.body, "Content-Type", h.contentType)
 }
 
 // defaultMessage is Kong's message for a status when none is configured.
@@ -86,6 +86,6 @@ func defaultMessage(status int) string {
 }
 
 var (
-	_ plugins.Plugin  = (*Plugin)(nil)
-	_ plugins.Handler = (*handler)(nil)
+	_ plugins.Plugin   = (*Plugin)(nil)
+	_ plugins.Accessor = (*handler)(nil)
 )
