@@ -1,9 +1,13 @@
-// Package bareproxy is the benchmarks' reference point: a bare
-// net/http/httputil.ReverseProxy with a tuned Transport and a 32 KiB buffer
-// pool, the same idea as the perf-scripts goproxy the perf notes measured
-// (27.8 µs CPU/request pinned on their machine). `sluice bench` and
-// bench/proxycpu measure it in the same run as the gateway, so the ratio
-// between the two holds on a noisy machine where absolute figures do not.
+// Package bareproxy holds the benchmarks' reference points, bare Go
+// reverse proxies without plugins, routing or a datastore, one per HTTP
+// engine: New, a net/http/httputil.ReverseProxy with a tuned Transport and
+// a 32 KiB buffer pool (the perf notes' goproxy), and NewFastHTTP, a
+// fasthttp server forwarding through a fasthttp.HostClient (the perf
+// notes' fasthttpproxy). The engine sets the floor: perf.md §0 measured
+// the fasthttp one at 1.2x nginx's CPU per request and the httputil one at
+// 2.5x, pinned on one CPU. `sluice bench` and bench/proxycpu measure them
+// in the same run as the gateway, so the ratios between them hold on a
+// noisy machine where absolute figures do not.
 package bareproxy
 
 import (
@@ -15,8 +19,9 @@ import (
 	"time"
 )
 
-// New returns the reference proxy forwarding every request to upstream,
-// keeping the client's Host header.
+// New returns the httputil reference proxy's handler, for a net/http
+// server: every request goes to upstream, keeping the client's Host header.
+// The handler is safe for concurrent use.
 func New(upstream *url.URL) http.Handler {
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,

@@ -60,7 +60,8 @@ type Latency struct {
 // Throughput is one target measured closed-loop (RPS) and open-loop
 // (Latency at OpenRate).
 type Throughput struct {
-	// Target is "direct", "nginx", "go-httputil" (bench/bareproxy) or "gateway".
+	// Target is "direct", "nginx", "go-fasthttp" or "go-httputil" (the
+	// bare Go proxies of bench/bareproxy), or "gateway".
 	Target string `json:"target"`
 	// CacheBackend is the gateway's cache_backend ("" otherwise).
 	CacheBackend string `json:"cache_backend"`

@@ -16,6 +16,8 @@ func sample() *Results {
 		Throughput: []Throughput{
 			{Target: "direct", RPS: 9000, LatencyMS: Latency{P50: 0.1, P99: 1, Max: 2}},
 			{Target: "nginx", RPS: 5000, CPUMicrosPerRequest: 15, LatencyMS: Latency{P50: 0.2, P99: 1.5}},
+			{Target: "go-fasthttp", RPS: 4800, Conns: 32, CPUMicrosPerRequest: 18.5, LatencyMS: Latency{P50: 0.2, P99: 1.6}},
+			{Target: "go-httputil", RPS: 3500, Conns: 32, CPUMicrosPerRequest: 37, LatencyMS: Latency{P50: 0.3, P99: 1.9}},
 			{Target: "gateway", CacheBackend: "otter", RPS: 3000, CPUMicrosPerRequest: 40, HitRatio: 0.99, LatencyMS: Latency{P50: 0.3, P99: 2}},
 		},
 		Consistency: []Consistency{
@@ -64,7 +66,7 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	if !strings.Contains(string(md), "| gateway | otter | 3000 |") || !strings.Contains(string(md), "| 1s | on | 8 | 0 | 5.00 | 20.0 | 30.0 |") {
 		t.Errorf("report.md lacks the expected table rows:\n%s", md)
 	}
-	for _, want := range []string{"## Invalidation storm", "CPUs: node A on CPU 0; node B on CPU 1. Node B ran with GOMAXPROCS=1.", "| storm | 1000 | 0 | 0.40 | 3.00 |", "| 9 | 198 | 790 | 4 | 16.5 |", "storm p99 / calm p99 = 3.00 (target 2)"} {
+	for _, want := range []string{"| go-fasthttp | - | 4800 | 32 | 18.5 | - | - |", "| go-httputil | - | 3500 | 32 | 37.0 | - | - |", "## Invalidation storm", "CPUs: node A on CPU 0; node B on CPU 1. Node B ran with GOMAXPROCS=1.", "| storm | 1000 | 0 | 0.40 | 3.00 |", "| 9 | 198 | 790 | 4 | 16.5 |", "storm p99 / calm p99 = 3.00 (target 2)"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q:\n%s", want, md)
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -69,11 +70,15 @@ func cpuOf(pids []int) time.Duration {
 	return t
 }
 
-// bareTarget names the throughput row of bench/bareproxy.
-const bareTarget = "go-httputil"
+// bareTarget and bareFastTarget name the throughput rows of
+// bench/bareproxy's httputil and fasthttp engines.
+const (
+	bareTarget     = "go-httputil"
+	bareFastTarget = "go-fasthttp"
+)
 
-// throughput measures the upstream directly, through nginx when
-// installed, through a bare Go httputil.ReverseProxy, then through one
+// throughput measures the upstream directly, the reference proxies (nginx
+// when installed, bare Go proxies on fasthttp and on net/http), then one
 // node per cache backend.
 func (b *bench) throughput(ctx context.Context) ([]report.Throughput, []string, error) {
 	p := b.opts.Profile
@@ -83,26 +88,29 @@ func (b *bench) throughput(ctx context.Context) ([]report.Throughput, []string, 
 	rows = append(rows, b.measure(ctx, "direct", "", b.upstream+"/", nil, func() []int { return nil }))
 	b.logf("  direct: %.0f rps, open-loop p99 %.2f ms", rows[0].RPS, rows[0].LatencyMS.P99)
 
-	if ng, err := startNginx(filepath.Join(b.opts.Out, "nginx"), b.upstream); err != nil {
-		notes = append(notes, "nginx comparison skipped: "+err.Error())
-		b.logf("  nginx skipped: %v", err)
-	} else {
-		row := b.measure(ctx, "nginx", "", ng.url+"/", nil, ng.pids)
-		ng.stop()
-		rows = append(rows, row)
-		b.logf("  nginx: %.0f rps, %.1f CPU µs/req, open-loop p99 %.2f ms", row.RPS, row.CPUMicrosPerRequest, row.LatencyMS.P99)
+	bareDir := filepath.Join(b.opts.Out, "bareproxy")
+	refs := []struct {
+		target, name string
+		start        func() (*refProxy, error)
+	}{
+		{"nginx", "nginx", func() (*refProxy, error) { return startNginx(filepath.Join(b.opts.Out, "nginx"), b.upstream) }},
+		{bareFastTarget, "bare fasthttp", func() (*refProxy, error) { return startBareFastHTTP(bareDir, b.opts.Binary, b.upstream) }},
+		{bareTarget, "bare httputil", func() (*refProxy, error) { return startBareProxy(bareDir, b.opts.Binary, b.upstream) }},
 	}
-	if ctx.Err() != nil {
-		return rows, notes, nil
-	}
-	if bp, err := startBareProxy(filepath.Join(b.opts.Out, "bareproxy"), b.opts.Binary, b.upstream); err != nil {
-		notes = append(notes, "bare httputil comparison skipped: "+err.Error())
-		b.logf("  bare httputil proxy skipped: %v", err)
-	} else {
-		row := b.measure(ctx, bareTarget, "", bp.url+"/", nil, bp.pids)
-		bp.stop()
+	for _, ref := range refs {
+		if ctx.Err() != nil {
+			return rows, notes, nil
+		}
+		rp, err := ref.start()
+		if err != nil {
+			notes = append(notes, ref.name+" comparison skipped: "+err.Error())
+			b.logf("  %s skipped: %v", ref.name, err)
+			continue
+		}
+		row := b.measure(ctx, ref.target, "", rp.url+"/", nil, rp.pids)
+		rp.stop()
 		rows = append(rows, row)
-		b.logf("  %s: %.0f rps, %.1f CPU µs/req, open-loop p99 %.2f ms", bareTarget, row.RPS, row.CPUMicrosPerRequest, row.LatencyMS.P99)
+		b.logf("  %s: %.0f rps, %.1f CPU µs/req, open-loop p99 %.2f ms", ref.target, row.RPS, row.CPUMicrosPerRequest, row.LatencyMS.P99)
 	}
 	if ctx.Err() != nil {
 		return rows, notes, nil
@@ -159,6 +167,22 @@ func (b *bench) throughput(ctx context.Context) ([]report.Throughput, []string, 
 			backend, row.RPS, row.CPUMicrosPerRequest, row.HitRatio, row.DatastoreQPS, row.OpenRate, row.LatencyMS.P50, row.LatencyMS.P99, row.ClosedErrors, row.OpenErrors)
 	}
 	return rows, notes, nil
+}
+
+// startBareFastHTTP starts bench/bareproxy's fasthttp engine in a process
+// of its own, `sluice bench bareproxy -engine fasthttp`, in front of
+// upstream; startBareProxy starts the httputil one.
+func startBareFastHTTP(dir, binary, upstream string) (*refProxy, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	listen, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(binary, "bench", "bareproxy", "-engine", "fasthttp", "-addr", listen, "-upstream", upstream)
+	out := filepath.Join(dir, "fasthttp.out")
+	return startRef("bare fasthttp proxy", cmd, listen, out, "see "+out)
 }
 
 func (b *bench) args() []string {

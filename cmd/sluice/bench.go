@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/sluice-gw/sluice/bench/bareproxy"
 	benchrun "github.com/sluice-gw/sluice/bench/run"
 )
@@ -137,16 +139,22 @@ func benchStormWriter(ctx context.Context, args []string) error {
 	return json.NewEncoder(os.Stdout).Encode(w.Run(ctx))
 }
 
-// benchBareProxy serves the reference proxy (bench/bareproxy) that the
-// throughput phase measures beside the gateway, in a process of its own as
-// the gateway and nginx have: `sluice bench bareproxy -addr A -upstream U`.
+// benchBareProxy serves a reference proxy (bench/bareproxy) that the
+// throughput phase and bench/proxycpu measure beside the gateway, in a
+// process of its own as the gateway and nginx have:
+// `sluice bench bareproxy [-engine httputil|fasthttp] -addr A -upstream U`.
 // It is internal to the bench and stops on SIGTERM.
 func benchBareProxy(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench bareproxy", flag.ContinueOnError)
+	engine := fs.String("engine", "httputil", "HTTP engine of the proxy: "+names(bareEngines))
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	up := fs.String("upstream", "", "upstream base URL")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	serve, ok := bareEngines[*engine]
+	if !ok {
+		return fmt.Errorf("bench bareproxy: -engine %q: want one of %s", *engine, names(bareEngines))
 	}
 	u, err := url.Parse(*up)
 	if err != nil || u.Scheme != "http" || u.Host == "" {
@@ -156,13 +164,41 @@ func benchBareProxy(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("bench bareproxy: %w", err)
 	}
-	srv := &http.Server{Handler: bareproxy.New(u), ReadHeaderTimeout: 10 * time.Second}
+	if err := serve(ctx, ln, u); err != nil {
+		return fmt.Errorf("bench bareproxy: -engine %s: %w", *engine, err)
+	}
+	return nil
+}
+
+// bareEngines maps `sluice bench bareproxy -engine` to a function serving
+// that reference proxy on ln until ctx is done.
+var bareEngines = map[string]func(ctx context.Context, ln net.Listener, upstream *url.URL) error{
+	"httputil": serveHTTPUtil,
+	"fasthttp": serveFastHTTP,
+}
+
+// serveHTTPUtil serves bareproxy.New on a net/http server.
+func serveHTTPUtil(ctx context.Context, ln net.Listener, upstream *url.URL) error {
+	srv := &http.Server{Handler: bareproxy.New(upstream), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
 	}()
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("bench bareproxy: %w", err)
+		return err
 	}
 	return nil
+}
+
+// serveFastHTTP serves bareproxy.NewFastHTTP on a fasthttp server, as the
+// perf notes' fasthttpproxy does (no Server header). Serve returns as soon
+// as Shutdown has closed the listener; the process then exits without
+// waiting for the connections Shutdown would drain.
+func serveFastHTTP(ctx context.Context, ln net.Listener, upstream *url.URL) error {
+	srv := &fasthttp.Server{Handler: bareproxy.NewFastHTTP(upstream), NoDefaultServerHeader: true}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Shutdown()
+	}()
+	return srv.Serve(ln)
 }
