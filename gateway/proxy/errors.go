@@ -125,6 +125,17 @@ func (p *Proxy) refuse(ctx *fasthttp.RequestCtx, err error) {
 	}
 }
 
+// clientGone ends a request whose client went away while the upstream was
+// answering: nginx's 499, nobody to send a body to.
+func (p *Proxy) clientGone(x *exchange) {
+	x.status = statusClientClosed
+	p.log.Debug("client closed the connection before the upstream answered", "client_ip", x.pc.ClientIP,
+		"method", x.method, "path", x.path)
+	x.ctx.Response.Reset()
+	x.ctx.Response.SetStatusCode(statusClientClosed)
+	x.ctx.SetConnectionClose()
+}
+
 // upstreamFailed answers an upstream failure with Kong's status and body,
 // as nginx would: a refused or reset connection or a malformed response is
 // 502, a timeout (connect or read) 504, a name that does not resolve 503.

@@ -36,11 +36,14 @@ func (p *Proxy) forward(x *exchange) {
 	p.prepareUpstream(x, a, false)
 	resp := &x.ctx.Response
 	if err := p.roundTrip(x, a, req, resp); err != nil {
-		if x.body.err != nil { // the upstream client failed pulling the client's body
+		switch {
+		case x.body.err != nil: // the upstream client failed pulling the client's body
 			p.clientError(x, x.body.err, "while streaming the body upstream")
-			return
+		case x.watch.isGone():
+			p.clientGone(x)
+		default:
+			p.upstreamFailed(x, err)
 		}
-		p.upstreamFailed(x, err)
 		return
 	}
 	p.respond(x)
@@ -63,9 +66,6 @@ func (p *Proxy) prepareUpstream(x *exchange, a *svcAddr, upgrade bool) {
 	if !x.match.Route.PreserveHost {
 		h.SetHost(a.host)
 	}
-	if a.tls {
-		req.URI().SetScheme("https")
-	}
 }
 
 // roundTrip sends req, retrying up to service.retries times when nothing
@@ -73,7 +73,10 @@ func (p *Proxy) prepareUpstream(x *exchange, a *svcAddr, upgrade bool) {
 // the body can be sent again.
 func (p *Proxy) roundTrip(x *exchange, a *svcAddr, req *fasthttp.Request, resp *fasthttp.Response) error {
 	hc := p.upstreams.client(a, x.match.Service)
+	x.watch.start(x.ctx.Conn())
+	defer x.watch.stop()
 	tries := max(x.match.Service.Retries, 0) + 1
+	staleRetried := false
 	for try := 1; ; try++ {
 		x.sent = time.Now()
 		err := p.try(x, hc, req, resp, try)
@@ -81,7 +84,17 @@ func (p *Proxy) roundTrip(x *exchange, a *svcAddr, req *fasthttp.Request, resp *
 			x.upstream = time.Since(x.sent)
 			return nil
 		}
-		if try >= tries || x.body.err != nil || !p.retryable(x, err) {
+		if x.body.err != nil || x.watch.isGone() || !p.retryable(x, err) {
+			return err
+		}
+		var stale *staleErr
+		if errors.As(err, &stale) && !staleRetried {
+			// A pooled connection the upstream had closed: not a try.
+			staleRetried = true
+			try--
+			continue
+		}
+		if try >= tries {
 			return err
 		}
 	}
@@ -90,13 +103,13 @@ func (p *Proxy) roundTrip(x *exchange, a *svcAddr, req *fasthttp.Request, resp *
 // try is one upstream attempt, traced as a client span when tracing is on.
 func (p *Proxy) try(x *exchange, hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, n int) error {
 	if !p.tracing {
-		return hc.Do(req, resp)
+		return p.send(x, hc, req, resp)
 	}
 	ctx, span := p.tracer.Start(x.pc.Ctx, "sluice.balancer", trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.Int("try_count", n), attribute.String("net.peer.name", hc.Addr)))
 	defer span.End()
 	injectTrace(ctx, &req.Header)
-	err := hc.Do(req, resp)
+	err := p.send(x, hc, req, resp)
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "upstream failure")

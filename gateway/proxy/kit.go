@@ -43,6 +43,7 @@ type exchange struct {
 	responding bool
 
 	body      clientBody
+	watch     clientWatch
 	uri       []byte // the upstream request target, reused
 	clientErr error  // set when reading from the client failed
 	span      trace.Span
@@ -65,6 +66,7 @@ func newExchange(p *Proxy) *exchange {
 	x := &exchange{p: p}
 	x.req.x, x.up.x, x.resp.x = x, x, x
 	x.body.x = x
+	x.watch.init()
 	return x
 }
 
@@ -88,7 +90,8 @@ func (x *exchange) reset() {
 	x.body.reset()
 	x.pc.Reset()
 	clear(x.pending)
-	*x = exchange{p: x.p, req: x.req, up: x.up, resp: x.resp, body: x.body, pending: x.pending[:0], pc: x.pc, uri: x.uri[:0]}
+	*x = exchange{p: x.p, req: x.req, up: x.up, resp: x.resp, body: x.body, pending: x.pending[:0], pc: x.pc, uri: x.uri[:0],
+		watch: clientWatch{timer: x.watch.timer, done: x.watch.done}}
 }
 
 // applyPending makes ctx.Response the response being sent and applies the

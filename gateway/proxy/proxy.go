@@ -195,8 +195,11 @@ func (p *Proxy) Server() *fasthttp.Server {
 		NoDefaultDate:                 false,
 		DisableHeaderNamesNormalizing: false,
 		CloseOnShutdown:               true,
-		ConnState:                     p.opts.ConnState,
-		Logger:                        fasthttpLogger{p.log},
+		// Idle worker goroutines go after 2 s (fasthttp's default is 10 s),
+		// so a burst does not leave hundreds waiting.
+		MaxIdleWorkerDuration: 2 * time.Second,
+		ConnState:             p.opts.ConnState,
+		Logger:                fasthttpLogger{p.log},
 	}
 }
 

@@ -83,18 +83,14 @@ func (u *upstreams) newClient(k poolKey) *fasthttp.HostClient {
 		write:  millis(k.write, 60000),
 	}
 	hc := &fasthttp.HostClient{
-		Addr:                          k.addr,
-		IsTLS:                         k.tls,
-		Dial:                          d.dial,
-		MaxConns:                      u.opts.MaxConnsPerHost,
-		MaxConnWaitTimeout:            connect,
-		MaxIdleConnDuration:           u.opts.IdleConnTimeout,
-		NoDefaultUserAgentHeader:      true,
-		DisablePathNormalizing:        true,
-		DisableHeaderNamesNormalizing: false,
-		StreamResponseBody:            true,
-		// Retries are the proxy's own, per service.retries (roundTrip): a
-		// pooled connection the upstream closed counts as a try.
+		Addr:                k.addr,
+		IsTLS:               k.tls,
+		Dial:                d.dial,
+		MaxConns:            u.opts.MaxConnsPerHost,
+		MaxConnWaitTimeout:  connect,
+		MaxIdleConnDuration: u.opts.IdleConnTimeout,
+		// The proxy makes its own round trips on the client's pool
+		// (send), with its own retries (roundTrip).
 		MaxIdemponentCallAttempts: 1,
 	}
 	if k.tls {
@@ -147,7 +143,11 @@ type deadlineConn struct {
 	clock           *coarseClock
 	read, write     time.Duration
 	readAt, writeAt time.Time // the deadlines in force
+	uses            int       // requests sent on an upstream connection
 }
+
+// NetConn returns the wrapped connection.
+func (c *deadlineConn) NetConn() net.Conn { return c.Conn }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
 	if c.read > 0 {
