@@ -183,3 +183,26 @@ func isSpecial(name string) bool {
 	}
 	return false
 }
+
+// TestKitQueryAfterEdit checks that Request.Query reads a query a plugin
+// replaced with Upstream.SetRawQuery, as upstream edits are made in place.
+func TestKitQueryAfterEdit(t *testing.T) {
+	p := New(Options{})
+	t.Cleanup(p.Close)
+	var ctx fasthttp.RequestCtx
+	var req fasthttp.Request
+	req.SetRequestURI("/x?apikey=k&a=1")
+	ctx.Init(&req, nil, nil)
+	x := newExchange(p)
+	x.begin(&ctx)
+	if v, ok := x.pc.Request.Query("apikey"); !ok || v != "k" {
+		t.Fatalf("Query(apikey) = %q %v before the edit", v, ok)
+	}
+	x.pc.Upstream.SetRawQuery("a=2")
+	if _, ok := x.pc.Request.Query("apikey"); ok {
+		t.Fatal("Query(apikey) still found after SetRawQuery removed it")
+	}
+	if v, _ := x.pc.Request.Query("a"); v != "2" || x.pc.Request.RawQuery() != "a=2" {
+		t.Fatalf("Query(a) = %q, RawQuery %q after the edit", v, x.pc.Request.RawQuery())
+	}
+}

@@ -29,7 +29,8 @@ type exchange struct {
 	// method, host, path and query are the client's, copied once: the
 	// request's own buffers are rewritten for the upstream in place.
 	method, host, path, query string
-	queryEdited               bool // a plugin called Upstream.SetRawQuery
+	queryEdited               bool          // a plugin called Upstream.SetRawQuery
+	args                      fasthttp.Args // the edited query, parsed
 	match                     router.Match
 
 	start, sent time.Time
@@ -131,6 +132,10 @@ func (r *kitRequest) RawQuery() string { return r.x.query }
 
 func (r *kitRequest) Query(name string) (string, bool) {
 	args := r.x.ctx.QueryArgs()
+	if r.x.queryEdited { // upstream edits are made in place: read the edited query
+		args = &r.x.args
+		args.Parse(r.x.query)
+	}
 	if !args.Has(name) {
 		return "", false
 	}
