@@ -11,6 +11,7 @@ package proxy
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -365,7 +366,7 @@ type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	if l.log.Enabled(context.Background(), slog.LevelDebug) {
-		l.log.Debug("fasthttp", "msg", sprintf(format, args...))
+		l.log.Debug("fasthttp", "msg", fmt.Sprintf(format, args...))
 	}
 }
 

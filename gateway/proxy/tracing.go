@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/attribute"
@@ -49,7 +48,5 @@ func (c headerCarrier) Keys() []string {
 	}
 	return keys
 }
-
-func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
 
 var _ propagation.TextMapCarrier = headerCarrier{}
