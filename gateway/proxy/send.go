@@ -26,8 +26,8 @@ var errClientGone = errors.New("proxy: the client closed its connection while th
 // is small and of known length, else as a stream that gives the
 // connection back when the server has written it. fasthttp's HostClient.Do
 // does the same, but it holds the connection where a client that goes away
-// cannot reach it: here the exchange holds it (x.hold), so that the
-// watcher can close it (watchClient).
+// cannot reach it: here the exchange holds it (clientWatch.hold), so that
+// the watch can close it when the client goes away.
 func (p *Proxy) send(x *exchange, hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) error {
 	cc, err := hc.AcquireConn(millis(x.match.Service.ConnectTimeout, 60000), false)
 	if err != nil {
@@ -60,8 +60,9 @@ func (p *Proxy) send(x *exchange, hc *fasthttp.HostClient, req *fasthttp.Request
 		hc.CloseConn(cc)
 		return staleOr(err, reused)
 	}
-	keep := !resp.ConnectionClose() && !req.ConnectionClose()
-	status, cl := resp.StatusCode(), resp.Header.ContentLength()
+	status := resp.StatusCode()
+	keep := !resp.ConnectionClose() && !req.ConnectionClose() && status != fasthttp.StatusSwitchingProtocols
+	cl := resp.Header.ContentLength()
 	if req.Header.IsHead() || status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified {
 		resp.SkipBody = true
 		cl = 0
