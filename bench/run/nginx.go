@@ -76,9 +76,10 @@ func startNginx(dir, upstream string) (*refProxy, error) {
 	return startRef("nginx", cmd, listen, filepath.Join(dir, "nginx.out"), "see "+filepath.Join(dir, "error.log"))
 }
 
-// startBareProxy starts bench/bareproxy (bare httputil.ReverseProxy) in a
-// process of its own, `sluice bench bareproxy`, in front of upstream.
-func startBareProxy(dir, binary, upstream string) (*refProxy, error) {
+// startBareProxy starts bench/bareproxy on engine (httputil or fasthttp)
+// in a process of its own, `sluice bench bareproxy -engine ENGINE`, in
+// front of upstream.
+func startBareProxy(dir, binary, upstream, engine string) (*refProxy, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -86,9 +87,9 @@ func startBareProxy(dir, binary, upstream string) (*refProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(binary, "bench", "bareproxy", "-addr", listen, "-upstream", upstream)
-	out := filepath.Join(dir, "bareproxy.out")
-	return startRef("bare httputil proxy", cmd, listen, out, "see "+out)
+	cmd := exec.Command(binary, "bench", "bareproxy", "-engine", engine, "-addr", listen, "-upstream", upstream)
+	out := filepath.Join(dir, engine+".out")
+	return startRef("bare "+engine+" proxy", cmd, listen, out, "see "+out)
 }
 
 // freeAddr returns a loopback address with a port free at the moment.

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -94,8 +93,8 @@ func (b *bench) throughput(ctx context.Context) ([]report.Throughput, []string, 
 		start        func() (*refProxy, error)
 	}{
 		{"nginx", "nginx", func() (*refProxy, error) { return startNginx(filepath.Join(b.opts.Out, "nginx"), b.upstream) }},
-		{bareFastTarget, "bare fasthttp", func() (*refProxy, error) { return startBareFastHTTP(bareDir, b.opts.Binary, b.upstream) }},
-		{bareTarget, "bare httputil", func() (*refProxy, error) { return startBareProxy(bareDir, b.opts.Binary, b.upstream) }},
+		{bareFastTarget, "bare fasthttp", func() (*refProxy, error) { return startBareProxy(bareDir, b.opts.Binary, b.upstream, "fasthttp") }},
+		{bareTarget, "bare httputil", func() (*refProxy, error) { return startBareProxy(bareDir, b.opts.Binary, b.upstream, "httputil") }},
 	}
 	for _, ref := range refs {
 		if ctx.Err() != nil {
@@ -167,22 +166,6 @@ func (b *bench) throughput(ctx context.Context) ([]report.Throughput, []string, 
 			backend, row.RPS, row.CPUMicrosPerRequest, row.HitRatio, row.DatastoreQPS, row.OpenRate, row.LatencyMS.P50, row.LatencyMS.P99, row.ClosedErrors, row.OpenErrors)
 	}
 	return rows, notes, nil
-}
-
-// startBareFastHTTP starts bench/bareproxy's fasthttp engine in a process
-// of its own, `sluice bench bareproxy -engine fasthttp`, in front of
-// upstream; startBareProxy starts the httputil one.
-func startBareFastHTTP(dir, binary, upstream string) (*refProxy, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	listen, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(binary, "bench", "bareproxy", "-engine", "fasthttp", "-addr", listen, "-upstream", upstream)
-	out := filepath.Join(dir, "fasthttp.out")
-	return startRef("bare fasthttp proxy", cmd, listen, out, "see "+out)
 }
 
 func (b *bench) args() []string {
