@@ -16,6 +16,9 @@
 #   nginx     nginx (Debian nginx-light) as a reverse proxy with upstream keepalive
 #             (perf-scripts/nginx.conf, generated into the temp dir); skipped with a
 #             note when nginx is not installed
+#   nginx-kong  the same nginx, location /kong/, sending upstream the headers Kong's
+#             nginx template sets (X-Forwarded-*, X-Real-IP) plus Via: the same
+#             header work Sluice does (not in the default list)
 #   fasthttp  `sluice bench bareproxy -engine fasthttp` (bench/bareproxy, fasthttp.HostClient)
 #   httputil  `sluice bench bareproxy -engine httputil` (bench/bareproxy, httputil.ReverseProxy)
 #   plain     sluice, /plain: a route without plugins
@@ -62,16 +65,16 @@ esac
 has() { [[ " $TARGETS " == *" $1 "* ]]; }
 for t in $TARGETS; do
   case $t in
-    nginx|fasthttp|httputil|plain|auth) ;;
+    nginx|nginx-kong|fasthttp|httputil|plain|auth) ;;
     plain2|auth2) [ -n "${GW_BIN2:-}" ] || die "TARGETS: $t needs GW_BIN2 (a second sluice binary)" ;;
-    *) die "TARGETS: unknown target $t (valid: nginx fasthttp httputil plain auth plain2 auth2)" ;;
+    *) die "TARGETS: unknown target $t (valid: nginx nginx-kong fasthttp httputil plain auth plain2 auth2)" ;;
   esac
 done
 NOTES=()
 NGINX=$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)
 if has nginx && [ -z "$NGINX" ]; then
   NOTES+=("nginx skipped: not installed (apt-get install nginx-light); no vs nginx ratio")
-  T=""; for t in $TARGETS; do [ "$t" = nginx ] || T+="$t "; done; TARGETS=$T
+  T=""; for t in $TARGETS; do [ "$t" = nginx ] || [ "$t" = nginx-kong ] || T+="$t "; done; TARGETS=$T
 fi
 [ -n "${TARGETS// /}" ] || die "TARGETS: nothing left to measure"
 
@@ -122,6 +125,20 @@ http {
             proxy_set_header Connection "";
             proxy_buffering on;
         }
+        location /kong/ {
+            proxy_pass http://backend/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Real-IP \$remote_addr;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$host;
+            proxy_set_header X-Forwarded-Port \$server_port;
+            proxy_set_header X-Forwarded-Path \$request_uri;
+            proxy_set_header X-Forwarded-Prefix /kong;
+            proxy_set_header Via "1.1 kong/3.9.0";
+            proxy_buffering on;
+        }
     }
 }
 EOF
@@ -149,17 +166,17 @@ start_node() { # bin proxy_port admin_port status_port dbfile -> configured node
   adm POST /routes/auth/plugins '{"name":"key-auth"}'
   adm POST /routes/auth/plugins '{"name":"rate-limiting","config":{"second":100000000,"hour":1000000000000}}'
 }
-if has nginx; then start_nginx; fi
+if has nginx || has nginx-kong; then start_nginx; fi
 if has fasthttp; then start_bare fasthttp $FAST; FASTPID=$BAREPID; fi
 if has httputil; then start_bare httputil $HTTPUTIL; HTTPUTILPID=$BAREPID; fi
 if has plain || has auth; then start_node "$GW_BIN" $PX $ADM $STS "$W/sluice.db"; SLUICEPID=$NODEPID; fi
 if has plain2 || has auth2; then start_node "$GW_BIN2" $PX2 19301 19302 "$W/sluice2.db"; SLUICE2PID=$NODEPID; fi
 
-url_of() { case $1 in nginx) echo http://127.0.0.1:$NGX/ ;; fasthttp) echo http://127.0.0.1:$FAST/ ;;
+url_of() { case $1 in nginx) echo http://127.0.0.1:$NGX/ ;; nginx-kong) echo http://127.0.0.1:$NGX/kong/ ;; fasthttp) echo http://127.0.0.1:$FAST/ ;;
   httputil) echo http://127.0.0.1:$HTTPUTIL/ ;; plain) echo http://127.0.0.1:$PX/plain ;; auth) echo http://127.0.0.1:$PX/auth ;;
   plain2) echo http://127.0.0.1:$PX2/plain ;; auth2) echo http://127.0.0.1:$PX2/auth ;; esac; }
 pids_of() { # the processes whose CPU a target's requests cost
-  case $1 in nginx) echo "$NGXPID" $(pgrep -P "$NGXPID") ;; fasthttp) echo "$FASTPID" ;; httputil) echo "$HTTPUTILPID" ;;
+  case $1 in nginx|nginx-kong) echo "$NGXPID" $(pgrep -P "$NGXPID") ;; fasthttp) echo "$FASTPID" ;; httputil) echo "$HTTPUTILPID" ;;
   *2) echo "$SLUICE2PID" ;; *) echo "$SLUICEPID" ;; esac; }
 hdr_of() { case $1 in auth*) echo "apikey: bench-key" ;; *) echo "X-Bench: 1" ;; esac; }
 label_of() { # the target's name in the markdown table
@@ -167,6 +184,7 @@ label_of() { # the target's name in the markdown table
     nginx) local pkg=""
            dpkg-query -W -f '${Status}' nginx-light 2>/dev/null | grep -q "ok installed" && pkg=" (Debian \`nginx-light\`)"
            echo "nginx $("$NGINX" -v 2>&1 | sed 's#.*/##')$pkg, $GMP worker(s)" ;;
+    nginx-kong) echo "the same nginx sending Kong's upstream headers (X-Forwarded-*, X-Real-IP, Via)" ;;
     fasthttp) echo "bare fasthttp proxy (\`bench/bareproxy\`, fasthttp $(cd "$ROOT" && go list -m -f '{{.Version}}' github.com/valyala/fasthttp), \`HostClient\`)" ;;
     httputil) echo "bare \`httputil.ReverseProxy\` (\`bench/bareproxy\`)" ;;
     plain) echo "Sluice $REV, route without plugins" ;;
