@@ -175,6 +175,10 @@ type countingConn struct {
 	state atomic.Int32
 }
 
+// NetConn returns the wrapped connection, so that the proxy can reach the
+// TCP connection underneath (to notice a client that goes away).
+func (c *countingConn) NetConn() net.Conn { return c.Conn }
+
 // kongCollector reads Kong's node-level families at scrape time.
 type kongCollector struct {
 	m        *metrics

@@ -242,3 +242,28 @@ func TestWebSocketUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// wrapConn is another package's connection wrapper (the node's counting
+// listener) that exposes what it wraps.
+type wrapConn struct{ net.Conn }
+
+func (w wrapConn) NetConn() net.Conn { return w.Conn }
+
+// TestTCPConnUnwraps checks that the client watch reaches the TCP
+// connection under every wrapper that exposes NetConn, and gives up on one
+// that does not.
+func TestTCPConnUnwraps(t *testing.T) {
+	up := newRecorder(t)
+	c, err := net.Dial("tcp", up.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	wrapped := wrapConn{&deadlineConn{Conn: c}}
+	if got := tcpConn(wrapped); got != c {
+		t.Fatalf("tcpConn(wrapped) = %v, want the TCP connection", got)
+	}
+	if got := tcpConn(struct{ net.Conn }{c}); got != nil {
+		t.Fatalf("tcpConn of an opaque wrapper = %v, want nil", got)
+	}
+}
