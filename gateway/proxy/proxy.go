@@ -13,7 +13,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,9 +75,6 @@ type Options struct {
 	// (keepalive_timeout) and SendTimeout the time between two writes to
 	// the client (send_timeout). 0 means nginx's 60s, 60s, 75s and 60s.
 	HeaderTimeout, BodyTimeout, KeepaliveTimeout, SendTimeout time.Duration
-	// ConnState, when set, is told of every client connection's state
-	// changes (for Kong's nginx connection metrics).
-	ConnState func(net.Conn, fasthttp.ConnState)
 }
 
 // Observation describes one request for metrics.
@@ -199,7 +195,6 @@ func (p *Proxy) Server() *fasthttp.Server {
 		// Idle worker goroutines go after 2 s (fasthttp's default is 10 s),
 		// so a burst does not leave hundreds waiting.
 		MaxIdleWorkerDuration: 2 * time.Second,
-		ConnState:             p.opts.ConnState,
 		Logger:                fasthttpLogger{p.log},
 	}
 }
