@@ -43,6 +43,11 @@ func TestDataplaneDefaultConfig(t *testing.T) {
 			// %s is the route's path.
 			{"content-length-with-transfer-encoding", "POST %s/cl-te HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n" +
 				"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+			{"content-length-with-mixed-case-transfer-encoding", "POST %s/cl-te-case HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n" +
+				"tRaNsFeR-eNcOdInG: chunked\r\n\r\n0\r\n\r\n"},
+			{"content-length-with-identity-coding", "POST %s/cl-identity HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n" +
+				"Transfer-Encoding: identity\r\n\r\nabc"},
+			{"identity-coding-alone", "POST %s/identity HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\nabc"},
 			{"obs-fold", "GET %s/fold HTTP/1.1\r\nHost: x\r\nX-A: a\r\n  folded\r\n\r\n"},
 			{"chunk-size-zz", "POST %s/zz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"},
 			{"chunk-size-negative", "POST %s/neg HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nabc\r\n0\r\n\r\n"},

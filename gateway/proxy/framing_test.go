@@ -147,6 +147,9 @@ func TestFramingRefusedBeforeUpstream(t *testing.T) {
 		status    int
 	}{
 		{"content-length with chunked", "POST /b/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled, 400},
+		{"content-length with mixed-case chunked", "POST /b/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\ntRaNsFeR-eNcOdInG: chunked\r\n\r\n0\r\n\r\n" + smuggled, 400},
+		{"content-length with identity coding", "POST /b/ HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: identity\r\n\r\nabc" + smuggled, 400},
+		{"identity coding alone", "POST /b/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\nabc" + smuggled, 400},
 		{"obs-fold", "POST /b/ HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  folded\r\nContent-Length: 3\r\n\r\nabc" + smuggled, 400},
 		{"folded transfer-encoding", "POST /b/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\nContent-Length: 3\r\n\r\nabc" + smuggled, 400},
 		{"chunk size zz", "POST /b/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n" + smuggled, 400},

@@ -30,6 +30,7 @@ func FuzzRequestFraming(f *testing.F) {
 		"POST /s/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
 		"POST /b/ HTTP/1.1\r\nHost: x\r\nX: 1\r\n folded\r\nContent-Length: 1\r\n\r\na",
 		"GET /b/ HTTP/1.1\r\nHost: x\r\n\r\nGET /s/ HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /b/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\nabcGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
 	} {
 		f.Add([]byte(seed))
 	}

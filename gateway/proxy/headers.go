@@ -67,37 +67,53 @@ func clientIP(ctx *fasthttp.RequestCtx) string {
 }
 
 // badFraming returns why a request head is refused under RFC 9112, or ""
-// when it is fine. fasthttp already refuses duplicate Content-Length,
-// Transfer-Encoding on HTTP/1.0 and unknown codings; it accepts two cases
-// that a proxy must not pass on: Content-Length together with
-// Transfer-Encoding (§6.1: the message is a smuggling attempt), and header
-// lines folded onto a continuation line (§5.2, obs-fold), which it joins.
+// when it is fine. fasthttp refuses duplicate Content-Length, a second
+// Transfer-Encoding, Transfer-Encoding on HTTP/1.0 and codings it does not
+// know. It accepts three things a proxy must not pass on, which one pass
+// over the head as received finds: header lines folded onto a
+// continuation line (§5.2, obs-fold; fasthttp joins them), Content-Length
+// together with Transfer-Encoding (§6.1: a smuggling attempt; fasthttp
+// lets chunked win), and Transfer-Encoding "identity" (not a coding since
+// RFC 9112; fasthttp ignores it and frames the body by Content-Length, or
+// as empty, so the body's bytes would be read as the next request).
 func badFraming(h *fasthttp.RequestHeader) string {
-	raw := h.RawHeaders()
-	if bytes.Contains(raw, []byte("\n ")) || bytes.Contains(raw, []byte("\n\t")) {
-		return "obs-fold"
-	}
-	if h.ContentLength() == -1 && hasFieldFold(raw, "content-length") {
-		return "content-length with transfer-encoding"
-	}
-	return ""
-}
-
-// hasFieldFold reports whether the raw header block has a field named
-// name (lowercase), ignoring case.
-func hasFieldFold(raw []byte, name string) bool {
-	for len(raw) > 0 {
+	var te, cl bool
+	for raw := h.RawHeaders(); len(raw) > 0; {
 		line := raw
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
 			line, raw = raw[:i], raw[i+1:]
 		} else {
 			raw = nil
 		}
-		if k, _, ok := bytes.Cut(line, []byte(":")); ok && strings.EqualFold(string(bytes.TrimSpace(k)), name) {
-			return true
+		if len(line) == 0 {
+			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return "obs-fold"
+		}
+		switch line[0] | 0x20 {
+		case 't':
+			te = te || isField(line, fieldTE)
+		case 'c':
+			cl = cl || isField(line, fieldCL)
 		}
 	}
-	return false
+	switch {
+	case te && cl:
+		return "content-length with transfer-encoding"
+	case te && h.ContentLength() != -1:
+		return "transfer-encoding other than chunked"
+	}
+	return ""
+}
+
+// The framing fields, lowercase, for isField.
+var fieldTE, fieldCL = []byte("transfer-encoding"), []byte("content-length")
+
+// isField reports whether the raw header line is field name, ignoring
+// case.
+func isField(line, name []byte) bool {
+	return len(line) > len(name) && line[len(name)] == ':' && bytes.EqualFold(line[:len(name)], name)
 }
 
 // removeHopHeaders deletes the hop-by-hop headers from a request or
