@@ -209,6 +209,14 @@ func TestResolveDoesNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { set.Resolve(0, ctx) }); n != 0 {
 		t.Fatalf("Resolve allocates %v times", n)
 	}
+	found := 0
+	if n := testing.AllocsPerRun(100, func() {
+		for range set.Applicable(ctx, plugins.PhaseAccess) {
+			found++
+		}
+	}); n != 0 || found == 0 {
+		t.Fatalf("Applicable allocates %v times (found %d handlers)", n, found)
+	}
 }
 
 func BenchmarkSetResolve(b *testing.B) {

@@ -3,6 +3,7 @@ package plugins
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"sort"
 
 	"github.com/sluice-gw/sluice/gateway/entity"
@@ -52,20 +53,10 @@ const (
 // phasesOf returns the phases h implements.
 func phasesOf(h Handler) Phases {
 	var p Phases
-	if _, ok := h.(Rewriter); ok {
-		p |= PhaseRewrite
-	}
-	if _, ok := h.(Accessor); ok {
-		p |= PhaseAccess
-	}
-	if _, ok := h.(HeaderFilterer); ok {
-		p |= PhaseHeaderFilter
-	}
-	if _, ok := h.(BodyFilterer); ok {
-		p |= PhaseBodyFilter
-	}
-	if _, ok := h.(Logger); ok {
-		p |= PhaseLog
+	for ph := PhaseRewrite; ph <= PhaseLog; ph <<= 1 {
+		if implements(h, ph) {
+			p |= ph
+		}
 	}
 	return p
 }
@@ -213,21 +204,53 @@ func (s *Set) Rewrite(c *Context) bool {
 	return true
 }
 
+// Applicable yields, in priority order, the name and most specific
+// instance of each plugin that implements phase and applies to c's route,
+// service and consumer. Each plugin is resolved when its turn comes, so a
+// consumer that an earlier plugin authenticated is taken into account.
+// Engines use it to run a phase with their own instrumentation.
+func (s *Set) Applicable(c *Context, phase Phases) iter.Seq2[string, Handler] {
+	return func(yield func(string, Handler) bool) {
+		if !s.Has(phase) {
+			return
+		}
+		for i := range s.entries {
+			if s.entries[i].phases&phase == 0 {
+				continue
+			}
+			if name, h, ok := s.Resolve(i, c); ok && implements(h, phase) && !yield(name, h) {
+				return
+			}
+		}
+	}
+}
+
+// implements reports whether h implements phase (one phase bit).
+func implements(h Handler, phase Phases) bool {
+	var ok bool
+	switch phase {
+	case PhaseRewrite:
+		_, ok = h.(Rewriter)
+	case PhaseAccess:
+		_, ok = h.(Accessor)
+	case PhaseHeaderFilter:
+		_, ok = h.(HeaderFilterer)
+	case PhaseBodyFilter:
+		_, ok = h.(BodyFilterer)
+	case PhaseLog:
+		_, ok = h.(Logger)
+	}
+	return ok
+}
+
 // Access runs the access phase of every applicable plugin in order and
 // reports whether the request goes on upstream (false: a plugin called
 // Exit). A nil Set runs nothing.
 func (s *Set) Access(c *Context) bool {
-	for i := range s.Len() {
-		if s.entries[i].phases&PhaseAccess == 0 {
-			continue
-		}
-		if _, h, ok := s.Resolve(i, c); ok {
-			if a, ok := h.(Accessor); ok {
-				a.Access(c)
-				if _, _, exited := c.Exited(); exited {
-					return false
-				}
-			}
+	for _, h := range s.Applicable(c, PhaseAccess) {
+		h.(Accessor).Access(c)
+		if _, _, exited := c.Exited(); exited {
+			return false
 		}
 	}
 	return true
@@ -235,73 +258,33 @@ func (s *Set) Access(c *Context) bool {
 
 // HeaderFilter runs the header_filter phase of every applicable plugin.
 func (s *Set) HeaderFilter(c *Context) {
-	if !s.Has(PhaseHeaderFilter) {
-		return
-	}
-	for i := range s.entries {
-		if s.entries[i].phases&PhaseHeaderFilter == 0 {
-			continue
-		}
-		if _, h, ok := s.Resolve(i, c); ok {
-			if f, ok := h.(HeaderFilterer); ok {
-				f.HeaderFilter(c)
-			}
-		}
+	for _, h := range s.Applicable(c, PhaseHeaderFilter) {
+		h.(HeaderFilterer).HeaderFilter(c)
 	}
 }
 
 // BodyFilter passes chunk through the body_filter phase of every
 // applicable plugin, in order, and returns what to send.
 func (s *Set) BodyFilter(c *Context, chunk []byte, eof bool) []byte {
-	if !s.Has(PhaseBodyFilter) {
-		return chunk
-	}
-	for i := range s.entries {
-		if s.entries[i].phases&PhaseBodyFilter == 0 {
-			continue
-		}
-		if _, h, ok := s.Resolve(i, c); ok {
-			if f, ok := h.(BodyFilterer); ok {
-				chunk = f.BodyFilter(c, chunk, eof)
-			}
-		}
+	for _, h := range s.Applicable(c, PhaseBodyFilter) {
+		chunk = h.(BodyFilterer).BodyFilter(c, chunk, eof)
 	}
 	return chunk
 }
 
 // Log runs the log phase of every applicable plugin.
 func (s *Set) Log(c *Context) {
-	if !s.Has(PhaseLog) {
-		return
-	}
-	for i := range s.entries {
-		if s.entries[i].phases&PhaseLog == 0 {
-			continue
-		}
-		if _, h, ok := s.Resolve(i, c); ok {
-			if l, ok := h.(Logger); ok {
-				l.Log(c)
-			}
-		}
+	for _, h := range s.Applicable(c, PhaseLog) {
+		h.(Logger).Log(c)
 	}
 }
 
 // AppliesBodyFilter reports whether some body filter applies to c's
-// route, service and consumer: the engine then streams the response
+// route, service and consumer: the engine then passes the response body
 // through BodyFilter.
 func (s *Set) AppliesBodyFilter(c *Context) bool {
-	if !s.Has(PhaseBodyFilter) {
-		return false
-	}
-	for i := range s.entries {
-		if s.entries[i].phases&PhaseBodyFilter == 0 {
-			continue
-		}
-		if _, h, ok := s.Resolve(i, c); ok {
-			if _, ok := h.(BodyFilterer); ok {
-				return true
-			}
-		}
+	for range s.Applicable(c, PhaseBodyFilter) {
+		return true
 	}
 	return false
 }

@@ -299,19 +299,11 @@ func (p *Proxy) access(x *exchange) bool {
 		return x.set.Access(&x.pc)
 	}
 	c := &x.pc
-	for i := range x.set.Len() {
-		name, h, ok := x.set.Resolve(i, c)
-		if !ok {
-			continue
-		}
-		a, ok := h.(plugins.Accessor)
-		if !ok {
-			continue
-		}
+	for name, h := range x.set.Applicable(c, plugins.PhaseAccess) {
 		parent := c.Ctx
 		var span trace.Span
 		c.Ctx, span = p.tracer.Start(parent, "sluice.access.plugin."+name)
-		a.Access(c)
+		h.(plugins.Accessor).Access(c)
 		span.End()
 		c.Ctx = parent
 		if _, _, exited := c.Exited(); exited {
