@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -49,6 +50,7 @@ type clientBody struct {
 	n      int64     // bytes received
 	mem    []byte    // the first bytes (all of them unless spooled)
 	file   *os.File  // the rest, when mem is full
+	eof    bool      // the whole body was read
 	err    error
 }
 
@@ -109,6 +111,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		return 0, b.err
 	}
 	if b.length > 0 && b.n >= b.length {
+		b.eof = true
 		return 0, io.EOF
 	}
 	_ = b.ctx.SetReadDeadline(b.x.p.clock.Now().Add(b.x.p.opts.BodyTimeout + coarseTick))
@@ -123,6 +126,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 			b.err = errClosed
 			return n, b.err
 		}
+		b.eof = true
 		return n, io.EOF
 	}
 	if err != nil {
@@ -273,6 +277,34 @@ func (b *clientBody) attach(req *fasthttp.Request, buffer bool) error {
 	}
 	return nil
 }
+
+// unfinished reports whether a body streaming upstream is still partly on
+// the client's connection (the upstream answered before taking it all).
+func (b *clientBody) unfinished() bool {
+	return b.state == bodyStreaming && !b.eof && b.err == nil
+}
+
+// linger reads and drops what is left of a body the upstream did not take,
+// for at most lingerTime, after the answer is out: closing a connection
+// with unread bytes resets it, and the client may then lose the answer
+// (nginx's lingering_close).
+func linger(ctx *fasthttp.RequestCtx, stream io.Reader) {
+	end := time.Now().Add(lingerTime)
+	buf := make([]byte, 16<<10)
+	for time.Now().Before(end) {
+		next := time.Now().Add(lingerTimeout)
+		if next.After(end) {
+			next = end
+		}
+		_ = ctx.SetReadDeadline(next)
+		if _, err := stream.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// nginx's lingering_time and lingering_timeout.
+const lingerTime, lingerTimeout = 30 * time.Second, 5 * time.Second
 
 // replayable reports whether the body can be sent again on a retry.
 func (b *clientBody) replayable() bool {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"errors"
 	"strconv"
 	"time"
@@ -24,16 +25,12 @@ func (p *Proxy) forward(x *exchange) {
 	}
 	a := p.addrOf(svc)
 	req := &x.ctx.Request
-	if isUpgrade(&req.Header) {
-		p.prepareUpstream(x, a, true)
-		p.upgrade(x, a)
-		return
-	}
+	x.upgrading = isUpgrade(&req.Header)
 	if err := x.body.attach(req, x.match.Route.RequestBuffering); err != nil {
 		p.clientError(x, err, "")
 		return
 	}
-	p.prepareUpstream(x, a, false)
+	p.prepareUpstream(x, a)
 	resp := &x.ctx.Response
 	if err := p.roundTrip(x, a, req, resp); err != nil {
 		switch {
@@ -46,17 +43,21 @@ func (p *Proxy) forward(x *exchange) {
 		}
 		return
 	}
+	if x.upgraded != nil {
+		p.hijack(x, x.upgraded)
+		return
+	}
 	p.respond(x)
 }
 
 // prepareUpstream turns the client's request into the upstream request in
 // place: hop-by-hop headers out (kept for an upgrade), Kong's forwarded
 // headers in, the upstream path and Host.
-func (p *Proxy) prepareUpstream(x *exchange, a *svcAddr, upgrade bool) {
+func (p *Proxy) prepareUpstream(x *exchange, a *svcAddr) {
 	req := &x.ctx.Request
 	h := &req.Header
 	h.ResetConnectionClose()
-	p.setForwarded(x, upgrade)
+	p.setForwarded(x, x.upgrading)
 	uri := append(x.uri[:0], x.match.UpstreamPath(x.path)...)
 	if x.query != "" {
 		uri = append(append(uri, '?'), x.query...)
@@ -127,6 +128,12 @@ func (p *Proxy) retryable(x *exchange, err error) bool {
 	if errors.As(err, &de) {
 		return x.body.state != bodyStreaming || x.body.n == 0
 	}
+	return x.replayable()
+}
+
+// replayable reports whether the request may be sent twice: an idempotent
+// method whose body is in memory.
+func (x *exchange) replayable() bool {
 	if !x.body.replayable() {
 		return false
 	}
@@ -145,9 +152,8 @@ func (p *Proxy) respond(x *exchange) {
 	resp := &x.ctx.Response
 	h := &resp.Header
 	if resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
-		// Not asked for (upgrades go through upgrade): nothing sensible
-		// can be forwarded.
-		_ = resp.CloseBodyStream()
+		// Not asked for: nothing sensible can be forwarded (send closed
+		// the connection).
 		p.upstreamFailed(x, errors.New("proxy: unsolicited 101 Switching Protocols"))
 		return
 	}
@@ -172,6 +178,18 @@ func (p *Proxy) respond(x *exchange) {
 	}
 	if x.set.Has(plugins.PhaseBodyFilter) && x.set.AppliesBodyFilter(&x.pc) {
 		p.filterBody(x)
+	}
+	if x.body.unfinished() && resp.BodyStream() == nil {
+		// The upstream answered (a 413, say) before taking the whole body:
+		// send the answer, then drain the rest of the body before the
+		// connection closes, so that the client gets to read the answer.
+		body, ctx, stream := append([]byte(nil), resp.Body()...), x.ctx, x.body.stream
+		resp.SetConnectionClose()
+		resp.SetBodyStreamWriter(func(w *bufio.Writer) {
+			if _, err := w.Write(body); err == nil && w.Flush() == nil {
+				linger(ctx, stream)
+			}
+		})
 	}
 }
 

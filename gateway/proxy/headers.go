@@ -14,12 +14,14 @@ import (
 	"github.com/sluice-gw/sluice/gateway/entity"
 )
 
-// hopHeaders are the hop-by-hop headers (RFC 9110 §7.6.1) never forwarded.
-// fasthttp keeps Connection and Transfer-Encoding apart from the other
-// headers and frames each message itself.
+// hopHeaders are the hop-by-hop headers (RFC 9110 §7.6.1) never forwarded,
+// and Expect, which the proxy's own server answers (100 Continue) before it
+// reads the body, as nginx does. fasthttp keeps Connection and
+// Transfer-Encoding apart from the other headers and frames each message
+// itself.
 var hopHeaders = [...]string{
 	"Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Upgrade",
+	"Proxy-Authorization", "Te", "Trailer", "Upgrade", "Expect",
 }
 
 // methods are the common methods as constant strings, so that the request
@@ -164,7 +166,7 @@ func isHopOrOurs(k []byte) bool {
 		return bytes.EqualFold(k, []byte("connection"))
 	case 'v':
 		return bytes.EqualFold(k, []byte("via"))
-	case 'p', 'k', 't', 'u':
+	case 'p', 'k', 't', 'u', 'e':
 		for _, h := range hopHeaders {
 			if bytes.EqualFold(k, []byte(h)) {
 				return true

@@ -45,8 +45,10 @@ type exchange struct {
 
 	body      clientBody
 	watch     clientWatch
-	uri       []byte // the upstream request target, reused
-	clientErr error  // set when reading from the client failed
+	upgrading bool          // the client asked for a protocol switch
+	upgraded  *upgradedConn // the service agreed: the connection to splice
+	uri       []byte        // the upstream request target, reused
+	clientErr error         // set when reading from the client failed
 	span      trace.Span
 }
 

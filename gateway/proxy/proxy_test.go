@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net"
@@ -353,28 +352,5 @@ func TestObservation(t *testing.T) {
 	}
 	if o.RequestBytes != 12 || o.ResponseBytes != int64(len(body)) {
 		t.Errorf("observed %d request and %d response bytes, want 12 and %d", o.RequestBytes, o.ResponseBytes, len(body))
-	}
-}
-
-// TestHTTPSUpstream proxies to an HTTPS service through the same client,
-// verifying its certificate against Options.UpstreamRootCAs.
-func TestHTTPSUpstream(t *testing.T) {
-	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "secure "+r.URL.Path)
-	}))
-	t.Cleanup(up.Close)
-	svc := serviceFor(t, strings.Replace(up.URL, "https://", "http://", 1))
-	svc.Protocol = "https"
-	roots := x509.NewCertPool()
-	roots.AddCert(up.Certificate())
-	_, trusted := gateway(t, Options{UpstreamRootCAs: roots}, route("r", []string{"/s"}, true, svc))
-	req, _ := http.NewRequest(http.MethodGet, trusted.URL+"/s/x", nil)
-	if resp, body := get(t, req); resp.StatusCode != 200 || body != "secure /x" {
-		t.Fatalf("trusted CA: got %d %q, want 200 %q", resp.StatusCode, body, "secure /x")
-	}
-	_, untrusted := gateway(t, Options{}, route("r", []string{"/s"}, true, svc))
-	req, _ = http.NewRequest(http.MethodGet, untrusted.URL+"/s/x", nil)
-	if resp, body := get(t, req); resp.StatusCode != 502 {
-		t.Fatalf("unknown CA: got %d %q, want 502", resp.StatusCode, body)
 	}
 }

@@ -34,22 +34,36 @@ func (p *Proxy) send(x *exchange, hc *fasthttp.HostClient, req *fasthttp.Request
 		return err
 	}
 	conn := cc.Conn()
+	reused := markUse(conn)
+	// A request that cannot go twice must not meet a pooled connection
+	// the upstream has closed meanwhile: look first (without waiting).
+	for tries := 0; reused && !x.replayable() && tries < 4; tries++ {
+		if _, closed := peekNow(tcpConn(conn)); !closed {
+			break
+		}
+		hc.CloseConn(cc)
+		if cc, err = hc.AcquireConn(millis(x.match.Service.ConnectTimeout, 60000), false); err != nil {
+			return err
+		}
+		conn = cc.Conn()
+		reused = markUse(conn)
+	}
 	if !x.watch.hold(conn) {
 		hc.CloseConn(cc)
 		return errClientGone
 	}
-	reused := markUse(conn)
 	bw := hc.AcquireWriter(conn)
 	err = req.Write(bw)
 	if err == nil {
 		err = bw.Flush()
 	}
 	hc.ReleaseWriter(bw)
-	if err != nil {
+	if err != nil && !answeredEarly(x, conn) {
 		x.watch.release()
 		hc.CloseConn(cc)
 		return staleOr(err, reused)
 	}
+	wrote := err == nil
 	br := hc.AcquireReader(conn)
 	resp.Reset()
 	resp.Header.SetNoDefaultContentType(true)
@@ -61,7 +75,11 @@ func (p *Proxy) send(x *exchange, hc *fasthttp.HostClient, req *fasthttp.Request
 		return staleOr(err, reused)
 	}
 	status := resp.StatusCode()
-	keep := !resp.ConnectionClose() && !req.ConnectionClose() && status != fasthttp.StatusSwitchingProtocols
+	if status == fasthttp.StatusSwitchingProtocols && x.upgrading {
+		x.upgraded = &upgradedConn{conn: conn, br: br, release: func() { hc.ReleaseReader(br); hc.CloseConn(cc) }}
+		return nil
+	}
+	keep := wrote && !resp.ConnectionClose() && !req.ConnectionClose() && status != fasthttp.StatusSwitchingProtocols
 	cl := resp.Header.ContentLength()
 	if req.Header.IsHead() || status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified {
 		resp.SkipBody = true
@@ -93,6 +111,17 @@ func (p *Proxy) send(x *exchange, hc *fasthttp.HostClient, req *fasthttp.Request
 		resp.SetBodyStream(body, -1)
 	}
 	return nil
+}
+
+// answeredEarly reports whether the upstream answered a request it did not
+// read to the end (a 413 before a large upload): the write failed, not
+// because of the client's body, and the answer is already waiting.
+func answeredEarly(x *exchange, conn net.Conn) bool {
+	if x.body.err != nil {
+		return false
+	}
+	data, _ := peekNow(tcpConn(conn))
+	return data
 }
 
 // readHead reads the response head, skipping interim 1xx responses other
@@ -186,18 +215,12 @@ func (b *upstreamBody[C]) Close() error {
 // markUse counts a use of an upstream connection and reports whether it
 // was used before.
 func markUse(c net.Conn) bool {
-	for c != nil {
-		switch v := c.(type) {
-		case *deadlineConn:
-			v.uses++
-			return v.uses > 1
-		case interface{ NetConn() net.Conn }:
-			c = v.NetConn()
-		default:
-			return false
-		}
+	dc, ok := unwrap[*deadlineConn](c)
+	if !ok {
+		return false
 	}
-	return false
+	dc.uses++
+	return dc.uses > 1
 }
 
 // watchDelay is how long an upstream call runs before the client's

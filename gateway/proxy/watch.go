@@ -103,17 +103,25 @@ func (w *clientWatch) watch() {
 
 // tcpConn unwraps c (our wrappers, TLS) to its TCP connection, or nil.
 func tcpConn(c net.Conn) *net.TCPConn {
+	tcp, _ := unwrap[*net.TCPConn](c)
+	return tcp
+}
+
+// unwrap returns the first connection of type T in c's chain of wrappers
+// that expose NetConn (ours, the node's, crypto/tls).
+func unwrap[T net.Conn](c net.Conn) (T, bool) {
 	for c != nil {
-		switch v := c.(type) {
-		case *net.TCPConn:
-			return v
-		case interface{ NetConn() net.Conn }:
-			c = v.NetConn()
-		default:
-			return nil
+		if v, ok := c.(T); ok {
+			return v, true
 		}
+		w, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = w.NetConn()
 	}
-	return nil
+	var zero T
+	return zero, false
 }
 
 // aLongTimeAgo is a deadline that makes a blocked read return.

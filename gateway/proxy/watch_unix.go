@@ -27,3 +27,25 @@ func peekClosed(c *net.TCPConn) bool {
 	})
 	return err == nil && closed
 }
+
+// peekNow reports, without waiting and without reading, whether c has
+// bytes waiting (data) or its peer has closed it (closed).
+func peekNow(c *net.TCPConn) (data, closed bool) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return false, false
+	}
+	var b [1]byte
+	_ = rc.Read(func(fd uintptr) bool {
+		n, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case rerr == syscall.EAGAIN || rerr == syscall.EINTR:
+		case rerr != nil || n == 0:
+			closed = true
+		default:
+			data = true
+		}
+		return true // never wait
+	})
+	return data, closed
+}
