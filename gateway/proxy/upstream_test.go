@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"github.com/sluice-gw/sluice/gateway/entity"
+	"github.com/valyala/fasthttp"
 	"io"
 	"net"
 	"net/http"
@@ -308,5 +310,33 @@ func TestHTTPSUpstream(t *testing.T) {
 				t.Fatalf("%d %q, want %d %q", resp.StatusCode, body, tt.status, tt.body)
 			}
 		})
+	}
+}
+
+// TestClientPools checks which services share an upstream client (and so
+// a connection pool): those at the same address, with the same TLS
+// setting and the same timeouts, all of which the client applies now,
+// HTTPS included.
+func TestClientPools(t *testing.T) {
+	p := New(Options{})
+	t.Cleanup(p.Close)
+	client := func(protocol string, port, write int) *fasthttp.HostClient {
+		s := &entity.Service{Protocol: protocol, Host: "127.0.0.1", Port: port, ConnectTimeout: 60000, WriteTimeout: write, ReadTimeout: 60000}
+		return p.upstreams.client(p.addrOf(s), s)
+	}
+	if client("http", 80, 1000) != client("http", 80, 1000) {
+		t.Error("two http services with the same address and timeouts got two clients")
+	}
+	if client("http", 80, 1000) == client("http", 80, 2000) {
+		t.Error("http services with different write_timeout share a client")
+	}
+	if client("https", 443, 1000) == client("https", 443, 2000) {
+		t.Error("https services with different write_timeout share a client; it applies write_timeout too")
+	}
+	if client("http", 8080, 1000) == client("https", 8080, 1000) {
+		t.Error("an http and an https service share a client")
+	}
+	if client("http", 80, 1000) == client("http", 81, 1000) {
+		t.Error("services at different ports share a client")
 	}
 }
