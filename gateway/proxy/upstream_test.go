@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"github.com/sluice-gw/sluice/gateway/entity"
-	"github.com/valyala/fasthttp"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +14,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sluice-gw/sluice/gateway/entity"
 )
 
 // TestUpstreamClosesKeepAlive breaks the pooled connection under the
