@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -70,10 +71,7 @@ func (b *clientBody) begin(ctx *fasthttp.RequestCtx) {
 // reset drops the body, keeping a small memory buffer for the next
 // request.
 func (b *clientBody) reset() {
-	if b.file != nil {
-		_ = b.file.Close()
-		_ = os.Remove(b.file.Name())
-	}
+	b.dropFile()
 	mem := b.mem[:0]
 	if cap(mem) > 64<<10 {
 		mem = nil
@@ -164,6 +162,16 @@ func (b *clientBody) bufferAll(memLimit int) error {
 	}
 }
 
+// dropFile removes the temporary file of a spooled body, if any.
+func (b *clientBody) dropFile() {
+	if b.file == nil {
+		return
+	}
+	_ = b.file.Close()
+	_ = os.Remove(b.file.Name())
+	b.file = nil
+}
+
 // keep stores p after what was read before.
 func (b *clientBody) keep(p []byte, memLimit int) error {
 	if room := memLimit - len(b.mem); room > 0 && b.file == nil {
@@ -219,14 +227,12 @@ func (b *clientBody) readAll(limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("proxy: body of %d bytes is over the %d asked for: %w", b.n, limit, plugins.ErrBodyTooLarge)
 	}
 	if b.file != nil { // limit above memory: bring the spooled part in
-		rest := make([]byte, b.n-int64(len(b.mem)))
-		if _, err := b.file.ReadAt(rest, 0); err != nil {
+		inMem := len(b.mem)
+		b.mem = slices.Grow(b.mem, int(b.n)-inMem)[:b.n]
+		if _, err := b.file.ReadAt(b.mem[inMem:], 0); err != nil {
 			return nil, fmt.Errorf("proxy: cannot read a spooled request body: %w", err)
 		}
-		b.mem = append(b.mem, rest...)
-		_ = b.file.Close()
-		_ = os.Remove(b.file.Name())
-		b.file = nil
+		b.dropFile()
 	}
 	return b.mem, nil
 }
@@ -241,11 +247,7 @@ func (b *clientBody) replace(p []byte) {
 			return
 		}
 	}
-	if b.file != nil {
-		_ = b.file.Close()
-		_ = os.Remove(b.file.Name())
-		b.file = nil
-	}
+	b.dropFile()
 	b.mem = append(b.mem[:0], p...)
 	b.n = int64(len(p))
 	b.state = bodyReplaced

@@ -79,8 +79,7 @@ func (p *Proxy) clientError(x *exchange, err error, detail string) {
 	p.log.Warn("client error", "reason", reasonOf(err), "status", status, "client_ip", x.pc.ClientIP,
 		"method", x.method, "path", x.path, "err", err, "detail", detail)
 	x.pc.ExitMessage(status, msg)
-	p.exit(x)
-	x.ctx.Response.SetConnectionClose()
+	p.exit(x) // closes the connection: x.clientErr is set
 }
 
 // clientStatus maps a client error to its status and Kong-style message.

@@ -58,11 +58,11 @@ func (p *Proxy) prepareUpstream(x *exchange, a *svcAddr) {
 	h := &req.Header
 	h.ResetConnectionClose()
 	p.setForwarded(x, x.upgrading)
-	uri := append(x.uri[:0], x.match.UpstreamPath(x.path)...)
+	uri := append(x.scratch[:0], x.match.UpstreamPath(x.path)...)
 	if x.query != "" {
 		uri = append(append(uri, '?'), x.query...)
 	}
-	x.uri = uri
+	x.scratch = uri
 	req.SetRequestURIBytes(uri)
 	if !x.match.Route.PreserveHost {
 		h.SetHost(a.host)
@@ -166,8 +166,8 @@ func (p *Proxy) respond(x *exchange) {
 	} else {
 		h.Add("Via", p.via)
 	}
-	h.AddBytesV("X-Kong-Upstream-Latency", strconv.AppendInt(x.uri[:0], x.upstream.Milliseconds(), 10))
-	h.AddBytesV("X-Kong-Proxy-Latency", strconv.AppendInt(x.uri[:0], x.sent.Sub(x.start).Milliseconds(), 10))
+	h.AddBytesV("X-Kong-Upstream-Latency", strconv.AppendInt(x.scratch[:0], x.upstream.Milliseconds(), 10))
+	h.AddBytesV("X-Kong-Proxy-Latency", strconv.AppendInt(x.scratch[:0], x.sent.Sub(x.start).Milliseconds(), 10))
 	x.status = resp.StatusCode()
 	x.applyPending()
 	if x.set.Has(plugins.PhaseHeaderFilter) {

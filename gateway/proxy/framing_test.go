@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -268,5 +269,34 @@ func TestTCPConnUnwraps(t *testing.T) {
 	}
 	if got := tcpConn(struct{ net.Conn }{c}); got != nil {
 		t.Fatalf("tcpConn of an opaque wrapper = %v, want nil", got)
+	}
+}
+
+// TestBufferedBodySpoolsToFile sends bodies larger than the memory buffer
+// through a buffered route (the rest goes to a temporary file) and a
+// streamed one: the upstream gets each byte for byte, with its length.
+func TestBufferedBodySpoolsToFile(t *testing.T) {
+	up := echo(t)
+	svc := serviceFor(t, up.URL)
+	buffered := route("b", []string{"/b"}, true, svc)
+	buffered.Route.RequestBuffering = true
+	_, gw := gateway(t, Options{BodyBufferSize: 1 << 10}, buffered, route("s", []string{"/s"}, true, svc))
+	body := strings.Repeat("0123456789abcdef", 6<<10) // 96 KiB
+	for _, path := range []string{"/b/x", "/s/x"} {
+		for _, chunked := range []bool{false, true} {
+			var r io.Reader = strings.NewReader(body)
+			if chunked {
+				r = io.MultiReader(r) // hides the length: sent chunked
+			}
+			req, _ := http.NewRequest(http.MethodPost, gw.URL+path, r)
+			resp, got := get(t, req)
+			var e echoed
+			if err := json.Unmarshal([]byte(got), &e); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("%s chunked=%v: %d %q", path, chunked, resp.StatusCode, got)
+			}
+			if e.Body != body {
+				t.Fatalf("%s chunked=%v: upstream got %d bytes, want %d, the same", path, chunked, len(e.Body), len(body))
+			}
+		}
 	}
 }

@@ -47,7 +47,7 @@ type exchange struct {
 	watch     clientWatch
 	upgrading bool          // the client asked for a protocol switch
 	upgraded  *upgradedConn // the service agreed: the connection to splice
-	uri       []byte        // the upstream request target, reused
+	scratch   []byte        // the upstream request target, then formatted numbers; reused
 	clientErr error         // set when reading from the client failed
 	span      trace.Span
 }
@@ -93,7 +93,7 @@ func (x *exchange) reset() {
 	x.body.reset()
 	x.pc.Reset()
 	clear(x.pending)
-	*x = exchange{p: x.p, req: x.req, up: x.up, resp: x.resp, body: x.body, pending: x.pending[:0], pc: x.pc, uri: x.uri[:0],
+	*x = exchange{p: x.p, req: x.req, up: x.up, resp: x.resp, body: x.body, pending: x.pending[:0], pc: x.pc, scratch: x.scratch[:0],
 		watch: clientWatch{timer: x.watch.timer, done: x.watch.done}}
 }
 

@@ -106,3 +106,31 @@ func TestPluginsEndToEnd(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyInBodyOverTheMemoryBuffer has key-auth find its key at the end of
+// a form body larger than the memory buffer (the body is spooled, then
+// read back for the plugin): the key is found and the upstream gets the
+// whole body.
+func TestKeyInBodyOverTheMemoryBuffer(t *testing.T) {
+	up := echo(t)
+	auth := route("auth", []string{"/auth"}, true, serviceFor(t, up.URL))
+	auth.Route.RequestBuffering = true
+	p, gw := gateway(t, Options{BodyBufferSize: 1 << 10}, auth)
+	set, err := plugins.NewSet(plugins.NewRegistry(keyauth.New(testCredentials())),
+		[]*entity.Plugin{pluginEntity("1", "key-auth", "auth", "", `{"key_in_body":true}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetPlugins(set)
+	body := "pad=" + strings.Repeat("x", 64<<10) + "&apikey=k1"
+	req, _ := http.NewRequest(http.MethodPost, gw.URL+"/auth", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, got := get(t, req)
+	if resp.StatusCode != 200 || !strings.Contains(got, `"X-Consumer-Username":["alice"]`) {
+		t.Fatalf("got %d %.200s", resp.StatusCode, got)
+	}
+	var e echoed
+	if err := json.Unmarshal([]byte(got), &e); err != nil || e.Body != body {
+		t.Fatalf("upstream got %d bytes, want the %d sent (%v)", len(e.Body), len(body), err)
+	}
+}
