@@ -326,7 +326,7 @@ func TestClientPools(t *testing.T) {
 		s := &entity.Service{Protocol: protocol, Host: "127.0.0.1", Port: port, ConnectTimeout: 60000, WriteTimeout: write, ReadTimeout: 60000}
 		return p.upstreams.client(p.addrOf(s), s)
 	}
-	if client("http", 80, 1000) != client("http", 80, 1000) {
+	if a, b := client("http", 80, 1000), client("http", 80, 1000); a != b {
 		t.Error("two http services with the same address and timeouts got two clients")
 	}
 	if client("http", 80, 1000) == client("http", 80, 2000) {
