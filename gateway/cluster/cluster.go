@@ -130,7 +130,7 @@ func New(st store.Store, a Applier, opts Options) (*Cluster, error) {
 		log:     opts.Logger.With("component", "cluster"),
 		tracer:  opts.TracerProvider.Tracer("github.com/sluice-gw/sluice/gateway/cluster"),
 		prop:    propagation.TraceContext{},
-		metrics: newMetrics(opts.Registerer),
+		metrics: newMetrics(opts.Registerer, opts.Frequency),
 		now:     time.Now,
 		seen:    make(map[string]time.Time),
 		stop:    make(chan struct{}),

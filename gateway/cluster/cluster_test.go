@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -259,4 +260,46 @@ func TestEventsBeforeStartNotCountedAsLag(t *testing.T) {
 	if c := m.GetHistogram().GetSampleCount(); c != 0 {
 		t.Errorf("lag histogram counted %d events written before the node started, want 0", c)
 	}
+}
+
+// TestLagBucketsResolveTheInterval checks the lag histogram's bounds at the
+// frequencies the benchmark sweeps: every tenth of the interval up to two
+// intervals is a bound, so p50 and p99 of a lag uniform on [0, f] are
+// resolved to f/10, and push's milliseconds keep their own buckets.
+func TestLagBucketsResolveTheInterval(t *testing.T) {
+	for _, f := range []float64{0.1, 0.25, 0.5, 1, 2, 5} {
+		b := lagBuckets(time.Duration(f * float64(time.Second)))
+		if !slices.IsSorted(b) || len(slices.Compact(slices.Clone(b))) != len(b) {
+			t.Errorf("f=%g: bounds %v not strictly increasing", f, b)
+		}
+		for k := 1; k <= 20; k++ {
+			want := math.Round(float64(k)*f/10*1e6) / 1e6
+			if !slices.Contains(b, want) {
+				t.Errorf("f=%g: no bound at %g (%d/10 of the interval) in %v", f, want, k, b)
+			}
+		}
+		if b[0] > .005 || b[len(b)-1] != 10*f {
+			t.Errorf("f=%g: bounds %v; want push's milliseconds first and 10 intervals last", f, b)
+		}
+	}
+	// Registered with the node's frequency.
+	reg := prometheus.NewRegistry()
+	newMetrics(reg, 250*time.Millisecond).lag.Observe(0.2)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "sluice_invalidation_lag_seconds" {
+			continue
+		}
+		h := mf.GetMetric()[0].GetHistogram()
+		for _, bk := range h.GetBucket() {
+			if bk.GetUpperBound() == 0.2 && bk.GetCumulativeCount() == 1 {
+				return
+			}
+		}
+		t.Fatalf("no bucket le=0.2 holding the observation: %v", h.GetBucket())
+	}
+	t.Fatal("sluice_invalidation_lag_seconds not registered")
 }

@@ -1,6 +1,10 @@
 package cluster
 
 import (
+	"math"
+	"slices"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -14,12 +18,39 @@ type metrics struct {
 	pollErrors   prometheus.Counter
 }
 
-// lagBuckets cover push (milliseconds) to slow polling (tens of seconds).
-var lagBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 1.5, 2, 3, 5, 7.5, 10, 20, 30, 60}
+// lagBuckets returns the lag histogram's bounds (seconds) for poll interval
+// freq. With polling alone the lag is close to uniform on [0, freq] plus the
+// time to apply, so the bounds step by freq/10 up to 2 x freq: p50 and p99
+// are resolved to a tenth of the interval, and a lag past one interval (a
+// missed poll, a slow datastore) still lands in a bucket of its own. Below
+// them, push's milliseconds; above them, 3, 5 and 10 intervals for a node
+// that fell behind. Nodes of a cluster share db_update_frequency, so they
+// share the bounds; a node with another frequency has other bounds, and its
+// quantiles are to be taken per instance (as the dashboards do).
+func lagBuckets(freq time.Duration) []float64 {
+	f := freq.Seconds()
+	var b []float64
+	for _, push := range []float64{.001, .0025, .005, .01, .025, .05} {
+		if push < f/10 {
+			b = append(b, push)
+		}
+	}
+	for k := 1; k <= 20; k++ {
+		b = append(b, float64(k)*f/10)
+	}
+	b = append(b, 3*f, 5*f, 10*f)
+	// k*f/10 is not exact in binary: round to the microsecond so that the
+	// exposed bounds read as the decimals they stand for.
+	for i, v := range b {
+		b[i] = math.Round(v*1e6) / 1e6
+	}
+	slices.Sort(b)
+	return slices.Compact(b)
+}
 
 // newMetrics registers the instruments with reg; a nil reg registers them
-// nowhere.
-func newMetrics(reg prometheus.Registerer) *metrics {
+// nowhere. freq is the poll interval, which sets the lag buckets.
+func newMetrics(reg prometheus.Registerer, freq time.Duration) *metrics {
 	f := promauto.With(reg)
 	return &metrics{
 		emitted: f.NewCounter(prometheus.CounterOpts{
@@ -33,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		lag: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sluice_invalidation_lag_seconds",
 			Help:    "Time from an event's commit (datastore clock) to its application on this node.",
-			Buckets: lagBuckets,
+			Buckets: lagBuckets(freq),
 		}),
 		pollDuration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sluice_cluster_poll_duration_seconds",
