@@ -10,12 +10,16 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/sluice-gw/sluice/bench/stats"
 )
 
 // SchemaVersion is the version of results.json; bump it on incompatible
-// changes.
-const SchemaVersion = 1
+// changes (2: consistency windows with sample counts, confidence bounds,
+// the poll model and the node lag histogram's count).
+const SchemaVersion = 2
 
 // Results is everything one `sluice bench` run measured.
 type Results struct {
@@ -86,16 +90,31 @@ type Throughput struct {
 type Consistency struct {
 	DBUpdateFrequencyS float64 `json:"db_update_frequency_s"`
 	Push               bool    `json:"push"`
-	// WindowMS is the time from the Admin API write returning on node A
-	// to the first probe of another node seeing the change.
-	WindowMS Latency `json:"window_ms"`
-	Samples  int     `json:"samples"`
+	// Window summarizes the windows: each the time from the Admin API write
+	// returning on node A to the first probe of the change's probed node
+	// that saw it. Each change is probed on one node, so windows are
+	// independent.
+	Window Window `json:"window_ms"`
 	// Missed counts changes a node had not shown within the probe limit.
-	Missed   int                `json:"missed"`
-	ByChange map[string]Latency `json:"by_change"`
-	// NodeLagMS is p50/p99 of the nodes' own sluice_invalidation_lag_seconds
-	// observed during this setting (histogram interpolation).
-	NodeLagMS Latency `json:"node_lag_ms"`
+	Missed int `json:"missed"`
+	// Warm counts the changes whose entities were verified in the probed
+	// node's cache just before the change; Cold those that were not,
+	// which were neither made nor measured.
+	Warm int `json:"warm"`
+	Cold int `json:"cold"`
+	// ByChange summarizes the windows per kind of change.
+	ByChange map[string]Window `json:"by_change"`
+	// SpanS is the span over which the changes' write times were drawn,
+	// uniformly and independently: a whole number of poll intervals, so
+	// every phase of the poll cycle is equally likely.
+	SpanS float64 `json:"span_s"`
+	// ProbeMS is the probe's period on each pending change.
+	ProbeMS float64 `json:"probe_ms"`
+	// Model is the uniform poll model and the windows' distance from it
+	// (absent with push on).
+	Model *Model `json:"model,omitempty"`
+	// NodeLag is the nodes' own view of the same changes.
+	NodeLag NodeLag `json:"node_lag_ms"`
 	// PollsPerSecPerNode and RowsPerSecPerNode are the datastore cost.
 	PollsPerSecPerNode float64 `json:"polls_per_s_per_node"`
 	RowsPerSecPerNode  float64 `json:"rows_per_s_per_node"`
@@ -195,43 +214,61 @@ func Read(path string) (*Results, error) {
 }
 
 // Recommend returns one line of advice for keeping the p99 window within
-// budget: the largest (cheapest) db_update_frequency whose measured p99
-// fits with no missed changes, preferring polling alone over push at the
-// same frequency only when both fit.
+// budget: the largest (cheapest) db_update_frequency whose 95 % upper
+// confidence bound on the p99 fits, with no missed or cold changes,
+// preferring polling alone over push at the same frequency. When none
+// fits it names the setting with the lowest bound, together with the
+// settings whose p99 sampling error does not separate from it, cheapest
+// first: a difference within the noise is no ranking.
 func Recommend(rows []Consistency, budget time.Duration) string {
 	budgetMS := float64(budget) / 1e6
-	var fit []Consistency
+	var bounded []Consistency
 	for _, r := range rows {
-		if r.Samples > 0 && r.Missed == 0 && r.WindowMS.P99 <= budgetMS {
-			fit = append(fit, r)
+		if r.Window.P99Upper != nil && r.Missed == 0 && r.Cold == 0 {
+			bounded = append(bounded, r)
 		}
 	}
-	if len(fit) == 0 {
+	if len(bounded) == 0 {
 		if len(rows) == 0 {
 			return fmt.Sprintf("for p99 staleness <= %v: no setting measured", budget)
 		}
-		best := slices.MinFunc(rows, func(a, b Consistency) int {
-			return cmpFloat(a.WindowMS.P99, b.WindowMS.P99)
-		})
-		return fmt.Sprintf("for p99 staleness <= %v: no measured setting fits; the best was db_update_frequency=%g%s with p99 %.0f ms",
-			budget, best.DBUpdateFrequencyS, pushWord(best.Push), best.WindowMS.P99)
+		most := slices.MaxFunc(rows, func(a, b Consistency) int { return a.Window.N - b.Window.N })
+		return fmt.Sprintf("for p99 staleness <= %v: no setting's p99 can be bounded (at most %d windows per setting, and a setting counts only with no missed or cold change; a 95 %% order-statistic bound on the p99 needs %d): run the default profile",
+			budget, most.Window.N, stats.MinSamples(0.99, Confidence))
 	}
-	slices.SortFunc(fit, func(a, b Consistency) int {
+	// Cheapest first: highest frequency, then push off.
+	slices.SortStableFunc(bounded, func(a, b Consistency) int {
 		if c := cmpFloat(b.DBUpdateFrequencyS, a.DBUpdateFrequencyS); c != 0 {
 			return c
 		}
-		// Same frequency: push off costs no listen connection.
-		if a.Push != b.Push {
-			if !a.Push {
-				return -1
-			}
-			return 1
+		switch {
+		case a.Push == b.Push:
+			return 0
+		case !a.Push:
+			return -1
 		}
-		return 0
+		return 1
 	})
-	b := fit[0]
-	return fmt.Sprintf("for p99 staleness <= %v use db_update_frequency=%g%s (measured p99 %.0f ms, max %.0f ms; poll cost %.2f polls/s and %.2f rows/s per node)",
-		budget, b.DBUpdateFrequencyS, pushWord(b.Push), b.WindowMS.P99, b.WindowMS.Max, b.PollsPerSecPerNode, b.RowsPerSecPerNode)
+	for _, r := range bounded {
+		if *r.Window.P99Upper <= budgetMS {
+			return fmt.Sprintf("for p99 staleness <= %v use db_update_frequency=%g%s (p99 <= %.0f ms at 95 %% from %d windows; measured p99 %s ms, max %.0f ms; poll cost %.2f polls/s and %.2f rows/s per node)",
+				budget, r.DBUpdateFrequencyS, pushWord(r.Push), *r.Window.P99Upper, r.Window.N, r.Window.p99Text(), r.Window.Max, r.PollsPerSecPerNode, r.RowsPerSecPerNode)
+		}
+	}
+	best := slices.MinFunc(bounded, func(a, b Consistency) int { return cmpFloat(*a.Window.P99Upper, *b.Window.P99Upper) })
+	var near []string
+	for _, r := range bounded {
+		// r is not separated from best when its p99 may be as low as
+		// best's may be high.
+		if r.Window.P99Lower == nil || *r.Window.P99Lower <= *best.Window.P99Upper {
+			near = append(near, fmt.Sprintf("db_update_frequency=%g%s (p99 <= %.0f ms at 95 %%)", r.DBUpdateFrequencyS, pushWord(r.Push), *r.Window.P99Upper))
+		}
+	}
+	if len(near) == 1 {
+		return fmt.Sprintf("for p99 staleness <= %v: no setting's 95 %% upper bound on the p99 fits; the closest is %s", budget, near[0])
+	}
+	return fmt.Sprintf("for p99 staleness <= %v: no setting's 95 %% upper bound on the p99 fits; the closest, not separable within sampling error and listed cheapest first, are %s",
+		budget, strings.Join(near, ", "))
 }
 
 func pushWord(push bool) string {

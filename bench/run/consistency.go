@@ -1,8 +1,10 @@
 package run
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -27,8 +29,8 @@ type setting struct {
 	push bool
 }
 
-// consistency runs the sweep: per setting a fresh cluster, rounds of
-// changes on node A, probes on every other node.
+// consistency runs the sweep: per setting a fresh cluster, changes on
+// node A, each probed on one other node.
 func (b *bench) consistency(ctx context.Context) ([]report.Consistency, error) {
 	var settings []setting
 	for _, f := range b.opts.Profile.Frequencies {
@@ -47,9 +49,16 @@ func (b *bench) consistency(ctx context.Context) ([]report.Consistency, error) {
 			return rows, err
 		}
 		rows = append(rows, row)
-		b.logf("  db_update_frequency=%gs push=%s: window p50 %.0f p99 %.0f max %.0f ms over %d samples (%d missed); node lag p50 %.0f p99 %.0f ms; %.2f polls/s/node; %.0f rps",
-			s.freq, onOff(s.push), row.WindowMS.P50, row.WindowMS.P99, row.WindowMS.Max, row.Samples, row.Missed,
-			row.NodeLagMS.P50, row.NodeLagMS.P99, row.PollsPerSecPerNode, row.RPS)
+		w := row.Window
+		line := fmt.Sprintf("  db_update_frequency=%gs push=%s: %d windows (%d missed, %d cold), p50 %.0f ms, max %.0f ms",
+			s.freq, onOff(s.push), w.N, row.Missed, row.Cold, w.P50, w.Max)
+		if w.P99Upper != nil {
+			line += fmt.Sprintf(", p99 <= %.0f ms at 95 %%", *w.P99Upper)
+		}
+		if m := row.Model; m != nil {
+			line += fmt.Sprintf("; model p50 %.0f ms, KS D %.3f p %.3g", m.P50, m.KSD, m.KSP)
+		}
+		b.logf("%s; node lag p50 %.0f ms over %.0f events; %.2f polls/s/node; %.0f rps", line, row.NodeLag.P50, row.NodeLag.Count, row.PollsPerSecPerNode, row.RPS)
 	}
 	return rows, nil
 }
@@ -61,230 +70,389 @@ func onOff(b bool) string {
 	return "off"
 }
 
-// change is one kind of change and what the other nodes must show.
+// The kinds of change, made in turn.
+const (
+	routeCreated      = "route-created"
+	pluginAdded       = "plugin-added"
+	serviceDeleted    = "service-deleted"
+	credentialRevoked = "credential-revoked"
+)
+
+var sweepKinds = []string{routeCreated, pluginAdded, serviceDeleted, credentialRevoked}
+
+// change is one change of the sweep: its entities, the node that probes it
+// and when node A makes it.
 type change struct {
 	kind string
-	// do makes the change on node A and returns when its write returned.
-	do func(ctx context.Context) error
-	// path, key and want describe the probe.
-	path, key string
-	want      int
+	node *harness.Node
+	// at is the write's offset from the start of the change phase.
+	at time.Duration
+	// path and key are the probe's request; before and after the status
+	// it answers before and after the change.
+	path, key     string
+	before, after int
+	// route, service and credential are the ids the change acts on.
+	route, service, credential string
 }
 
-// roundEntities are the entities prepared for one round.
-type roundEntities struct {
-	plugRoute, delRoute, delService, credID, key string
-	newPath, plugPath, delPath                   string
+// cluster is one setting's running nodes and shared entities.
+type cluster struct {
+	a      *harness.Node
+	others []*harness.Node
+	// svc is the service new routes attach to; consumer owns every
+	// credential; keyPath is the key-auth route.
+	svc, consumer, consumerID, keyPath, basePath string
 }
 
 func (b *bench) setting(ctx context.Context, idx int, s setting) (report.Consistency, error) {
 	p := b.opts.Profile
-	row := report.Consistency{DBUpdateFrequencyS: s.freq, Push: s.push, ByChange: map[string]report.Latency{}}
+	row := report.Consistency{DBUpdateFrequencyS: s.freq, Push: s.push}
 	freq := time.Duration(s.freq * float64(time.Second))
-	rounds := int(float64(p.RoundsBudget) / (1.5 * float64(freq)))
-	rounds = min(max(rounds, p.MinRounds), p.MaxRounds)
-	b.logf("consistency: db_update_frequency=%gs push=%s, %d nodes, %d rounds of 4 changes", s.freq, onOff(s.push), b.opts.Nodes, rounds)
+	// The write times are drawn over a whole number of poll intervals, so
+	// that every phase of a node's poll cycle is equally likely.
+	span := time.Duration(math.Ceil(float64(p.ChangeSpan)/float64(freq))) * freq
+	every := max(freq/100, time.Millisecond)
+	row.SpanS, row.ProbeMS = span.Seconds(), float64(every)/1e6
+	b.logf("consistency: db_update_frequency=%gs push=%s, %d nodes, %d changes over %v, each probed on one node every %v",
+		s.freq, onOff(s.push), b.opts.Nodes, p.Changes, span, every)
 	dir := filepath.Join(b.opts.Out, fmt.Sprintf("consistency-%gs-push-%s", s.freq, onOff(s.push)))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return row, fmt.Errorf("bench: %w", err)
 	}
-	c, err := harness.Start(ctx, harness.Options{Binary: b.opts.Binary, Nodes: b.opts.Nodes, Dir: dir, Args: b.args(),
+	hc, err := harness.Start(ctx, harness.Options{Binary: b.opts.Binary, Nodes: b.opts.Nodes, Dir: dir, Args: b.args(),
 		Env: b.nodeEnv("SLUICE_DB_UPDATE_FREQUENCY="+strconv.FormatFloat(s.freq, 'g', -1, 64), "SLUICE_DB_UPDATE_PUSH="+onOff(s.push))})
 	if err != nil {
 		return row, fmt.Errorf("bench: db_update_frequency=%g: %w", s.freq, err)
 	}
-	defer c.Stop()
-	a, others := c.Nodes[0], c.Nodes[1:]
-	pre := fmt.Sprintf("%s-s%d", b.prefix, idx)
-	svc, consumer := pre+"-svc", pre+"-con"
-	basePath, keyPath := "/"+pre+"-base", "/"+pre+"-keyed"
+	defer hc.Stop()
+	c := &cluster{a: hc.Nodes[0], others: hc.Nodes[1:]}
+	rng := rand.New(rand.NewPCG(uint64(idx), uint64(time.Now().UnixNano())))
+	changes, err := c.prepare(ctx, fmt.Sprintf("%s-s%d", b.prefix, idx), b.upstream, p.Changes, span, rng)
+	if err != nil {
+		return row, fmt.Errorf("bench: db_update_frequency=%g: setup: %w", s.freq, err)
+	}
+	warmLimit := 3*freq + 10*time.Second
+	if err := c.warm(ctx, changes, warmLimit); err != nil {
+		return row, fmt.Errorf("bench: db_update_frequency=%g: %w", s.freq, err)
+	}
+	b.logf("  %d changes' entities warm in their probed node's cache", len(changes))
 
-	// Shared entities, then every round's entities, all before the first
-	// round; wait until every node shows them.
-	post := func(path string, form url.Values) (map[string]any, error) {
-		body, err := a.MustAdmin(ctx, http.MethodPost, path, form, http.StatusCreated)
-		if err != nil {
-			return nil, err
-		}
-		var m map[string]any
-		return m, json.Unmarshal(body, &m)
-	}
-	setup := []struct {
-		path string
-		form url.Values
-	}{
-		{"/services", url.Values{"name": {svc}, "url": {b.upstream}}},
-		{"/services/" + svc + "/routes", url.Values{"paths[]": {basePath}}},
-		{"/services", url.Values{"name": {svc + "-keyed"}, "url": {b.upstream}}},
-		{"/services/" + svc + "-keyed/routes", url.Values{"paths[]": {keyPath}}},
-		{"/services/" + svc + "-keyed/plugins", url.Values{"name": {"key-auth"}}},
-		{"/consumers", url.Values{"username": {consumer}}},
-	}
-	for _, st := range setup {
-		if _, err := post(st.path, st.form); err != nil {
-			return row, fmt.Errorf("bench: setup: %w", err)
-		}
-	}
-	ents := make([]roundEntities, rounds)
-	for i := range ents {
-		e := &ents[i]
-		r := fmt.Sprintf("%s-r%d", pre, i)
-		e.newPath, e.plugPath, e.delPath, e.key = "/"+r+"-new", "/"+r+"-plug", "/"+r+"-del", r+"-key"
-		m, err := post("/services/"+svc+"/routes", url.Values{"paths[]": {e.plugPath}})
-		if err != nil {
-			return row, fmt.Errorf("bench: setup: %w", err)
-		}
-		e.plugRoute, _ = m["id"].(string)
-		e.delService = r + "-del"
-		if _, err := post("/services", url.Values{"name": {e.delService}, "url": {b.upstream}}); err != nil {
-			return row, fmt.Errorf("bench: setup: %w", err)
-		}
-		if m, err = post("/services/"+e.delService+"/routes", url.Values{"paths[]": {e.delPath}}); err != nil {
-			return row, fmt.Errorf("bench: setup: %w", err)
-		}
-		e.delRoute, _ = m["id"].(string)
-		if m, err = post("/consumers/"+consumer+"/key-auth", url.Values{"key": {e.key}}); err != nil {
-			return row, fmt.Errorf("bench: setup: %w", err)
-		}
-		e.credID, _ = m["id"].(string)
-	}
-	setupLimit := 3*freq + 10*time.Second
-	last := ents[rounds-1]
-	for _, n := range others {
-		for _, pr := range []struct {
-			path, key string
-			want      int
-		}{{last.plugPath, "", 200}, {last.delPath, "", 200}, {keyPath, last.key, 200}} {
-			if _, ok := probe(ctx, n, pr.path, pr.key, pr.want, time.Now(), setupLimit); !ok {
-				return row, fmt.Errorf("bench: setup not visible on %s within %v (db_update_frequency=%g)", n.Name, setupLimit, s.freq)
-			}
-		}
-	}
-
-	before, err := scrapeAll(ctx, c.Nodes)
+	before, err := scrapeAll(ctx, c.others)
 	if err != nil {
 		return row, err
 	}
 	t0 := time.Now()
-	limit := 2*freq + 5*time.Second
-	byKind := map[string][]float64{}
-	var mu sync.Mutex
-	rng := rand.New(rand.NewPCG(uint64(idx), uint64(t0.UnixNano())))
-	for i := 0; i < rounds && ctx.Err() == nil; i++ {
-		// A random offset decorrelates the writes from the poll phase.
-		select {
-		case <-time.After(time.Duration(rng.Float64() * float64(freq))):
-		case <-ctx.Done():
-		}
-		e := ents[i]
-		changes := []change{
-			{kind: "route-created", path: e.newPath, want: 200, do: func(ctx context.Context) error {
-				_, err := a.MustAdmin(ctx, http.MethodPost, "/services/"+svc+"/routes", url.Values{"paths[]": {e.newPath}}, http.StatusCreated)
-				return err
-			}},
-			{kind: "plugin-added", path: e.plugPath, want: 418, do: func(ctx context.Context) error {
-				_, err := a.MustAdmin(ctx, http.MethodPost, "/routes/"+e.plugRoute+"/plugins",
-					url.Values{"name": {"request-termination"}, "config.status_code": {"418"}}, http.StatusCreated)
-				return err
-			}},
-			{kind: "service-deleted", path: e.delPath, want: 404, do: func(ctx context.Context) error {
-				// A service with routes cannot be deleted (Kong): its
-				// route goes first, in a write of its own; the window
-				// starts when the route's delete returned.
-				_, err := a.MustAdmin(ctx, http.MethodDelete, "/routes/"+e.delRoute, nil, http.StatusNoContent)
-				return err
-			}},
-			{kind: "credential-revoked", path: keyPath, key: e.key, want: 401, do: func(ctx context.Context) error {
-				_, err := a.MustAdmin(ctx, http.MethodDelete, "/consumers/"+consumer+"/key-auth/"+e.credID, nil, http.StatusNoContent)
-				return err
-			}},
-		}
-		var wg sync.WaitGroup
-		errc := make(chan error, len(changes))
-		for _, ch := range changes {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := ch.do(ctx); err != nil {
-					errc <- err
-					return
-				}
-				start := time.Now()
-				var pw sync.WaitGroup
-				for _, n := range others {
-					pw.Add(1)
-					go func() {
-						defer pw.Done()
-						w, ok := probe(ctx, n, ch.path, ch.key, ch.want, start, limit)
-						mu.Lock()
-						defer mu.Unlock()
-						if !ok {
-							row.Missed++
-							return
-						}
-						byKind[ch.kind] = append(byKind[ch.kind], float64(w)/1e6)
-					}()
-				}
-				if ch.kind == "service-deleted" {
-					if _, err := a.MustAdmin(ctx, http.MethodDelete, "/services/"+e.delService, nil, http.StatusNoContent); err != nil {
-						errc <- err
-					}
-				}
-				pw.Wait()
-			}()
-		}
-		wg.Wait()
-		close(errc)
-		if err := <-errc; err != nil {
-			return row, fmt.Errorf("bench: change on %s: %w", a.Name, err)
-		}
+	windows, err := c.run(ctx, changes, every, 2*freq+5*time.Second, &row, func(made, measured int) {
+		b.logf("  %gs: %d/%d changes made, %d windows measured", s.freq, made, len(changes), measured)
+	})
+	if err != nil {
+		return row, fmt.Errorf("bench: db_update_frequency=%g: %w", s.freq, err)
 	}
 	elapsed := time.Since(t0)
-	after, err := scrapeAll(ctx, c.Nodes)
+	after, err := scrapeAll(ctx, c.others)
 	if err != nil {
 		return row, err
 	}
-	for kind, w := range byKind {
-		slices.Sort(w)
-		row.ByChange[kind] = window(w)
+	row.ByChange = map[string]report.Window{}
+	for kind, w := range windows {
+		row.ByChange[kind] = report.Summarize(w)
 		row.Windows = append(row.Windows, w...)
 	}
 	slices.Sort(row.Windows)
-	row.WindowMS, row.Samples = window(row.Windows), len(row.Windows)
-
-	var lagB, lagA []scrape.Bucket
-	var polls, applied float64
-	for i := range c.Nodes {
-		polls += after[i].Sum("sluice_cluster_poll_duration_seconds_count") - before[i].Sum("sluice_cluster_poll_duration_seconds_count")
-		if i == 0 {
-			continue // node A applies its own events at once
-		}
-		applied += after[i].Sum("sluice_cluster_events_applied_total") - before[i].Sum("sluice_cluster_events_applied_total")
-		lagA = addBuckets(lagA, after[i].Histogram("sluice_invalidation_lag_seconds"))
-		lagB = addBuckets(lagB, before[i].Histogram("sluice_invalidation_lag_seconds"))
+	row.Window = report.Summarize(row.Windows)
+	d := nodeDeltas(before, after)
+	if !s.push {
+		row.Model = report.UniformModel(row.Windows, float64(freq)/1e6, d.applyMS+row.ProbeMS/2)
 	}
-	lag := scrape.Sub(lagA, lagB)
-	row.NodeLagMS = report.Latency{P50: nanToZero(scrape.Quantile(lag, 0.5) * 1000), P99: nanToZero(scrape.Quantile(lag, 0.99) * 1000), Max: nanToZero(scrape.Quantile(lag, 1) * 1000)}
-	row.PollsPerSecPerNode = polls / float64(len(c.Nodes)) / elapsed.Seconds()
-	row.RowsPerSecPerNode = applied / float64(len(others)) / elapsed.Seconds()
+	row.NodeLag = d.lag
+	row.PollsPerSecPerNode = d.polls / float64(len(c.others)) / elapsed.Seconds()
+	row.RowsPerSecPerNode = d.applied / float64(len(c.others)) / elapsed.Seconds()
 
 	if p.SettingRPS > 0 && ctx.Err() == nil {
-		sum := load.Closed(ctx, load.Options{URL: others[0].ProxyURL + basePath, Conns: p.Conns, Duration: p.SettingRPS})
+		sum := load.Closed(ctx, load.Options{URL: c.others[0].ProxyURL + c.basePath, Conns: p.Conns, Duration: p.SettingRPS})
 		row.RPS = sum.RPS
 	}
 	return row, nil
 }
 
-func nanToZero(v float64) float64 {
-	if math.IsNaN(v) {
-		return 0
+// prepare creates the shared entities and those of n changes on node A,
+// and plans the changes: kinds in turn, probed nodes in turn, write times
+// drawn uniformly and independently over span.
+func (c *cluster) prepare(ctx context.Context, pre, upstream string, n int, span time.Duration, rng *rand.Rand) ([]change, error) {
+	a := c.a
+	post := func(path string, form url.Values) (string, error) {
+		body, err := a.MustAdmin(ctx, http.MethodPost, path, form, http.StatusCreated)
+		if err != nil {
+			return "", err
+		}
+		var m struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(body, &m); err != nil {
+			return "", fmt.Errorf("%s: %w", path, err)
+		}
+		return m.ID, nil
 	}
-	return v
+	c.svc, c.consumer = pre+"-svc", pre+"-con"
+	c.basePath, c.keyPath = "/"+pre+"-base", "/"+pre+"-keyed"
+	setup := []struct {
+		path string
+		form url.Values
+	}{
+		{"/services", url.Values{"name": {c.svc}, "url": {upstream}}},
+		{"/services/" + c.svc + "/routes", url.Values{"paths[]": {c.basePath}}},
+		{"/services", url.Values{"name": {c.svc + "-keyed"}, "url": {upstream}}},
+		{"/services/" + c.svc + "-keyed/routes", url.Values{"paths[]": {c.keyPath}}},
+		{"/services/" + c.svc + "-keyed/plugins", url.Values{"name": {"key-auth"}}},
+	}
+	for _, st := range setup {
+		if _, err := post(st.path, st.form); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if c.consumerID, err = post("/consumers", url.Values{"username": {c.consumer}}); err != nil {
+		return nil, err
+	}
+	changes := make([]change, n)
+	for i := range changes {
+		ch := &changes[i]
+		r := fmt.Sprintf("%s-c%d", pre, i)
+		ch.kind, ch.node = sweepKinds[i%len(sweepKinds)], c.others[i%len(c.others)]
+		ch.at = time.Duration(rng.Float64() * float64(span))
+		switch ch.kind {
+		case routeCreated:
+			ch.path, ch.before, ch.after = "/"+r+"-new", http.StatusNotFound, http.StatusOK
+		case pluginAdded:
+			ch.path, ch.before, ch.after = "/"+r+"-plug", http.StatusOK, http.StatusTeapot
+			ch.route, err = post("/services/"+c.svc+"/routes", url.Values{"paths[]": {ch.path}})
+		case serviceDeleted:
+			ch.path, ch.before, ch.after, ch.service = "/"+r+"-del", http.StatusOK, http.StatusNotFound, r+"-del"
+			if _, err = post("/services", url.Values{"name": {ch.service}, "url": {upstream}}); err == nil {
+				ch.route, err = post("/services/"+ch.service+"/routes", url.Values{"paths[]": {ch.path}})
+			}
+		case credentialRevoked:
+			ch.path, ch.key, ch.before, ch.after = c.keyPath, r+"-key", http.StatusOK, http.StatusUnauthorized
+			ch.credential, err = post("/consumers/"+c.consumer+"/key-auth", url.Values{"key": {ch.key}})
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return changes, nil
 }
 
-func window(sorted []float64) report.Latency {
-	return report.Latency{P50: load.Percentile(sorted, 50), P90: load.Percentile(sorted, 90),
-		P99: load.Percentile(sorted, 99), Max: load.Percentile(sorted, 100)}
+// warm brings every change's entities into its probed node's cache: the
+// node must answer the change's request with the status from before it
+// (its snapshot holds the route, service and plugins), and, for a
+// credential, have answered it from the entity cache. It waits up to limit
+// for the nodes to poll the setup.
+func (c *cluster) warm(ctx context.Context, changes []change, limit time.Duration) error {
+	start := time.Now()
+	for _, n := range c.others {
+		// The key-auth route refuses a request without a key once the
+		// node has its plugin; before that a credential request would
+		// pass without reaching the cache.
+		if _, ok := probe(ctx, n, c.keyPath, "", http.StatusUnauthorized, start, limit, 10*time.Millisecond); !ok {
+			return fmt.Errorf("setup: key-auth on %s not in force within %v", n.Name, limit)
+		}
+	}
+	for i := range changes {
+		ch := &changes[i]
+		if _, ok := probe(ctx, ch.node, ch.path, ch.key, ch.before, start, limit, 10*time.Millisecond); !ok {
+			return fmt.Errorf("setup: %s %s did not answer %d on %s within %v", ch.kind, ch.path, ch.before, ch.node.Name, limit)
+		}
+	}
+	for i := range changes {
+		if err := c.verifyWarm(ctx, &changes[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// verifyWarm checks, just before a change, that its probed node holds its
+// entities: the request answers the status from before the change (the
+// node's snapshot has the route, service and plugins as they are), and a
+// credential and its consumer are in the node's entity cache (Admin API
+// GET /cache/{key}).
+func (c *cluster) verifyWarm(ctx context.Context, ch *change) error {
+	header := http.Header{}
+	if ch.key != "" {
+		header.Set("Apikey", ch.key)
+	}
+	status, _, err := ch.node.Get(ctx, ch.path, header)
+	if err != nil {
+		return fmt.Errorf("warm check: %w", err)
+	}
+	if status != ch.before {
+		return fmt.Errorf("warm check: %s %s on %s answered %d, want %d", ch.kind, ch.path, ch.node.Name, status, ch.before)
+	}
+	if ch.kind != credentialRevoked {
+		return nil
+	}
+	for _, key := range []string{"keyauth_credentials:" + ch.key, "consumers:" + c.consumerID} {
+		if _, err := ch.node.MustAdmin(ctx, http.MethodGet, "/cache/"+key, nil, http.StatusOK); err != nil {
+			return fmt.Errorf("warm check: %s not cached: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// run makes the changes on node A at their times, each after checking its
+// entities warm on its probed node, and probes that node every period
+// until it shows the change (or limit passes). It returns the windows (ms)
+// by kind and counts missed and cold changes in row; progress is called
+// every few seconds.
+func (c *cluster) run(ctx context.Context, changes []change, every, limit time.Duration, row *report.Consistency, progress func(made, measured int)) (map[string][]float64, error) {
+	a := c.a
+	var (
+		mu             sync.Mutex
+		windows        = map[string][]float64{}
+		errs           []error
+		made, measured int
+	)
+	order := slices.Clone(changes)
+	slices.SortFunc(order, func(x, y change) int { return cmp.Compare(x.at, y.at) })
+	t0 := time.Now()
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	var wg sync.WaitGroup
+	for _, ch := range order {
+		for wait := time.Until(t0.Add(ch.at)); wait > 0; wait = time.Until(t0.Add(ch.at)) {
+			select {
+			case <-time.After(wait):
+			case <-tick.C:
+				mu.Lock()
+				progress(made, measured)
+				mu.Unlock()
+			case <-ctx.Done():
+				wg.Wait()
+				return windows, ctx.Err()
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.verifyWarm(ctx, &ch); err != nil {
+				mu.Lock()
+				row.Cold++
+				errs = append(errs, err)
+				mu.Unlock()
+				return
+			}
+			err := c.do(ctx, a, ch)
+			start := time.Now()
+			mu.Lock()
+			made++
+			row.Warm++
+			mu.Unlock()
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("change on %s: %w", a.Name, err))
+				mu.Unlock()
+				return
+			}
+			var follow sync.WaitGroup
+			if ch.kind == serviceDeleted {
+				// A service with routes cannot be deleted (Kong): its
+				// route went first, in a write of its own, and the
+				// window started when that returned; the service goes
+				// while the probe runs.
+				follow.Go(func() {
+					if _, err := a.MustAdmin(ctx, http.MethodDelete, "/services/"+ch.service, nil, http.StatusNoContent); err != nil {
+						mu.Lock()
+						errs = append(errs, fmt.Errorf("change on %s: %w", a.Name, err))
+						mu.Unlock()
+					}
+				})
+			}
+			defer follow.Wait()
+			w, ok := probe(ctx, ch.node, ch.path, ch.key, ch.after, start, limit, every)
+			mu.Lock()
+			defer mu.Unlock()
+			if !ok {
+				row.Missed++
+				return
+			}
+			measured++
+			windows[ch.kind] = append(windows[ch.kind], float64(w)/1e6)
+		}()
+	}
+	wg.Wait()
+	progress(made, measured)
+	if len(errs) > 0 {
+		return windows, errors.Join(errs...)
+	}
+	return windows, ctx.Err()
+}
+
+// do makes ch on node A and returns when its write returned.
+func (c *cluster) do(ctx context.Context, a *harness.Node, ch change) error {
+	var err error
+	switch ch.kind {
+	case routeCreated:
+		_, err = a.MustAdmin(ctx, http.MethodPost, "/services/"+c.svc+"/routes", url.Values{"paths[]": {ch.path}}, http.StatusCreated)
+	case pluginAdded:
+		_, err = a.MustAdmin(ctx, http.MethodPost, "/routes/"+ch.route+"/plugins",
+			url.Values{"name": {"request-termination"}, "config.status_code": {"418"}}, http.StatusCreated)
+	case serviceDeleted:
+		_, err = a.MustAdmin(ctx, http.MethodDelete, "/routes/"+ch.route, nil, http.StatusNoContent)
+	case credentialRevoked:
+		_, err = a.MustAdmin(ctx, http.MethodDelete, "/consumers/"+c.consumer+"/key-auth/"+ch.credential, nil, http.StatusNoContent)
+	}
+	return err
+}
+
+// deltas are what the probed nodes' metrics say about the change phase.
+type deltas struct {
+	polls, applied float64
+	// applyMS is the mean poll query plus the mean snapshot rebuild.
+	applyMS float64
+	lag     report.NodeLag
+}
+
+func nodeDeltas(before, after []scrape.Samples) deltas {
+	var d deltas
+	var lagA, lagB []scrape.Bucket
+	var pollSum, rebuilds, rebuildSum float64
+	for i := range after {
+		diff := func(name string) float64 { return after[i].Sum(name) - before[i].Sum(name) }
+		d.polls += diff("sluice_cluster_poll_duration_seconds_count")
+		pollSum += diff("sluice_cluster_poll_duration_seconds_sum")
+		d.applied += diff("sluice_cluster_events_applied_total")
+		rebuilds += diff("sluice_snapshot_rebuild_duration_seconds_count")
+		rebuildSum += diff("sluice_snapshot_rebuild_duration_seconds_sum")
+		lagA = addBuckets(lagA, after[i].Histogram("sluice_invalidation_lag_seconds"))
+		lagB = addBuckets(lagB, before[i].Histogram("sluice_invalidation_lag_seconds"))
+	}
+	if d.polls > 0 {
+		d.applyMS += pollSum / d.polls * 1000
+	}
+	if rebuilds > 0 {
+		d.applyMS += rebuildSum / rebuilds * 1000
+	}
+	lag := scrape.Sub(lagA, lagB)
+	if len(lag) == 0 || lag[len(lag)-1].Count <= 0 {
+		return d
+	}
+	d.lag.Count = lag[len(lag)-1].Count
+	d.lag.P50 = scrape.Quantile(lag, 0.5) * 1000
+	if d.lag.Count >= report.MinP99Samples {
+		p99 := scrape.Quantile(lag, 0.99) * 1000
+		d.lag.P99 = &p99
+	}
+	for i, bk := range lag {
+		if bk.Count >= d.lag.Count/2 && !math.IsInf(bk.LE, 1) {
+			lower := 0.0
+			if i > 0 {
+				lower = lag[i-1].LE
+			}
+			d.lag.BucketMS = math.Round((bk.LE-lower)*1e6) / 1e3
+			break
+		}
+	}
+	return d
 }
 
 func addBuckets(sum, b []scrape.Bucket) []scrape.Bucket {
@@ -313,11 +481,11 @@ func scrapeAll(ctx context.Context, nodes []*harness.Node) ([]scrape.Samples, er
 	return out, nil
 }
 
-var probeClient = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+var probeClient = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 
-// probe asks n for path every millisecond until it answers want, and
-// returns the time from start to the send of the first such request.
-func probe(ctx context.Context, n *harness.Node, path, key string, want int, start time.Time, limit time.Duration) (time.Duration, bool) {
+// probe asks n for path every period until it answers want, and returns
+// the time from start to the send of the first such request.
+func probe(ctx context.Context, n *harness.Node, path, key string, want int, start time.Time, limit, every time.Duration) (time.Duration, bool) {
 	for time.Since(start) < limit && ctx.Err() == nil {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.ProxyURL+path, nil)
 		if key != "" {
@@ -331,7 +499,7 @@ func probe(ctx context.Context, n *harness.Node, path, key string, want int, sta
 				return max(sent.Sub(start), 0), true
 			}
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Until(sent.Add(every)))
 	}
 	return 0, false
 }

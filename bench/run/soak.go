@@ -65,7 +65,7 @@ func (b *bench) soak(ctx context.Context) (*report.Soak, error) {
 		return s, err
 	}
 	for _, n := range c.Nodes {
-		if _, ok := probe(ctx, n, e.path, e.firstKey, http.StatusOK, time.Now(), time.Minute); !ok {
+		if _, ok := probe(ctx, n, e.path, e.firstKey, http.StatusOK, time.Now(), time.Minute, time.Millisecond); !ok {
 			return s, fmt.Errorf("bench: soak: setup not visible on %s within 1m", n.Name)
 		}
 	}

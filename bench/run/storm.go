@@ -82,7 +82,7 @@ func (b *bench) storm(ctx context.Context) (*report.Storm, error) {
 	if err != nil {
 		return st, err
 	}
-	if _, ok := probe(ctx, nb, hot, "", http.StatusOK, time.Now(), 15*time.Second); !ok {
+	if _, ok := probe(ctx, nb, hot, "", http.StatusOK, time.Now(), 15*time.Second, time.Millisecond); !ok {
 		return st, fmt.Errorf("bench: storm: %s not routed on %s", hot, nb.Name)
 	}
 	target := load.Options{URL: nb.ProxyURL + hot, Rate: p.StormRate}
