@@ -179,7 +179,7 @@ func TestRecommend(t *testing.T) {
 // TestSummarize checks which figures a sample size supports.
 func TestSummarize(t *testing.T) {
 	for _, tt := range []struct {
-		n                         int
+		n                        int
 		p50CI, p99, upper, lower bool
 	}{{5, false, false, false, true}, {40, true, false, false, true}, {99, true, false, false, true},
 		{100, true, true, false, true}, {298, true, true, false, true}, {299, true, true, true, true}} {
