@@ -109,19 +109,28 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		opts.Binary = bin
 	}
 	c := &Cluster{opts: opts}
-	for i := range opts.Nodes {
-		n, err := c.newNode(i + 1)
-		if err != nil {
-			c.Stop()
-			return nil, err
-		}
-		c.Nodes = append(c.Nodes, n)
-		if err := n.Start(ctx); err != nil {
-			c.Stop()
-			return nil, err
-		}
+	if err := c.Add(ctx, opts.Nodes); err != nil {
+		c.Stop()
+		return nil, err
 	}
 	return c, nil
+}
+
+// Add starts n more nodes, after those running, and waits until each is
+// ready. A node started after entities were written loads them at start,
+// with no wait for a poll.
+func (c *Cluster) Add(ctx context.Context, n int) error {
+	for range n {
+		nd, err := c.newNode(len(c.Nodes) + 1)
+		if err != nil {
+			return err
+		}
+		c.Nodes = append(c.Nodes, nd)
+		if err := nd.Start(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c *Cluster) newNode(i int) (*Node, error) {

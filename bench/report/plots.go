@@ -22,6 +22,7 @@ func writePlots(dir string, r *Results) ([]string, error) {
 	}
 	for _, d := range []drawer{
 		{"window_cdf.png", windowCDF},
+		{"window_model.png", windowModel},
 		{"throughput.png", throughputBars},
 		{"latency.png", latencyBars},
 		{"soak_rss.png", soakRSS},
@@ -93,6 +94,40 @@ func windowCDF(r *Results) (*plot.Plot, error) {
 		if err := addLine(p, i, fmt.Sprintf("%gs push=%s", c.DBUpdateFrequencyS, onOff(c.Push)), pts); err != nil {
 			return nil, err
 		}
+	}
+	p.Legend.Top = false
+	p.Legend.Left = false
+	p.Y.Max = 1.02
+	return p, nil
+}
+
+// windowModel draws, per setting with push off, the CDF of (window -
+// apply) / f against the poll model's, uniform on [0, 1]: the diagonal.
+func windowModel(r *Results) (*plot.Plot, error) {
+	p := newPlot("Windows against the poll model (push off)",
+		"(window - apply time) / db_update_frequency", "fraction of changes visible")
+	if err := addLine(p, 0, "model: uniform on [0, 1]", plotter.XYs{{X: 0, Y: 0}, {X: 1, Y: 1}}); err != nil {
+		return nil, err
+	}
+	drawn := false
+	for i, c := range r.Consistency {
+		if c.Model == nil || len(c.Windows) == 0 {
+			continue
+		}
+		w := slices.Sorted(slices.Values(c.Windows))
+		f := c.DBUpdateFrequencyS * 1000
+		pts := make(plotter.XYs, 0, len(w)+1)
+		pts = append(pts, plotter.XY{X: (w[0] - c.Model.ApplyMS) / f, Y: 0})
+		for j, v := range w {
+			pts = append(pts, plotter.XY{X: (v - c.Model.ApplyMS) / f, Y: float64(j+1) / float64(len(w))})
+		}
+		if err := addLine(p, i+1, fmt.Sprintf("%gs (n=%d, KS p=%.2g)", c.DBUpdateFrequencyS, len(w), c.Model.KSP), pts); err != nil {
+			return nil, err
+		}
+		drawn = true
+	}
+	if !drawn {
+		return nil, nil
 	}
 	p.Legend.Top = false
 	p.Legend.Left = false

@@ -86,10 +86,11 @@ func consistencyTable(r *Results) string {
 		"Model (push off): uniform on [0, f] + apply, apply = the probed nodes' mean poll query and snapshot rebuild + half the probe period; "+
 		"KS p < %g flags a setting farther from the model than sampling error. "+
 		"Node lag = the nodes' own sluice_invalidation_lag_seconds over the same changes (commit -> applied, datastore clock; n = events applied), "+
-		"interpolated in buckets of f/10.\n\n",
+		"interpolated in buckets of f/10. A's write = the change's Admin API request on node A, sent to answered: the window starts at the answer, "+
+		"and the change committed before it by as much as node A's own rebuild and reply took.\n\n",
 		Confidence*100, MinP99Samples, Confidence*100, stats.MinSamples(0.99, Confidence), stats.MinSamples(0.99, Confidence), ModelAlpha)
-	b.WriteString("| db_update_frequency | push | n | missed | cold | p50 ms [95% CI] | p99 ms | p99 95% upper ms | max ms | model p50 / p99 ms | KS D, p | node lag n | node lag p50 / p99 ms | polls/s/node | rows/s/node | rps on a node |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| db_update_frequency | push | n | missed | cold | p50 ms [95% CI] | p99 ms | p99 95% upper ms | max ms | model p50 / p99 ms | KS D, p | node lag n | node lag p50 / p99 ms | A's write p50 / max ms | polls/s/node | rows/s/node | rps on a node |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range r.Consistency {
 		model, ks := "-", "-"
 		if m := c.Model; m != nil {
@@ -108,9 +109,9 @@ func consistencyTable(r *Results) string {
 				lag += fmtMS(*c.NodeLag.P99)
 			}
 		}
-		fmt.Fprintf(&b, "| %gs | %s | %d | %d | %d | %s | %s | %s | %s | %s | %s | %.0f | %s | %.2f | %.2f | %.0f |\n",
+		fmt.Fprintf(&b, "| %gs | %s | %d | %d | %d | %s | %s | %s | %s | %s | %s | %.0f | %s | %s / %s | %.2f | %.2f | %.0f |\n",
 			c.DBUpdateFrequencyS, onOff(c.Push), c.Window.N, c.Missed, c.Cold, c.Window.p50Text(), c.Window.p99Text(), c.Window.p99UpperText(),
-			fmtMS(c.Window.Max), model, ks, c.NodeLag.Count, lag, c.PollsPerSecPerNode, c.RowsPerSecPerNode, c.RPS)
+			fmtMS(c.Window.Max), model, ks, c.NodeLag.Count, lag, fmtMS(c.Write.P50), fmtMS(c.Write.Max), c.PollsPerSecPerNode, c.RowsPerSecPerNode, c.RPS)
 	}
 	b.WriteString("\nBy kind of change (warm caches):\n\n")
 	b.WriteString("| db_update_frequency | push | change | n | p50 ms [95% CI] | p99 ms | max ms |\n")

@@ -95,6 +95,10 @@ type Consistency struct {
 	// that saw it. Each change is probed on one node, so windows are
 	// independent.
 	Window Window `json:"window_ms"`
+	// Write summarizes the writes' latency on node A (sent to answered).
+	// The window starts at the answer; the change committed before it, by
+	// as much as node A's own rebuild and reply took.
+	Write Window `json:"write_ms"`
 	// Missed counts changes a node had not shown within the probe limit.
 	Missed int `json:"missed"`
 	// Warm counts the changes whose entities were verified in the probed

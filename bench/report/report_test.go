@@ -77,14 +77,14 @@ func TestWriteReadRoundTrip(t *testing.T) {
 			t.Errorf("results.json lacks %s", key)
 		}
 	}
-	for _, f := range []string{"report.md", "report.html", "window_cdf.png", "throughput.png", "latency.png"} {
+	for _, f := range []string{"report.md", "report.html", "window_cdf.png", "window_model.png", "throughput.png", "latency.png"} {
 		st, err := os.Stat(filepath.Join(dir, f))
 		if err != nil || st.Size() < 100 {
 			t.Errorf("%s missing or empty: %v", f, err)
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
-	if !strings.Contains(string(md), "| gateway | otter | 3000 |") || !strings.Contains(string(md), "| 1s | on | 3 | 0 | 0 | 20.0 | - (n<100) | - (n<299) | 30.0 | - | - | 0 | - |") {
+	if !strings.Contains(string(md), "| gateway | otter | 3000 |") || !strings.Contains(string(md), "| 1s | on | 3 | 0 | 0 | 20.0 | - (n<100) | - (n<299) | 30.0 | - | - | 0 | - | 0.00 / 0.00 |") {
 		t.Errorf("report.md lacks the expected table rows:\n%s", md)
 	}
 	for _, want := range []string{"| go-fasthttp | - | 4800 | 32 | 18.5 | - | - |", "| go-httputil | - | 3500 | 32 | 37.0 | - | - |", "## Invalidation storm", "CPUs: node A on CPU 0; node B on CPU 1. Node B ran with GOMAXPROCS=1.", "| storm | 1000 | 0 | 0.40 | 3.00 |", "| 9 | 198 | 790 | 4 | 16.5 |", "storm p99 / calm p99 = 3.00 (target 2)"} {
@@ -93,8 +93,8 @@ func TestWriteReadRoundTrip(t *testing.T) {
 		}
 	}
 	html, _ := os.ReadFile(filepath.Join(dir, "report.html"))
-	if strings.Count(string(html), "data:image/png;base64,") != 3 {
-		t.Error("report.html does not inline the 3 plots")
+	if strings.Count(string(html), "data:image/png;base64,") != 4 {
+		t.Error("report.html does not inline the 4 plots")
 	}
 }
 

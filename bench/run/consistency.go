@@ -119,19 +119,37 @@ func (b *bench) setting(ctx context.Context, idx int, s setting) (report.Consist
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return row, fmt.Errorf("bench: %w", err)
 	}
-	hc, err := harness.Start(ctx, harness.Options{Binary: b.opts.Binary, Nodes: b.opts.Nodes, Dir: dir, Args: b.args(),
+	// Node A first: the others start once the setup is written and load
+	// it at start.
+	hc, err := harness.Start(ctx, harness.Options{Binary: b.opts.Binary, Nodes: 1, Dir: dir, Args: b.args(),
 		Env: b.nodeEnv("SLUICE_DB_UPDATE_FREQUENCY="+strconv.FormatFloat(s.freq, 'g', -1, 64), "SLUICE_DB_UPDATE_PUSH="+onOff(s.push))})
 	if err != nil {
 		return row, fmt.Errorf("bench: db_update_frequency=%g: %w", s.freq, err)
 	}
 	defer hc.Stop()
-	c := &cluster{a: hc.Nodes[0], others: hc.Nodes[1:]}
+	// The probes' idle keep-alive connections would hold up the nodes'
+	// shutdown.
+	defer probeClient.CloseIdleConnections()
+	c := &cluster{a: hc.Nodes[0]}
 	rng := rand.New(rand.NewPCG(uint64(idx), uint64(time.Now().UnixNano())))
 	changes, err := c.prepare(ctx, fmt.Sprintf("%s-s%d", b.prefix, idx), b.upstream, p.Changes, span, rng)
 	if err != nil {
 		return row, fmt.Errorf("bench: db_update_frequency=%g: setup: %w", s.freq, err)
 	}
-	warmLimit := 3*freq + 10*time.Second
+	if err := hc.Add(ctx, b.opts.Nodes-1); err != nil {
+		return row, fmt.Errorf("bench: db_update_frequency=%g: %w", s.freq, err)
+	}
+	c.others = hc.Nodes[1:]
+	for i := range changes {
+		changes[i].node = c.others[i%len(c.others)]
+	}
+	// A node's first poll re-reads the grace window before its start and
+	// applies the setup's events, purging what was warmed meanwhile: warm
+	// after it.
+	if err := firstPoll(ctx, c.others, freq+10*time.Second); err != nil {
+		return row, fmt.Errorf("bench: db_update_frequency=%g: %w", s.freq, err)
+	}
+	warmLimit := 10 * time.Second
 	if err := c.warm(ctx, changes, warmLimit); err != nil {
 		return row, fmt.Errorf("bench: db_update_frequency=%g: %w", s.freq, err)
 	}
@@ -176,8 +194,8 @@ func (b *bench) setting(ctx context.Context, idx int, s setting) (report.Consist
 }
 
 // prepare creates the shared entities and those of n changes on node A,
-// and plans the changes: kinds in turn, probed nodes in turn, write times
-// drawn uniformly and independently over span.
+// and plans the changes: kinds in turn, write times drawn uniformly and
+// independently over span. The caller assigns the probed nodes.
 func (c *cluster) prepare(ctx context.Context, pre, upstream string, n int, span time.Duration, rng *rand.Rand) ([]change, error) {
 	a := c.a
 	post := func(path string, form url.Values) (string, error) {
@@ -218,7 +236,7 @@ func (c *cluster) prepare(ctx context.Context, pre, upstream string, n int, span
 	for i := range changes {
 		ch := &changes[i]
 		r := fmt.Sprintf("%s-c%d", pre, i)
-		ch.kind, ch.node = sweepKinds[i%len(sweepKinds)], c.others[i%len(c.others)]
+		ch.kind = sweepKinds[i%len(sweepKinds)]
 		ch.at = time.Duration(rng.Float64() * float64(span))
 		switch ch.kind {
 		case routeCreated:
@@ -245,8 +263,8 @@ func (c *cluster) prepare(ctx context.Context, pre, upstream string, n int, span
 // warm brings every change's entities into its probed node's cache: the
 // node must answer the change's request with the status from before it
 // (its snapshot holds the route, service and plugins), and, for a
-// credential, have answered it from the entity cache. It waits up to limit
-// for the nodes to poll the setup.
+// credential, have answered it from the entity cache. The nodes started
+// after the setup was written; limit bounds the wait all the same.
 func (c *cluster) warm(ctx context.Context, changes []change, limit time.Duration) error {
 	start := time.Now()
 	for _, n := range c.others {
@@ -302,14 +320,15 @@ func (c *cluster) verifyWarm(ctx context.Context, ch *change) error {
 // run makes the changes on node A at their times, each after checking its
 // entities warm on its probed node, and probes that node every period
 // until it shows the change (or limit passes). It returns the windows (ms)
-// by kind and counts missed and cold changes in row; progress is called
-// every few seconds.
+// by kind, counts missed and cold changes in row and summarizes there the
+// writes' latency on node A; progress is called every few seconds.
 func (c *cluster) run(ctx context.Context, changes []change, every, limit time.Duration, row *report.Consistency, progress func(made, measured int)) (map[string][]float64, error) {
 	a := c.a
 	var (
 		mu             sync.Mutex
 		windows        = map[string][]float64{}
 		errs           []error
+		writes         []float64
 		made, measured int
 	)
 	order := slices.Clone(changes)
@@ -341,11 +360,13 @@ func (c *cluster) run(ctx context.Context, changes []change, every, limit time.D
 				mu.Unlock()
 				return
 			}
+			sent := time.Now()
 			err := c.do(ctx, a, ch)
 			start := time.Now()
 			mu.Lock()
 			made++
 			row.Warm++
+			writes = append(writes, float64(start.Sub(sent))/1e6)
 			mu.Unlock()
 			if err != nil {
 				mu.Lock()
@@ -381,6 +402,7 @@ func (c *cluster) run(ctx context.Context, changes []change, every, limit time.D
 	}
 	wg.Wait()
 	progress(made, measured)
+	row.Write = report.Summarize(writes)
 	if len(errs) > 0 {
 		return windows, errors.Join(errs...)
 	}
@@ -402,6 +424,32 @@ func (c *cluster) do(ctx context.Context, a *harness.Node, ch change) error {
 		_, err = a.MustAdmin(ctx, http.MethodDelete, "/consumers/"+c.consumer+"/key-auth/"+ch.credential, nil, http.StatusNoContent)
 	}
 	return err
+}
+
+// firstPoll waits until every node has finished a poll for cluster
+// events, at most limit.
+func firstPoll(ctx context.Context, nodes []*harness.Node, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for _, n := range nodes {
+		for {
+			m, err := scrape.Get(ctx, n.StatusURL+"/metrics")
+			if err != nil {
+				return fmt.Errorf("%s: %w", n.Name, err)
+			}
+			if m.Sum("sluice_cluster_poll_duration_seconds_count") >= 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s has not polled for cluster events within %v", n.Name, limit)
+			}
+			select {
+			case <-time.After(20 * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
 }
 
 // deltas are what the probed nodes' metrics say about the change phase.
