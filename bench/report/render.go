@@ -113,6 +113,18 @@ func consistencyTable(r *Results) string {
 			c.DBUpdateFrequencyS, onOff(c.Push), c.Window.N, c.Missed, c.Cold, c.Window.p50Text(), c.Window.p99Text(), c.Window.p99UpperText(),
 			fmtMS(c.Window.Max), model, ks, c.NodeLag.Count, lag, fmtMS(c.Write.P50), fmtMS(c.Write.Max), c.PollsPerSecPerNode, c.RowsPerSecPerNode, c.RPS)
 	}
+	for _, c := range r.Consistency {
+		if c.Model == nil || !c.Model.Differs {
+			continue
+		}
+		fmt.Fprintf(&b, "\n**db_update_frequency=%gs differs from the poll model** (KS D %.3f, p %.2g < %g): ", c.DBUpdateFrequencyS, c.Model.KSD, c.Model.KSP, ModelAlpha)
+		if c.Write.Max > c.DBUpdateFrequencyS*1000/10 {
+			fmt.Fprintf(&b, "node A's writes took up to %s ms (p50 %s ms), more than a tenth of the interval: they queued and returned in bursts, "+
+				"so the windows were not independent of the poll phase. The machine was too busy for this measurement; rerun it.\n", fmtMS(c.Write.Max), fmtMS(c.Write.P50))
+			continue
+		}
+		b.WriteString("node A's writes were prompt, so the nodes applied the changes other than the model says; see window_model.png.\n")
+	}
 	b.WriteString("\nBy kind of change (warm caches):\n\n")
 	b.WriteString("| db_update_frequency | push | change | n | p50 ms [95% CI] | p99 ms | max ms |\n")
 	b.WriteString("|---|---|---|---|---|---|---|\n")

@@ -212,7 +212,12 @@ func TestUniformModel(t *testing.T) {
 		t.Errorf("a quarter of windows at 0.1 ms: %+v; want flagged", m)
 	}
 	md := consistencyTable(&Results{Consistency: []Consistency{{DBUpdateFrequencyS: 1, Window: Summarize(w), Model: UniformModel(w, 1000, 3)}}})
-	if !strings.Contains(md, "**differs**") {
-		t.Errorf("table does not flag the setting:\n%s", md)
+	if !strings.Contains(md, "**differs**") || !strings.Contains(md, "node A's writes were prompt") {
+		t.Errorf("table does not flag the setting, or says its writes queued:\n%s", md)
+	}
+	// Writes that queued on node A explain the difference.
+	row := Consistency{DBUpdateFrequencyS: 1, Window: Summarize(w), Model: UniformModel(w, 1000, 3), Write: Summarize([]float64{5, 170, 2800})}
+	if md := consistencyTable(&Results{Consistency: []Consistency{row}}); !strings.Contains(md, "node A's writes took up to 2800 ms (p50 170 ms)") {
+		t.Errorf("table does not blame the queued writes:\n%s", md)
 	}
 }

@@ -126,10 +126,14 @@ func TestMiniProfile(t *testing.T) {
 // what issue 15 found wrong: every change was made on warm caches, the
 // credential revocations measure invalidation (a cold cache answered 401 at
 // once, windows near 0), and the windows are within sampling error of the
-// poll model, uniform on [0, f] plus the time to apply. The KS test runs at
-// alpha 0.001, so a correct sweep fails it once in a thousand runs; the
-// windows of issue 15 (a quarter near 0) fail it from 100 windows on
-// (bench/stats, TestKSSizeAndPower).
+// poll model, uniform on [0, f] plus the time to apply, as is the nodes'
+// own lag histogram. The KS test runs at alpha 0.001, so a correct sweep
+// fails it once in a thousand runs; the windows of issue 15 (a quarter near
+// 0) fail it from 100 windows on (bench/stats, TestKSSizeAndPower). With
+// the credentials left cold, this test failed both the median (0.006 ms)
+// and the KS test (D 0.258, p 2e-6). The distribution checks are skipped,
+// saying so, when node A's writes queued (a machine busy with other work):
+// then changes land in bursts and the model does not apply.
 func TestConsistencyWindowWarmAndUniform(t *testing.T) {
 	p := Profile{Name: "uniform", Frequencies: []float64{1}, Changes: 100, ChangeSpan: 8 * time.Second}
 	r, _ := runMini(t, p, 3, "throughput", "storm")
@@ -141,13 +145,21 @@ func TestConsistencyWindowWarmAndUniform(t *testing.T) {
 	if c.Window.N != 100 || c.Warm != 100 || c.Cold != 0 || c.Missed != 0 {
 		t.Fatalf("%d windows, %d warm, %d cold, %d missed; want 100 warm changes, all measured", c.Window.N, c.Warm, c.Cold, c.Missed)
 	}
-	// The cold misses of issue 15 gave 0.1 ms; warm, the median of 25
-	// uniform windows on [0, 1 s] is below 200 ms with probability 2e-4.
-	if cred := c.ByChange["credential-revoked"]; cred.N != 25 || cred.P50 < 200 {
-		t.Errorf("credential-revoked windows: %d, median %.3f ms, max %.3f ms; want 25 with a median above 200 ms (warm caches)", cred.N, cred.P50, cred.Max)
+	// The cold misses of issue 15 answered at once (0.01-0.1 ms); warm,
+	// the median of 25 windows uniform on [0, 1 s] is below 50 ms with
+	// probability 4e-11 (and it stays well above it when a busy machine
+	// bunches the writes).
+	if cred := c.ByChange["credential-revoked"]; cred.N != 25 || cred.P50 < 50 {
+		t.Errorf("credential-revoked windows: %d, median %.3f ms, max %.3f ms; want 25 with a median above 50 ms (warm caches)", cred.N, cred.P50, cred.Max)
 	}
 	if c.Model == nil || c.Model.ApplyMS <= 0 || c.Model.ApplyMS > 100 {
 		t.Fatalf("model %+v; want an apply time measured by the nodes, under 100 ms", c.Model)
+	}
+	// The model assumes the changes land at times independent of the
+	// polls. Writes that queue on node A (a machine busy with other work)
+	// return in bursts and break that; the checks above still hold.
+	if c.Write.Max > 100 {
+		t.Skipf("node A's writes took up to %.0f ms (p50 %.1f ms), more than a tenth of the interval: too busy a machine to test the distribution", c.Write.Max, c.Write.P50)
 	}
 	d, pv := stats.KS(c.Windows, stats.Uniform(c.Model.ApplyMS, c.Model.ApplyMS+1000))
 	if pv < 0.001 {
@@ -157,7 +169,7 @@ func TestConsistencyWindowWarmAndUniform(t *testing.T) {
 	// The inside view agrees: the nodes' lag p50 within the median's
 	// sampling error and one bucket (100 ms) of the model's.
 	if c.NodeLag.Count < 100 || c.NodeLag.P99 == nil || math.Abs(c.NodeLag.BucketMS-100) > 0.01 || math.Abs(c.NodeLag.P50-c.Model.P50) > 200 {
-		t.Errorf("node lag %+v; want 100+ events in 100 ms buckets, p50 near the model's %.0f ms", c.NodeLag, c.Model.P50)
+		t.Errorf("node lag over %.0f events in %.0f ms buckets, p50 %.0f ms; want 100+ events in 100 ms buckets, p50 near the model's %.0f ms", c.NodeLag.Count, c.NodeLag.BucketMS, c.NodeLag.P50, c.Model.P50)
 	}
 }
 
