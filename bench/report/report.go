@@ -122,7 +122,8 @@ type Consistency struct {
 	// PollsPerSecPerNode and RowsPerSecPerNode are the datastore cost.
 	PollsPerSecPerNode float64 `json:"polls_per_s_per_node"`
 	RowsPerSecPerNode  float64 `json:"rows_per_s_per_node"`
-	// RPS is a closed-loop run on one non-writing node under this setting.
+	// RPS is a closed-loop run on one non-writing node under this setting,
+	// before the changes.
 	RPS float64 `json:"rps"`
 	// Windows are the raw samples (ms), for the CDF.
 	Windows []float64 `json:"windows_ms"`

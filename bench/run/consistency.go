@@ -143,6 +143,12 @@ func (b *bench) setting(ctx context.Context, idx int, s setting) (report.Consist
 	for i := range changes {
 		changes[i].node = c.others[i%len(c.others)]
 	}
+	// The closed loop on a probed node runs while the nodes wait for
+	// their first poll.
+	if p.SettingRPS > 0 && ctx.Err() == nil {
+		sum := load.Closed(ctx, load.Options{URL: c.others[0].ProxyURL + c.basePath, Conns: p.Conns, Duration: p.SettingRPS})
+		row.RPS = sum.RPS
+	}
 	// A node's first poll re-reads the grace window before its start and
 	// applies the setup's events, purging what was warmed meanwhile: warm
 	// after it.
@@ -185,11 +191,6 @@ func (b *bench) setting(ctx context.Context, idx int, s setting) (report.Consist
 	row.NodeLag = d.lag
 	row.PollsPerSecPerNode = d.polls / float64(len(c.others)) / elapsed.Seconds()
 	row.RowsPerSecPerNode = d.applied / float64(len(c.others)) / elapsed.Seconds()
-
-	if p.SettingRPS > 0 && ctx.Err() == nil {
-		sum := load.Closed(ctx, load.Options{URL: c.others[0].ProxyURL + c.basePath, Conns: p.Conns, Duration: p.SettingRPS})
-		row.RPS = sum.RPS
-	}
 	return row, nil
 }
 
