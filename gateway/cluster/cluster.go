@@ -307,7 +307,10 @@ func (c *Cluster) apply(ctx context.Context, evs []store.Event) {
 	c.mu.Unlock()
 	c.metrics.applied.Add(float64(len(kept)))
 	for _, ev := range kept {
-		if !ev.At.Before(started) { // older events are catch-up, not propagation
+		// Older events are catch-up, not propagation; so is one stamped in
+		// the very tick of the start (SQLite's clock counts milliseconds),
+		// which may have been written before it.
+		if ev.At.After(started) {
 			c.metrics.lag.Observe(max(now.Sub(ev.At), 0).Seconds())
 		}
 	}
