@@ -31,8 +31,8 @@ type Window struct {
 	// P99 is absent below MinP99Samples windows.
 	P99 *float64 `json:"p99,omitempty"`
 	// P99Upper and P99Lower are one-sided 95 % order-statistic bounds on
-	// the p99: an upper bound needs 299 windows (then it is the max), a
-	// lower one about 300 as well.
+	// the p99: an upper bound needs 299 windows (then it is the max); a
+	// lower one exists from a few windows on (at first the min).
 	P99Upper *float64 `json:"p99_upper,omitempty"`
 	P99Lower *float64 `json:"p99_lower,omitempty"`
 	Max      float64  `json:"max"`
