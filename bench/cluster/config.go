@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -63,7 +64,9 @@ func Load(path string) (*File, error) {
 		return nil, fmt.Errorf("cluster file: %w", err)
 	}
 	var f File
-	if err := yaml.Unmarshal(data, &f); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true) // a misspelt key is an error, not a silent default
+	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("cluster file %s: %w", path, err)
 	}
 	if err := f.validate(); err != nil {
