@@ -326,7 +326,35 @@ func TestBenchClusterKilled(t *testing.T) {
 		}
 	}
 	kill()
-	r := runBench(t, t.TempDir(), "--cluster", file, "--rounds", "2")
+	// The next run, which stays up serving its figures (--serve).
+	out := t.TempDir()
+	b := startBench(t, "--cluster", file, "--rounds", "2", "--out", out, "--serve", "127.0.0.1:0")
+	addr := ""
+	for l := range b.lines {
+		if rest, ok := strings.CutPrefix(l, "serving the last run's figures on "); ok {
+			addr = rest
+		}
+		if strings.HasPrefix(l, "report: ") {
+			break
+		}
+	}
+	if addr == "" {
+		_ = b.cmd.Process.Kill()
+		err := b.wait(t, time.Minute)
+		t.Fatalf("no --serve address (%v):\n%s", err, b.out)
+	}
+	s, err := scrape.Get(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Sum(`sluice_bench_cluster_samples{node="node-2"}`) != 8 {
+		t.Errorf("--serve: sluice_bench_cluster_samples{node=\"node-2\"} = %v, want 8 (2 rounds of 4 changes)", s.Sum(`sluice_bench_cluster_samples{node="node-2"}`))
+	}
+	_ = b.cmd.Process.Signal(os.Interrupt)
+	if err := b.wait(t, time.Minute); err != nil {
+		t.Errorf("--serve: exit after Ctrl-C: %v", err)
+	}
+	r := readResults(t, out, b.out.String())
 	if r.Cluster.Cleanup.Stale == 0 || r.Cluster.Cleanup.Left != 0 {
 		t.Errorf("the next run deleted %d stale canary entities and left %d; want > 0 and 0", r.Cluster.Cleanup.Stale, r.Cluster.Cleanup.Left)
 	}
@@ -335,8 +363,8 @@ func TestBenchClusterKilled(t *testing.T) {
 	}
 
 	kill()
-	out, err := exec.Command(sluiceBinary(t), "bench", "--cluster", file, "--cleanup").CombinedOutput()
-	t.Logf("--cleanup: %s", out)
+	cl, err := exec.Command(sluiceBinary(t), "bench", "--cluster", file, "--cleanup").CombinedOutput()
+	t.Logf("--cleanup: %s", cl)
 	if err != nil {
 		t.Fatalf("--cleanup: %v", err)
 	}
@@ -344,7 +372,7 @@ func TestBenchClusterKilled(t *testing.T) {
 		t.Errorf("%d canary entities left after --cleanup", left)
 	}
 
-	b := startBench(t, "--cluster", file, "--rounds", "40", "--out", t.TempDir())
+	b = startBench(t, "--cluster", file, "--rounds", "40", "--out", t.TempDir())
 	b.waitLine(t, "probing:", time.Minute)
 	if err := b.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
