@@ -500,8 +500,8 @@ func (r *run) summarize(before, after []scrape.Samples, elapsed time.Duration, w
 				n.InsideNote = "" // the writer applies its own changes at once, not through events
 			}
 			if n.Inside != nil && i != writer {
-				lagBefore = addBuckets(lagBefore, before[i].Histogram(lagSeries))
-				lagAfter = addBuckets(lagAfter, after[i].Histogram(lagSeries))
+				lagBefore = scrape.Add(lagBefore, before[i].Histogram(lagSeries))
+				lagAfter = scrape.Add(lagAfter, after[i].Histogram(lagSeries))
 				rows += n.Inside.RowsPerS
 				rowNodes++
 			}
@@ -586,20 +586,6 @@ func (r *run) pushSupported() bool {
 		}
 	}
 	return false
-}
-
-func addBuckets(sum, b []scrape.Bucket) []scrape.Bucket {
-	if sum == nil {
-		return slices.Clone(b)
-	}
-	for i := range sum {
-		for _, o := range b {
-			if o.LE == sum[i].LE {
-				sum[i].Count += o.Count
-			}
-		}
-	}
-	return sum
 }
 
 // DefaultOut is the report directory when none is given.
