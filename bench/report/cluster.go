@@ -97,7 +97,8 @@ type Inside struct {
 	// histogram's CDF at the histogram's bucket bounds (each bound shifted
 	// by one probe interval and the write's return trip in the probes'
 	// favour); KSCritical is the two-sample Kolmogorov-Smirnov bound at
-	// 95 % for the probed sample count. Agrees is KSD <= KSCritical; nil
+	// 95 % for the number of rounds (the changes of one round wait for the
+	// same poll: they are one sample, not four). Agrees is KSD <= KSCritical; nil
 	// when either side has no sample.
 	KSD        float64 `json:"ks_d,omitempty"`
 	KSCritical float64 `json:"ks_critical,omitempty"`
