@@ -50,6 +50,7 @@ func parseInfo(body []byte, n *report.ClusterNode) error {
 	n.DBUpdateFrequencyS = seconds(cfg["db_update_frequency"])
 	n.DBUpdatePropagationS = seconds(cfg["db_update_propagation"])
 	if v, ok := cfg["db_update_push"].(bool); ok {
+		v = v && n.Database == "postgres" // push takes effect on PostgreSQL only
 		n.Push = &v
 	}
 	return nil

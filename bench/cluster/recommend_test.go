@@ -44,6 +44,8 @@ func TestRecommend(t *testing.T) {
 			[]float64{0, 0.94, 4.98}},
 		{"sluice polling at 1s", pollModel{freqS: 1, pushSupported: true, window: poll, rowsPerS: 2},
 			[]string{"only push can meet it (db_update_push=on", "2.00 rows/s per node", "9.96 rows per poll"}, []float64{0, 0.94, 4.98}},
+		{"few samples: the median bounds the fixed cost", pollModel{freqS: 0.5, pushSupported: true, window: report.Window{Latency: report.Latency{P50: 264, Max: 489}, Samples: 80}, rowsPerS: 1},
+			[]string{"fixed cost of 14 ms", "db_update_frequency=0.99", "db_update_frequency=5.03"}, []float64{0, 0.99, 5.03}},
 		{"sluice push", pollModel{freqS: 1, push: true, pushSupported: true, window: report.Window{Latency: report.Latency{Max: 20}, Samples: 400, P99Upper95: 30}, rowsPerS: 2},
 			[]string{"only push meets it, and it does here", "db_update_frequency=0.97", "db_update_frequency=4.97"}, []float64{0, 0.97, 4.97}},
 	} {

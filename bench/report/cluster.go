@@ -64,7 +64,8 @@ type ClusterNode struct {
 	Version  string `json:"version"`
 	Database string `json:"database"`
 	// DBUpdateFrequencyS and DBUpdatePropagationS are the node's settings
-	// (0 when GET / did not say); Push is db_update_push (nil: not exposed).
+	// (0 when GET / did not say); Push is db_update_push where it takes
+	// effect, on PostgreSQL (nil: the node has no such setting, as Kong).
 	DBUpdateFrequencyS   float64 `json:"db_update_frequency_s"`
 	DBUpdatePropagationS float64 `json:"db_update_propagation_s"`
 	Push                 *bool   `json:"db_update_push,omitempty"`
