@@ -392,6 +392,57 @@ func TestBenchClusterKilled(t *testing.T) {
 	}
 }
 
+// adminFront serves a real node's Admin API through a reverse proxy
+// that behaves as Kong does for a read-only token (403 to any write) or,
+// with dbless, as a DB-less Kong node (GET / says database=off, writes
+// answer 405). It returns the front's URL.
+func adminFront(t *testing.T, n *harness.Node, dbless bool) string {
+	t.Helper()
+	target, err := url.Parse(n.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	if dbless {
+		rp.ModifyResponse = func(resp *http.Response) error {
+			if resp.Request.URL.Path != "/" {
+				return nil
+			}
+			var info map[string]any
+			if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+				return err
+			}
+			resp.Body.Close()
+			info["configuration"].(map[string]any)["database"] = "off"
+			b, _ := json.Marshal(info)
+			resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+			resp.Header.Del("Content-Length")
+			return nil
+		}
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if dbless {
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			_, _ = w.Write([]byte(`{"message":"cannot create or update entities when not using a database"}`))
+			return
+		}
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write([]byte(`{"message":"read-only token: writes are not allowed"}`))
+	}), ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
 // TestBenchClusterReadOnly points the bench at a node whose Admin API
 // refuses writes, as a read-only token would (a real reverse proxy in
 // front of a real node answers 403 to anything but GET and HEAD). The
@@ -400,27 +451,7 @@ func TestBenchClusterKilled(t *testing.T) {
 func TestBenchClusterReadOnly(t *testing.T) {
 	c := startCluster(t, 1, "SLUICE_DB_UPDATE_FREQUENCY=0.5")
 	n := c.Nodes[0]
-	target, err := url.Parse(n.AdminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := httputil.NewSingleHostReverseProxy(target)
-	ro := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusForbidden)
-			_, _ = w.Write([]byte(`{"message":"read-only token: writes are not allowed"}`))
-			return
-		}
-		rp.ServeHTTP(w, r)
-	}), ReadHeaderTimeout: 10 * time.Second}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = ro.Serve(ln) }()
-	t.Cleanup(func() { ro.Close() })
-	file := writeClusterFile(t, c, "http://"+ln.Addr().String())
+	file := writeClusterFile(t, c, adminFront(t, n, false))
 
 	r := runBench(t, t.TempDir(), "--cluster", file, "--load", "50", "--duration", "1s", "--path", "/nothing-here")
 	cl := r.Cluster
@@ -439,5 +470,22 @@ func TestBenchClusterReadOnly(t *testing.T) {
 	}
 	if left := canaryLeft(t, n); left != 0 {
 		t.Errorf("%d canary entities on a node that refused writes", left)
+	}
+}
+
+// TestBenchClusterDBless puts node-3's Admin API behind a front that
+// answers as a DB-less Kong node (database=off, writes 405). The bench
+// must leave node-3 out of the probes, say why, and probe the others.
+func TestBenchClusterDBless(t *testing.T) {
+	c := startCluster(t, 3, "SLUICE_DB_UPDATE_FREQUENCY=0.5")
+	file := writeClusterFile(t, c, c.Nodes[0].AdminURL, c.Nodes[1].AdminURL, adminFront(t, c.Nodes[2], true))
+	const rounds = 3
+	cl := runBench(t, t.TempDir(), "--cluster", file, "--rounds", strconv.Itoa(rounds)).Cluster
+	dbless := cl.Nodes[2]
+	if dbless.Database != "off" || !strings.HasPrefix(dbless.Probe, "no: DB-less") || dbless.Window.Samples+dbless.Window.Missed != 0 {
+		t.Errorf("node-3: database %q, probe %q, %d samples; want it left out as DB-less", dbless.Database, dbless.Probe, dbless.Window.Samples)
+	}
+	if cl.Writer != "node-1" || cl.Nodes[1].Window.Samples != rounds*4 || cl.All.Samples != rounds*4 {
+		t.Errorf("writer %q, node-2 %d samples, all %d; want node-1 writing and %d windows on node-2", cl.Writer, cl.Nodes[1].Window.Samples, cl.All.Samples, rounds*4)
 	}
 }

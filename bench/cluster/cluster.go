@@ -203,13 +203,14 @@ func (r *run) consistency(ctx context.Context) error {
 	var can *canary
 	writer := -1
 	for i := range r.c.Nodes {
-		n := &r.c.Nodes[i]
-		if dbless(n) {
+		if n := &r.c.Nodes[i]; dbless(n) {
 			n.Probe = "no: DB-less (database=off): its entities come from its declarative configuration, not from a datastore the canary could be written to"
 			why = append(why, n.Name+": DB-less")
-			continue
 		}
-		if writer >= 0 || strings.HasPrefix(n.Probe, "GET / failed") {
+	}
+	for i := range r.c.Nodes {
+		n := &r.c.Nodes[i]
+		if dbless(n) || strings.HasPrefix(n.Probe, "GET / failed") {
 			continue
 		}
 		stale, _, err := cleanup(ctx, r.admins[i], CanaryTag)

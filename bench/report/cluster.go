@@ -192,8 +192,11 @@ func clusterMarkdown(c *Cluster, nodesPlot bool) string {
 				out = "**LAGGING**: " + n.LagNote
 			}
 			w := n.Window
-			fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %s | %s | %s | %s | %s |\n", name, w.Samples, w.Missed,
-				fmtMS(w.P50), fmtMS(w.P90), fmtMS(w.P99), fmtMS(w.Max), lag, agrees, out)
+			probed := fmt.Sprintf("%d | %d | %s | %s | %s | %s", w.Samples, w.Missed, fmtMS(w.P50), fmtMS(w.P90), fmtMS(w.P99), fmtMS(w.Max))
+			if w.Samples+w.Missed == 0 {
+				probed = "- | - | - | - | - | -"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", name, probed, lag, agrees, out)
 		}
 		if nodesPlot {
 			b.WriteString("\nThe window CDF per node is in cluster_nodes_cdf.png.\n")
