@@ -24,17 +24,28 @@ const (
 )
 
 // canary is one run's canary entities, written through one node's Admin
-// API.
+// API. Every probe path lies under the base route, so that a path no
+// specific canary route matches falls back to the base route, never to a
+// route of the cluster's own (a catch-all "/", say): no probe ever
+// reaches a real route or an upstream.
 type canary struct {
 	a   *admin
 	run string
-	// svc is the canary service: its request-termination plugin answers
-	// 200 for every canary route, so no probe reaches an upstream.
-	svc      string
+	// svc answers baseStatus (its request-termination plugin) on the base
+	// route; alt answers altStatus on every other canary route, so that
+	// altStatus on a path proves that the node has its route.
+	svc, alt string
 	consumer string
 	keyPath  string
 	rounds   []roundEntities
 }
+
+// Statuses of the canary services: a path that only the base route
+// matches answers baseStatus, one of the alt service's routes altStatus.
+const (
+	baseStatus = http.StatusOK
+	altStatus  = http.StatusAccepted
+)
 
 // roundEntities are what one round changes.
 type roundEntities struct {
@@ -55,22 +66,22 @@ func (c *canary) with(body map[string]any) map[string]any {
 	return body
 }
 
-// setup creates the canary service (the first write: a refusal comes back
-// from it, wrapped), its routes, plugins, consumer and every round's
-// entities.
+// setup creates the canary services (the first write: a refusal comes
+// back from it, wrapped), their routes and plugins, the consumer and every
+// round's entities.
 func (c *canary) setup(ctx context.Context, rounds int) error {
 	var err error
-	// Port 9 (discard) on the node itself: never contacted, the service's
-	// request-termination plugin answers first.
-	if c.svc, err = c.a.create(ctx, "/services", c.with(map[string]any{"name": c.name("svc"), "url": "http://127.0.0.1:9/"})); err != nil {
+	if c.svc, err = c.service(ctx, "svc", baseStatus); err != nil {
 		return err
 	}
-	if _, err = c.a.create(ctx, "/services/"+c.svc+"/plugins", c.with(map[string]any{"name": "request-termination",
-		"config": map[string]any{"status_code": 200, "message": "sluice bench canary"}})); err != nil {
+	if c.alt, err = c.service(ctx, "alt", altStatus); err != nil {
+		return err
+	}
+	if _, err = c.route(ctx, c.svc, "base", c.path("")); err != nil {
 		return err
 	}
 	c.keyPath = c.path("keyed")
-	keyed, err := c.route(ctx, "keyed", c.keyPath)
+	keyed, err := c.route(ctx, c.alt, "keyed", c.keyPath)
 	if err != nil {
 		return err
 	}
@@ -85,10 +96,10 @@ func (c *canary) setup(ctx context.Context, rounds int) error {
 		e := &c.rounds[i]
 		r := fmt.Sprintf("r%d", i)
 		e.newPath, e.plugPath, e.delPath = c.path(r+"/new"), c.path(r+"/plug"), c.path(r+"/del")
-		if e.plugRoute, err = c.route(ctx, r+"-plug", e.plugPath); err != nil {
+		if e.plugRoute, err = c.route(ctx, c.alt, r+"-plug", e.plugPath); err != nil {
 			return err
 		}
-		if e.delRoute, err = c.route(ctx, r+"-del", e.delPath); err != nil {
+		if e.delRoute, err = c.route(ctx, c.alt, r+"-del", e.delPath); err != nil {
 			return err
 		}
 		e.key = c.name(r + "-" + randomHex(16))
@@ -99,8 +110,21 @@ func (c *canary) setup(ctx context.Context, rounds int) error {
 	return nil
 }
 
-func (c *canary) route(ctx context.Context, name, path string) (string, error) {
-	return c.a.create(ctx, "/services/"+c.svc+"/routes", c.with(map[string]any{"name": c.name(name), "paths": []string{path}}))
+// service creates a canary service whose request-termination plugin
+// answers status. Its URL, port 9 (discard) on the node itself, is never
+// contacted: the plugin answers first.
+func (c *canary) service(ctx context.Context, name string, status int) (string, error) {
+	id, err := c.a.create(ctx, "/services", c.with(map[string]any{"name": c.name(name), "url": "http://127.0.0.1:9/"}))
+	if err != nil {
+		return "", err
+	}
+	_, err = c.a.create(ctx, "/services/"+id+"/plugins", c.with(map[string]any{"name": "request-termination",
+		"config": map[string]any{"status_code": status, "message": "sluice bench canary"}}))
+	return id, err
+}
+
+func (c *canary) route(ctx context.Context, svc, name, path string) (string, error) {
+	return c.a.create(ctx, "/services/"+svc+"/routes", c.with(map[string]any{"name": c.name(name), "paths": []string{path}}))
 }
 
 // cleanupKinds is the deletion order: routes take their plugins along,

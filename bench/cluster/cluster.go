@@ -210,7 +210,11 @@ func (r *run) consistency(ctx context.Context) error {
 	}
 	for i := range r.c.Nodes {
 		n := &r.c.Nodes[i]
-		if dbless(n) || strings.HasPrefix(n.Probe, "GET / failed") {
+		if dbless(n) {
+			continue
+		}
+		if strings.HasPrefix(n.Probe, "GET / failed") {
+			why = append(why, n.Name+": "+n.Probe)
 			continue
 		}
 		stale, _, err := cleanup(ctx, r.admins[i], CanaryTag)

@@ -124,7 +124,7 @@ func (r *run) waitSetup(ctx context.Context, can *canary, probed []int) {
 		n := &r.c.Nodes[i]
 		wg.Go(func() {
 			for _, pr := range []struct{ path, key string }{{last.plugPath, ""}, {last.delPath, ""}, {can.keyPath, last.key}} {
-				if _, ok := r.probe.until(ctx, n.Proxy, pr.path, pr.key, http.StatusOK, start, limit); !ok {
+				if _, ok := r.probe.until(ctx, n.Proxy, pr.path, pr.key, altStatus, start, limit); !ok {
 					if ctx.Err() != nil {
 						return // interrupted: nothing to say about the node
 					}
@@ -146,18 +146,18 @@ func (r *run) waitSetup(ctx context.Context, can *canary, probed []int) {
 func (r *run) round(ctx context.Context, can *canary, i, writer int, probed []int, rng *rand.Rand) error {
 	a, e := r.admins[writer], can.rounds[i]
 	changes := []change{
-		{kind: "route-created", path: e.newPath, before: http.StatusNotFound, wanted: http.StatusOK, do: func(ctx context.Context) error {
-			_, err := a.create(ctx, "/services/"+can.svc+"/routes", can.with(map[string]any{"name": can.name(fmt.Sprintf("r%d-new", i)), "paths": []string{e.newPath}}))
+		{kind: "route-created", path: e.newPath, before: baseStatus, wanted: altStatus, do: func(ctx context.Context) error {
+			_, err := can.route(ctx, can.alt, fmt.Sprintf("r%d-new", i), e.newPath)
 			return err
 		}},
-		{kind: "plugin-added", path: e.plugPath, before: http.StatusOK, wanted: http.StatusTeapot, do: func(ctx context.Context) error {
+		{kind: "plugin-added", path: e.plugPath, before: altStatus, wanted: http.StatusTeapot, do: func(ctx context.Context) error {
 			_, err := a.create(ctx, "/routes/"+e.plugRoute+"/plugins", can.with(map[string]any{"name": "request-termination", "config": map[string]any{"status_code": http.StatusTeapot}}))
 			return err
 		}},
-		{kind: "route-deleted", path: e.delPath, before: http.StatusOK, wanted: http.StatusNotFound, do: func(ctx context.Context) error {
+		{kind: "route-deleted", path: e.delPath, before: altStatus, wanted: baseStatus, do: func(ctx context.Context) error {
 			return a.del(ctx, "/routes/"+e.delRoute)
 		}},
-		{kind: "credential-revoked", path: can.keyPath, key: e.key, before: http.StatusOK, wanted: http.StatusUnauthorized, do: func(ctx context.Context) error {
+		{kind: "credential-revoked", path: can.keyPath, key: e.key, before: altStatus, wanted: http.StatusUnauthorized, do: func(ctx context.Context) error {
 			return a.del(ctx, "/consumers/"+can.consumer+"/key-auth/"+e.credID)
 		}},
 	}
