@@ -302,6 +302,9 @@ func TestBenchCluster(t *testing.T) {
 					t.Errorf("%s: lagging=%v (%s, %d samples, %d missed); want only node-3 to stand out", n.Name, n.Lagging, n.LagNote, n.Window.Samples, n.Window.Missed)
 				}
 			}
+			if note := cut.Nodes[2].InsideNote; !strings.Contains(note, "polls/s failed") {
+				t.Errorf("node-3's own metrics: %q, want its failed polls named", note)
+			}
 			if left := canaryLeft(t, c.Nodes[0]); left != 0 {
 				t.Errorf("%d canary entities left after the run with node-3 cut", left)
 			}

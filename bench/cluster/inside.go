@@ -18,6 +18,7 @@ const (
 	lagSeries     = "sluice_invalidation_lag_seconds"
 	pollsSeries   = "sluice_cluster_poll_duration_seconds_count"
 	appliedSeries = "sluice_cluster_events_applied_total"
+	pollErrSeries = "sluice_cluster_poll_errors_total"
 )
 
 // scrapeMetrics fetches and parses a node's metrics URL.
@@ -54,9 +55,13 @@ func inside(before, after scrape.Samples, elapsed time.Duration, w report.Window
 		return nil, "its metrics carry no " + lagSeries + ": only the probed windows stand"
 	}
 	in := &report.Inside{
-		LagEvents: lag[len(lag)-1].Count,
-		PollsPerS: (after.Sum(pollsSeries) - before.Sum(pollsSeries)) / elapsed.Seconds(),
-		RowsPerS:  (after.Sum(appliedSeries) - before.Sum(appliedSeries)) / elapsed.Seconds(),
+		LagEvents:      lag[len(lag)-1].Count,
+		PollsPerS:      (after.Sum(pollsSeries) - before.Sum(pollsSeries)) / elapsed.Seconds(),
+		RowsPerS:       (after.Sum(appliedSeries) - before.Sum(appliedSeries)) / elapsed.Seconds(),
+		PollErrorsPerS: (after.Sum(pollErrSeries) - before.Sum(pollErrSeries)) / elapsed.Seconds(),
+	}
+	if in.PollErrorsPerS > 0 {
+		return in, fmt.Sprintf("%.2f of its %.2f polls/s failed: it cannot read cluster events from the datastore", in.PollErrorsPerS, in.PollsPerS)
 	}
 	if in.LagEvents == 0 {
 		return in, "applied no invalidation event during the measurement"

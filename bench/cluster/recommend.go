@@ -137,6 +137,9 @@ func recommend(m pollModel) []report.Budget {
 				b.Text = fmt.Sprintf("for staleness <= %v: no db_update_frequency can meet it on these nodes (fixed cost %.0f ms, %s); only push can, which Kong does not have (Sluice's db_update_push=on on PostgreSQL)", budget, cost*1000, how)
 			}
 		}
+		if m.window.Missed > 0 {
+			b.Text += fmt.Sprintf(". %d changes were never seen within the probe timeout and are not in these figures: fix the lagging node first", m.window.Missed)
+		}
 		out = append(out, b)
 	}
 	return out

@@ -94,6 +94,8 @@ type Inside struct {
 	LagBucketMS [2]float64 `json:"lag_p50_bucket_ms"`
 	PollsPerS   float64    `json:"polls_per_s"`
 	RowsPerS    float64    `json:"rows_per_s"`
+	// PollErrorsPerS are failed polls (sluice_cluster_poll_errors_total).
+	PollErrorsPerS float64 `json:"poll_errors_per_s"`
 	// KSD is the largest gap between the probed windows' CDF and the lag
 	// histogram's CDF at the histogram's bucket bounds (each bound shifted
 	// by one probe interval and the write's return trip in the probes'
@@ -193,8 +195,11 @@ func clusterMarkdown(c *Cluster, nodesPlot bool) string {
 			}
 			w := n.Window
 			probed := fmt.Sprintf("%d | %d | %s | %s | %s | %s", w.Samples, w.Missed, fmtMS(w.P50), fmtMS(w.P90), fmtMS(w.P99), fmtMS(w.Max))
-			if w.Samples+w.Missed == 0 {
+			switch {
+			case w.Samples+w.Missed == 0:
 				probed = "- | - | - | - | - | -"
+			case w.Samples == 0:
+				probed = fmt.Sprintf("0 | %d | - | - | - | -", w.Missed)
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", name, probed, lag, agrees, out)
 		}
@@ -236,6 +241,9 @@ func windowRow(name string, w Window) string {
 	bound := "- (n < 299)"
 	if w.P99Upper95 > 0 {
 		bound = fmtMS(w.P99Upper95)
+	}
+	if w.Samples == 0 {
+		return fmt.Sprintf("| %s | 0 | %d | - | - | - | - | - |\n", name, w.Missed)
 	}
 	return fmt.Sprintf("| %s | %d | %d | %s | %s | %s | %s | %s |\n", name, w.Samples, w.Missed, fmtMS(w.P50), fmtMS(w.P90), fmtMS(w.P99), fmtMS(w.Max), bound)
 }
