@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -165,12 +166,7 @@ func clusterMarkdown(c *Cluster, nodesPlot bool) string {
 			c.Writer, c.Rounds, c.ProbeIntervalMS, c.MaxProbeRPSPerNode, c.ProbeRequests, c.ProbeSeconds, safeDiv(float64(c.ProbeRequests), c.ProbeSeconds), c.ProbeTimeoutS)
 		b.WriteString("\n### Window per change kind (reading nodes)\n\n")
 		b.WriteString("| change | samples | missed | p50 ms | p90 ms | p99 ms | max ms | p99 upper 95% ms |\n|---|---|---|---|---|---|---|---|\n")
-		kinds := make([]string, 0, len(c.ByChange))
-		for k := range c.ByChange {
-			kinds = append(kinds, k)
-		}
-		slices.Sort(kinds)
-		for _, k := range kinds {
+		for _, k := range slices.Sorted(maps.Keys(c.ByChange)) {
 			b.WriteString(windowRow(k, c.ByChange[k]))
 		}
 		b.WriteString(windowRow("all", c.All))
@@ -249,11 +245,7 @@ func windowRow(name string, w Window) string {
 }
 
 func statusList(m map[string]int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := slices.Sorted(maps.Keys(m))
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
