@@ -137,7 +137,13 @@ func (r *run) waitSetup(ctx context.Context, can *canary, probed []int) {
 		})
 	}
 	wg.Wait()
-	r.logf("canary setup visible on the nodes after %v", time.Since(start).Round(time.Millisecond))
+	missing := 0
+	for _, i := range probed {
+		if r.c.Nodes[i].Lagging {
+			missing++
+		}
+	}
+	r.logf("canary setup visible on %d of %d nodes after %v", len(probed)-missing, len(probed), time.Since(start).Round(time.Millisecond))
 }
 
 // round checks that every node shows the round's "before" state, waits a
@@ -161,13 +167,21 @@ func (r *run) round(ctx context.Context, can *canary, i, writer int, probed []in
 			return a.del(ctx, "/consumers/"+can.consumer+"/key-auth/"+e.credID)
 		}},
 	}
+	// ready[n][j]: node n shows change j's "before" state (one request per
+	// change and node, the nodes in parallel).
 	ready := make(map[int][]bool, len(probed))
 	for _, n := range probed {
 		ready[n] = make([]bool, len(changes))
-		for j, ch := range changes {
-			ready[n][j] = r.probe.status(ctx, r.c.Nodes[n].Proxy, ch.path, ch.key) == ch.before
-		}
 	}
+	var rw sync.WaitGroup
+	for _, n := range probed {
+		rw.Go(func() {
+			for j, ch := range changes {
+				ready[n][j] = r.probe.status(ctx, r.c.Nodes[n].Proxy, ch.path, ch.key) == ch.before
+			}
+		})
+	}
+	rw.Wait()
 	select {
 	case <-time.After(time.Duration(rng.Float64() * float64(r.freq))):
 	case <-ctx.Done():
