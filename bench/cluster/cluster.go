@@ -232,7 +232,7 @@ func (r *run) consistency(ctx context.Context) error {
 			writer = i
 			break
 		}
-		r.finishCleanup(r.admins[i])
+		r.finishCleanup(i)
 		if !refused(err) {
 			return fmt.Errorf("bench --cluster: canary setup on %s: %w", n.Name, err)
 		}
@@ -250,24 +250,34 @@ func (r *run) consistency(ctx context.Context) error {
 		r.insideOnly(ctx)
 		return nil
 	}
-	defer r.finishCleanup(r.admins[writer])
+	defer r.finishCleanup(writer)
 	r.c.Writer = r.c.Nodes[writer].Name
 	r.c.Nodes[writer].Writer = true
 	return r.probeRounds(ctx, can, writer)
 }
 
 // finishCleanup deletes this run's canary entities even when ctx was
-// cancelled (Ctrl-C), with a minute of its own.
-func (r *run) finishCleanup(a *admin) {
+// cancelled (Ctrl-C), with a minute of its own, through node i's Admin
+// API or, when that fails (the writer died), through the next node's
+// that is not DB-less.
+func (r *run) finishCleanup(i int) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	d, left, err := cleanup(ctx, a, runTagPrefix+r.id)
-	r.c.Cleanup.Deleted += d
-	r.c.Cleanup.Left = left
-	if err != nil {
+	for k := range r.admins {
+		j := (i + k) % len(r.admins)
+		if dbless(&r.c.Nodes[j]) {
+			continue
+		}
+		a := r.admins[j]
+		d, left, err := cleanup(ctx, a, runTagPrefix+r.id)
+		r.c.Cleanup.Deleted += d
+		r.c.Cleanup.Left = left
+		r.logf("canary cleanup through %s: %d deleted, %d left%s", a.node, d, left, errSuffix(err))
+		if err == nil || ctx.Err() != nil {
+			return
+		}
 		r.c.Cleanup.Errors = append(r.c.Cleanup.Errors, err.Error())
 	}
-	r.logf("canary cleanup through %s: %d deleted, %d left%s", a.node, d, left, errSuffix(err))
 }
 
 func errSuffix(err error) string {
