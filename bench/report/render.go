@@ -32,6 +32,9 @@ func Markdown(r *Results, plots []string) string {
 	if r.Storm != nil {
 		b.WriteString(stormTable(r.Storm))
 	}
+	if r.Cluster != nil {
+		b.WriteString(clusterMarkdown(r.Cluster, slices.Contains(plots, "cluster_nodes_cdf.png")))
+	}
 	if len(r.Recommendations) > 0 {
 		b.WriteString("\n## Recommendations\n\n")
 		for _, s := range r.Recommendations {
@@ -76,11 +79,20 @@ func throughputTable(r *Results) string {
 func consistencyTable(r *Results) string {
 	var b strings.Builder
 	b.WriteString("## Consistency window and tuning table\n\n")
-	b.WriteString("Window = the Admin API write on node A returned -> the first probe of another node saw the change. " +
-		"Each change is probed on one node (in turn), at a write time drawn uniformly over a whole number of poll intervals, " +
-		"so the windows are independent samples. Just before each change, every entity it touches was verified warm on the probed node: " +
-		"the credential and its consumer listed in the node's cache (Admin API `/cache`), the route, service and plugin answered from the node's " +
-		"in-memory snapshot with the old status; the windows measure invalidation, not a cold read.\n\n")
+	warm := true
+	for _, c := range r.Consistency {
+		warm = warm && c.Warm > 0
+	}
+	if warm {
+		b.WriteString("Window = the Admin API write on node A returned -> the first probe of another node saw the change. " +
+			"Each change is probed on one node (in turn), at a write time drawn uniformly over a whole number of poll intervals, " +
+			"so the windows are independent samples. Just before each change, every entity it touches was verified warm on the probed node: " +
+			"the credential and its consumer listed in the node's cache (Admin API `/cache`), the route, service and plugin answered from the node's " +
+			"in-memory snapshot with the old status; the windows measure invalidation, not a cold read.\n\n")
+	} else {
+		b.WriteString("Window = the Admin API write returned -> the first probe of another node saw the change. " +
+			"The changes were not verified warm on the probed nodes before they were made (a cluster measured from outside keeps its caches to itself).\n\n")
+	}
 	fmt.Fprintf(&b, "n = windows. Percentiles are nearest-rank; [lo-hi] is the %.0f %% order-statistic interval of the p50. "+
 		"A p99 is printed from %d windows on (below, the max stands for it), and its %.0f %% upper bound from %d (the max of %d windows bounds the p99). "+
 		"Model (push off): uniform on [0, f] + apply, apply = the probed nodes' mean poll query and snapshot rebuild + half the probe period; "+

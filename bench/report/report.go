@@ -38,6 +38,9 @@ type Results struct {
 	Storm *Storm `json:"storm,omitempty"`
 	// Soak is the soak profile's run (nil for the other profiles).
 	Soak *Soak `json:"soak,omitempty"`
+	// Cluster is `sluice bench --cluster`'s run on a running cluster (nil
+	// for the local bench).
+	Cluster *Cluster `json:"cluster,omitempty"`
 	// Recommendations are one-line tuning advice, one per budget.
 	Recommendations []string `json:"recommendations"`
 	// Notes list targets not met and anything skipped, in words.
@@ -94,11 +97,11 @@ type Consistency struct {
 	// returning on node A to the first probe of the change's probed node
 	// that saw it. Each change is probed on one node, so windows are
 	// independent.
-	Window Window `json:"window_ms"`
+	Window Summary `json:"window_ms"`
 	// Write summarizes the writes' latency on node A (sent to answered).
 	// The window starts at the answer; the change committed before it, by
 	// as much as node A's own rebuild and reply took.
-	Write Window `json:"write_ms"`
+	Write Summary `json:"write_ms"`
 	// Missed counts changes a node had not shown within the probe limit.
 	Missed int `json:"missed"`
 	// Warm counts the changes whose entities were verified in the probed
@@ -107,7 +110,7 @@ type Consistency struct {
 	Warm int `json:"warm"`
 	Cold int `json:"cold"`
 	// ByChange summarizes the windows per kind of change.
-	ByChange map[string]Window `json:"by_change"`
+	ByChange map[string]Summary `json:"by_change"`
 	// SpanS is the span over which the changes' write times were drawn,
 	// uniformly and independently: a whole number of poll intervals, so
 	// every phase of the poll cycle is equally likely.

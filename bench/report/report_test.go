@@ -50,7 +50,7 @@ func poll(f float64, n int, seed uint64) Consistency {
 	w := uniform(f, n, seed)
 	p99 := 990 * f
 	return Consistency{DBUpdateFrequencyS: f, Window: Summarize(w), Windows: w, Warm: n, PollsPerSecPerNode: 1 / f,
-		ByChange: map[string]Window{"route-created": Summarize(w[:n/2]), "credential-revoked": Summarize(w[n/2:])},
+		ByChange: map[string]Summary{"route-created": Summarize(w[:n/2]), "credential-revoked": Summarize(w[n/2:])},
 		Model:    UniformModel(w, f*1000, 0), NodeLag: NodeLag{Count: 4 * float64(n), P50: 500 * f, P99: &p99, BucketMS: 100 * f}}
 }
 

@@ -2,8 +2,10 @@ package report
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
+	"github.com/sluice-gw/sluice/bench/scrape"
 	"github.com/sluice-gw/sluice/bench/stats"
 )
 
@@ -19,9 +21,9 @@ const MinP99Samples = 100
 // farther from the uniform poll model than sampling error explains.
 const ModelAlpha = 0.01
 
-// Window summarizes a sample of windows (ms) with its sampling error.
+// Summary summarizes a sample of windows (ms) with its sampling error.
 // Percentiles are nearest-rank.
-type Window struct {
+type Summary struct {
 	N   int     `json:"n"`
 	P50 float64 `json:"p50"`
 	// P50Low and P50High are the 95 % order-statistic interval of the
@@ -39,12 +41,12 @@ type Window struct {
 }
 
 // Summarize returns the summary of windows (ms, any order).
-func Summarize(windows []float64) Window {
+func Summarize(windows []float64) Summary {
 	s := slices.Sorted(slices.Values(windows))
 	if len(s) == 0 {
-		return Window{}
+		return Summary{}
 	}
-	w := Window{N: len(s), P50: stats.Quantile(s, 0.5), Max: s[len(s)-1]}
+	w := Summary{N: len(s), P50: stats.Quantile(s, 0.5), Max: s[len(s)-1]}
 	// Two-sided: each side at (1+Confidence)/2.
 	side := (1 + Confidence) / 2
 	if lo, hi := stats.Lower(s, 0.5, side), stats.Upper(s, 0.5, side); lo.OK && hi.OK {
@@ -105,8 +107,34 @@ type NodeLag struct {
 	BucketMS float64 `json:"bucket_ms"`
 }
 
+// NodeLagFrom summarizes the lag histogram's observations between two
+// scrapes (scrape.Sub of the cumulative buckets, summed over the nodes).
+func NodeLagFrom(lag []scrape.Bucket) NodeLag {
+	var l NodeLag
+	if len(lag) == 0 || lag[len(lag)-1].Count <= 0 {
+		return l
+	}
+	l.Count = lag[len(lag)-1].Count
+	l.P50 = scrape.Quantile(lag, 0.5) * 1000
+	if l.Count >= MinP99Samples {
+		p99 := scrape.Quantile(lag, 0.99) * 1000
+		l.P99 = &p99
+	}
+	for i, bk := range lag {
+		if bk.Count >= l.Count/2 && !math.IsInf(bk.LE, 1) {
+			lower := 0.0
+			if i > 0 {
+				lower = lag[i-1].LE
+			}
+			l.BucketMS = math.Round((bk.LE-lower)*1e6) / 1e3
+			break
+		}
+	}
+	return l
+}
+
 // p99Text is the p99 column: the value, or why there is none.
-func (w Window) p99Text() string {
+func (w Summary) p99Text() string {
 	if w.P99 == nil {
 		return fmt.Sprintf("- (n<%d)", MinP99Samples)
 	}
@@ -114,7 +142,7 @@ func (w Window) p99Text() string {
 }
 
 // p99UpperText is the p99's upper-bound column.
-func (w Window) p99UpperText() string {
+func (w Summary) p99UpperText() string {
 	if w.P99Upper == nil {
 		return fmt.Sprintf("- (n<%d)", stats.MinSamples(0.99, Confidence))
 	}
@@ -122,7 +150,7 @@ func (w Window) p99UpperText() string {
 }
 
 // p50Text is the median with its interval.
-func (w Window) p50Text() string {
+func (w Summary) p50Text() string {
 	if w.P50Low == nil {
 		return fmtMS(w.P50)
 	}

@@ -176,7 +176,7 @@ func (b *bench) setting(ctx context.Context, idx int, s setting) (report.Consist
 	if err != nil {
 		return row, err
 	}
-	row.ByChange = map[string]report.Window{}
+	row.ByChange = map[string]report.Summary{}
 	for kind, w := range windows {
 		row.ByChange[kind] = report.Summarize(w)
 		row.Windows = append(row.Windows, w...)
@@ -477,8 +477,8 @@ func nodeDeltas(before, after []scrape.Samples) deltas {
 		d.applied += diff("sluice_cluster_events_applied_total")
 		rebuilds += diff("sluice_snapshot_rebuild_duration_seconds_count")
 		rebuildSum += diff("sluice_snapshot_rebuild_duration_seconds_sum")
-		lagA = addBuckets(lagA, after[i].Histogram("sluice_invalidation_lag_seconds"))
-		lagB = addBuckets(lagB, before[i].Histogram("sluice_invalidation_lag_seconds"))
+		lagA = scrape.Add(lagA, after[i].Histogram("sluice_invalidation_lag_seconds"))
+		lagB = scrape.Add(lagB, before[i].Histogram("sluice_invalidation_lag_seconds"))
 	}
 	if d.polls > 0 {
 		d.applyMS += pollSum / d.polls * 1000
@@ -486,41 +486,8 @@ func nodeDeltas(before, after []scrape.Samples) deltas {
 	if rebuilds > 0 {
 		d.applyMS += rebuildSum / rebuilds * 1000
 	}
-	lag := scrape.Sub(lagA, lagB)
-	if len(lag) == 0 || lag[len(lag)-1].Count <= 0 {
-		return d
-	}
-	d.lag.Count = lag[len(lag)-1].Count
-	d.lag.P50 = scrape.Quantile(lag, 0.5) * 1000
-	if d.lag.Count >= report.MinP99Samples {
-		p99 := scrape.Quantile(lag, 0.99) * 1000
-		d.lag.P99 = &p99
-	}
-	for i, bk := range lag {
-		if bk.Count >= d.lag.Count/2 && !math.IsInf(bk.LE, 1) {
-			lower := 0.0
-			if i > 0 {
-				lower = lag[i-1].LE
-			}
-			d.lag.BucketMS = math.Round((bk.LE-lower)*1e6) / 1e3
-			break
-		}
-	}
+	d.lag = report.NodeLagFrom(scrape.Sub(lagA, lagB))
 	return d
-}
-
-func addBuckets(sum, b []scrape.Bucket) []scrape.Bucket {
-	if sum == nil {
-		return slices.Clone(b)
-	}
-	for i := range sum {
-		for _, o := range b {
-			if o.LE == sum[i].LE {
-				sum[i].Count += o.Count
-			}
-		}
-	}
-	return sum
 }
 
 func scrapeAll(ctx context.Context, nodes []*harness.Node) ([]scrape.Samples, error) {

@@ -248,6 +248,9 @@ func (b *bench) startUpstream() (func(), error) {
 	return func() { _ = srv.Close() }, nil
 }
 
+// Machine describes the machine the bench runs on, for the report.
+func Machine() report.Machine { return machine() }
+
 func machine() report.Machine {
 	m := report.Machine{NProc: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH}
 	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
@@ -272,7 +275,7 @@ const bareHTTPUtilMicros = 27.8
 // judge says whether the p99 of w is within limit ms, by its 95 %
 // order-statistic bounds: met when the upper bound is, NOT met when the
 // lower bound is beyond it, else undecided.
-func judge(w report.Window, limit float64) string {
+func judge(w report.Summary, limit float64) string {
 	switch {
 	case w.P99Upper != nil && *w.P99Upper <= limit:
 		return fmt.Sprintf("met (p99 <= %.1f ms at 95 %% from %d windows)", *w.P99Upper, w.N)

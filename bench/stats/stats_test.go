@@ -36,6 +36,12 @@ func TestRanksMatchTables(t *testing.T) {
 	if r, ok := UpperRank(298, 0.99, 0.95); ok {
 		t.Errorf("UpperRank(298, 0.99, 0.95) = %d; want no bound", r)
 	}
+	if r, ok := UpperRank(500, 0.99, 0.95); !ok || r != 499 {
+		t.Errorf("UpperRank(500, 0.99, 0.95) = %d, %v; want 499", r, ok)
+	}
+	if r, ok := UpperRank(10, 0.99, 0.95); ok {
+		t.Errorf("UpperRank(10, 0.99, 0.95) = %d; want no bound", r)
+	}
 	if r, ok := UpperRank(1000, 0.99, 0.95); !ok || r != 996 {
 		t.Errorf("UpperRank(1000, 0.99, 0.95) = %d, %v; want 996", r, ok)
 	}

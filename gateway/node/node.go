@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/valyala/fasthttp"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -250,8 +250,13 @@ func (n *Node) serveProxy() error {
 	n.addrs["proxy"] = ln.Addr().String()
 	ln = n.proxy.Listener(ln)
 	srv := n.proxy.Server()
-	if k := n.metrics.kong; k != nil {
-		ln, srv.ConnState = k.conns.listener(ln), k.conns.connState // Kong's nginx connection families
+	if k := n.metrics.kong; k != nil { // Kong's nginx connection families
+		proxyState := srv.ConnState
+		ln = k.conns.listener(ln)
+		srv.ConnState = func(c net.Conn, s fasthttp.ConnState) {
+			proxyState(c, s)
+			k.conns.connState(c, s)
+		}
 	}
 	n.proxySrv = srv
 	go func() {
