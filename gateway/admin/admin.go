@@ -32,7 +32,9 @@ type Options struct {
 	// Cluster turns every write's cache keys into cluster events and
 	// applies them on this node. Nil emits no events.
 	Cluster Invalidator
-	// NodeID, Version and Hostname are shown in GET /.
+	// NodeID and Hostname are shown in GET /. Version is Sluice's own
+	// version, shown in GET / as "sluice_version" and in the Server header;
+	// GET /'s "version" is KongVersion.
 	NodeID, Version, Hostname string
 	// Configuration is shown in GET / as is; it must hold no secrets.
 	Configuration map[string]any
@@ -82,6 +84,7 @@ type handler struct {
 	log       *slog.Logger
 	now       func() time.Time
 	endpoints []endpoint
+	server    string // the Server header: "sluice/<version>"
 }
 
 // New returns the Admin API handler.
@@ -95,6 +98,10 @@ func New(opts Options) http.Handler {
 		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	h.endpoints = h.routes()
+	h.server = "sluice"
+	if opts.Version != "" {
+		h.server += "/" + opts.Version
+	}
 	return h
 }
 
@@ -102,6 +109,7 @@ func New(opts Options) http.Handler {
 // the client's answer. A panic answers 500 and is logged.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := &statusWriter{ResponseWriter: w}
+	w.Header().Set("Server", h.server)
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {

@@ -102,7 +102,7 @@ func newEnv(t *testing.T) *testEnv {
 	st := newStore(t)
 	rec := &recorder{}
 	h := New(Options{Store: st, Plugins: testRegistry(), Cluster: rec,
-		NodeID: "node-1", Version: "2.8.0", Hostname: "test-host",
+		NodeID: "node-1", Version: "1.2.3-test", Hostname: "test-host",
 		Configuration: map[string]any{"database": "sqlite"}})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

@@ -2,9 +2,11 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -25,14 +27,47 @@ type draft struct {
 	form bool
 }
 
-// readEntity reads and type-checks the body of a write to kind.
-func readEntity(w http.ResponseWriter, r *http.Request, kind entity.Kind) (draft, error) {
+// readEntity reads and type-checks the body of a write to kind, and
+// resolves the references it makes by endpoint key.
+func (h *handler) readEntity(w http.ResponseWriter, r *http.Request, kind entity.Kind) (draft, error) {
 	body, form, err := readBody(w, r)
 	if err != nil {
 		return draft{}, err
 	}
-	body, err = normalize(kind, body, form)
-	return draft{body: body, form: form}, err
+	if body, err = normalize(kind, body, form); err != nil {
+		return draft{}, err
+	}
+	return draft{body: body, form: form}, h.resolveRefs(r.Context(), kind, body)
+}
+
+// resolveRefs replaces each reference of body that names its entity by
+// endpoint key ({"name": "s1"}) by the entity's {"id": ...}. A name no
+// entity has is Kong's foreign key violation.
+func (h *handler) resolveRefs(ctx context.Context, kind entity.Kind, body map[string]any) error {
+	for field, target := range entity.Schemas[kind].Foreign {
+		ref, ok := body[field].(map[string]any)
+		if !ok || ref["id"] != nil {
+			continue
+		}
+		key := endpointKeys[target]
+		val, ok := ref[key].(string)
+		if !ok {
+			return schemaViolation(map[string]any{field: map[string]any{"id": "required field missing"}})
+		}
+		rec, err := h.store.GetByUnique(ctx, target, key, val)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return &apiError{status: http.StatusBadRequest, body: kongError{Code: codeForeignKey,
+				Name: "foreign key violation",
+				Message: fmt.Sprintf("the foreign key '{%s=%q}' does not reference an existing '%s' entity.",
+					key, val, target),
+				Fields: map[string]any{field: map[string]any{key: val}}}}
+		case err != nil:
+			return wrapStore(err, "get", target)
+		}
+		body[field] = map[string]any{"id": rec.ID}
+	}
+	return nil
 }
 
 // build returns the entity of kind made of base (the stored document for a

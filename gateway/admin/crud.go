@@ -39,7 +39,9 @@ func (h *handler) list(c collection) endpointFunc {
 			return err
 		}
 		var page store.Page
-		if tags != nil {
+		if cid, ok := r.URL.Query()["custom_id"]; ok && c.kind == entity.KindConsumer && c.parent == "" {
+			page, err = h.byCustomID(r.Context(), cid[0], tags)
+		} else if tags != nil {
 			page, err = h.listTagged(r.Context(), q, tags)
 		} else {
 			page, err = h.store.List(r.Context(), q)
@@ -50,6 +52,28 @@ func (h *handler) list(c collection) endpointFunc {
 		writePage(w, r, page)
 		return nil
 	}
+}
+
+// byCustomID is GET /consumers?custom_id=: the page of the consumer with
+// that custom_id (Kong's unique filter), empty when none has it or it
+// fails the tag filter.
+func (h *handler) byCustomID(ctx context.Context, customID string, tags *tagFilter) (store.Page, error) {
+	if customID == "" {
+		return store.Page{}, nil
+	}
+	rec, err := h.store.GetByUnique(ctx, entity.KindConsumer, "custom_id", customID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Page{}, nil
+	case err != nil:
+		return store.Page{}, err
+	}
+	if tags != nil {
+		if ok, err := tags.matchRecord(rec); !ok {
+			return store.Page{}, err
+		}
+	}
+	return store.Page{Records: []store.Record{rec}}, nil
 }
 
 func (h *handler) get(c collection) endpointFunc {
@@ -65,7 +89,7 @@ func (h *handler) get(c collection) endpointFunc {
 
 func (h *handler) create(c collection) endpointFunc {
 	return func(w http.ResponseWriter, r *http.Request, args []string) error {
-		body, err := readEntity(w, r, c.kind)
+		body, err := h.readEntity(w, r, c.kind)
 		if err != nil {
 			return err
 		}
@@ -94,7 +118,7 @@ func (h *handler) create(c collection) endpointFunc {
 // with that id or endpoint key.
 func (h *handler) upsert(c collection) endpointFunc {
 	return func(w http.ResponseWriter, r *http.Request, args []string) error {
-		body, err := readEntity(w, r, c.kind)
+		body, err := h.readEntity(w, r, c.kind)
 		if err != nil {
 			return err
 		}
@@ -109,6 +133,9 @@ func (h *handler) upsert(c collection) endpointFunc {
 		case err == nil:
 			if oldEntity, err = entity.Decode(c.kind, old.Data); err != nil {
 				return fmt.Errorf("admin: %w", err)
+			}
+			if err := keepID(body.body, old.ID); err != nil {
+				return err
 			}
 			forced["id"] = old.ID
 			if ts, ok := createdAt(old.Data); ok {
@@ -135,12 +162,15 @@ func (h *handler) upsert(c collection) endpointFunc {
 // update is PATCH: it merges the body into the stored entity.
 func (h *handler) update(c collection) endpointFunc {
 	return func(w http.ResponseWriter, r *http.Request, args []string) error {
-		body, err := readEntity(w, r, c.kind)
+		body, err := h.readEntity(w, r, c.kind)
 		if err != nil {
 			return err
 		}
 		old, oldEntity, err := h.findItem(r.Context(), c, args)
 		if err != nil {
+			return err
+		}
+		if err := keepID(body.body, old.ID); err != nil {
 			return err
 		}
 		base, err := decodeObject(old.Data)
@@ -153,6 +183,15 @@ func (h *handler) update(c collection) endpointFunc {
 		}
 		return h.replace(w, r, oldEntity, e)
 	}
+}
+
+// keepID refuses a body that would change the id of the entity it
+// updates: the id is immutable, as the URL addresses the entity by it.
+func keepID(body map[string]any, id string) error {
+	if v, ok := body["id"]; ok && v != nil && v != id {
+		return schemaViolation(map[string]any{"id": "immutable field cannot be updated"})
+	}
+	return nil
 }
 
 // replace writes e, which replaces old (nil when e is new), and answers 200.
