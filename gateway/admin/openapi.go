@@ -30,6 +30,7 @@ const (
 	roleTags
 	roleCollection
 	roleItem
+	roleAbsent // an entity of absentKinds: collection or item
 )
 
 // collectionKinds maps a collection's URL segment to its kind, and
@@ -112,6 +113,9 @@ func classify(pattern []string) role {
 		return roleRouteService
 	case "tags", "tags/*":
 		return roleTags
+	}
+	if isAbsent(pattern) {
+		return roleAbsent
 	}
 	n := len(pattern)
 	switch {
@@ -201,6 +205,8 @@ func (d described) operation(m string) map[string]any {
 		d.entityOp(m, roleItem, op, resp, &query)
 	case roleCollection, roleItem:
 		d.entityOp(m, d.role, op, resp, &query)
+	case roleAbsent:
+		absentOp(m, d.path, op, resp)
 	default:
 		resp["default"] = errorResponse("undescribed endpoint")
 	}
@@ -248,6 +254,38 @@ func (d described) entityOp(m string, r role, op, resp map[string]any, query *[]
 	resp["409"] = errorResponse("unique constraint violation")
 	resp["413"] = errorResponse("body larger than 1 MiB")
 	resp["415"] = errorResponse("unsupported Content-Type")
+}
+
+// isAbsent reports whether pattern is the collection or item endpoint of
+// one of absentKinds.
+func isAbsent(pattern []string) bool {
+	for _, a := range absentKinds {
+		if slices.Equal(pattern, a.path) || len(pattern) == len(a.path)+1 &&
+			slices.Equal(pattern[:len(a.path)], a.path) && pattern[len(a.path)] == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+// absentOp fills op and resp for method m on an entity this node does not
+// have. Operations that can only fail are marked x-sluice-unsupported.
+func absentOp(m, path string, op, resp map[string]any) {
+	switch {
+	case m == http.MethodGet && !strings.Contains(path, "{"):
+		resp["200"] = jsonResponse("an empty page: this node has none of these entities", ref("EmptyPage"))
+		return
+	case m == http.MethodDelete && strings.Count(path, "{") == 1:
+		resp["204"] = map[string]any{"description": "did not exist"}
+		return
+	}
+	op["x-sluice-unsupported"] = true
+	switch m {
+	case http.MethodGet, http.MethodDelete:
+		resp["404"] = errorResponse("this node has none of these entities")
+	default:
+		resp["405"] = errorResponse("operation unsupported (code 12): this node does not have these entities yet")
+	}
 }
 
 func (d described) tag() string {
@@ -311,6 +349,10 @@ func components() map[string]any {
 		}, "entity_name", "entity_id", "tag")),
 		"offset": map[string]any{"type": "string"},
 		"next":   map[string]any{"type": "string", "nullable": true},
+	}, "data", "next")
+	schemas["EmptyPage"] = objectSchema(map[string]any{
+		"data": map[string]any{"type": "array", "maxItems": 0, "items": map[string]any{"type": "object"}},
+		"next": map[string]any{"type": "string", "nullable": true},
 	}, "data", "next")
 	for kind, name := range schemaNames {
 		schemas[name] = entitySchema(kind)

@@ -65,7 +65,7 @@ func (h *handler) routes() []endpoint {
 	for _, n := range nested {
 		eps = append(eps, h.entityEndpoints([]string{n.parent, "*", n.child}, n.c)...)
 	}
-	return eps
+	return append(eps, absentEndpoints()...)
 }
 
 // entityEndpoints returns the collection endpoint at prefix and the item
