@@ -19,8 +19,7 @@ var extraFields = map[entity.Kind]map[string]entity.Field{
 // a value is refused.
 var kongOnlyFields = map[entity.Kind][]string{
 	entity.KindService: {"client_certificate", "tls_verify", "tls_verify_depth", "ca_certificates"},
-	entity.KindRoute:   {"snis", "sources", "destinations"},
-	entity.KindPlugin:  {"instance_name"},
+	entity.KindRoute:   {"sources", "destinations"},
 }
 
 // normalize checks body's fields against kind's field types and returns the

@@ -31,6 +31,8 @@ const (
 	roleCollection
 	roleItem
 	roleAbsent // an entity of absentKinds: collection or item
+	roleSchema
+	roleSchemaValidate
 )
 
 // collectionKinds maps a collection's URL segment to its kind, and
@@ -43,6 +45,7 @@ var (
 	paramNames = map[string]string{
 		"services": "service", "routes": "route", "consumers": "consumer", "plugins": "plugin",
 		"key-auth": "key_auth", "key-auths": "key_auth", "cache": "cache_key", "tags": "tag",
+		"schemas": "entity",
 	}
 	// schemaNames names each kind's component schema.
 	schemaNames = map[entity.Kind]string{
@@ -113,6 +116,10 @@ func classify(pattern []string) role {
 		return roleRouteService
 	case "tags", "tags/*":
 		return roleTags
+	case "schemas/*", "schemas/plugins/*":
+		return roleSchema
+	case "schemas/*/validate", "schemas/plugins/validate":
+		return roleSchemaValidate
 	}
 	if isAbsent(pattern) {
 		return roleAbsent
@@ -207,6 +214,19 @@ func (d described) operation(m string) map[string]any {
 		d.entityOp(m, d.role, op, resp, &query)
 	case roleAbsent:
 		absentOp(m, d.path, op, resp)
+	case roleSchema:
+		resp["200"] = jsonResponse("Kong's schema of the entity or plugin: fields with types, defaults and constraints",
+			objectSchema(map[string]any{"fields": arrayOf(map[string]any{"type": "object"}),
+				"entity_checks": arrayOf(map[string]any{"type": "object"})}, "fields"))
+		resp["404"] = errorResponse("no entity or plugin of that name")
+	case roleSchemaValidate:
+		op["requestBody"] = map[string]any{"content": map[string]any{
+			"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}}
+		resp["200"] = jsonResponse("the body is a valid entity", ref("Error"))
+		resp["400"] = errorResponse("schema violation, or an unreadable body")
+		resp["404"] = errorResponse("no entity of that name")
+		resp["413"] = errorResponse("body larger than 1 MiB")
+		resp["415"] = errorResponse("unsupported Content-Type")
 	default:
 		resp["default"] = errorResponse("undescribed endpoint")
 	}
@@ -297,6 +317,9 @@ func (d described) tag() string {
 	}
 	if d.role == roleTags {
 		return "tags"
+	}
+	if d.role == roleSchema || d.role == roleSchemaValidate {
+		return "schemas"
 	}
 	return "node"
 }

@@ -57,8 +57,8 @@ func TestConfig(t *testing.T) {
 		name, config, want string
 		fields             map[string]string
 	}{
-		{name: "defaults", config: `{}`, want: `{"key_names":["apikey"],"key_in_header":true,"key_in_query":true,"key_in_body":false,"hide_credentials":false,"anonymous":null,"run_on_preflight":true}`},
-		{name: "custom", config: `{"key_names":["x-key","k"],"anonymous":"anon","key_in_query":false}`, want: `{"key_names":["x-key","k"],"key_in_header":true,"key_in_query":false,"key_in_body":false,"hide_credentials":false,"anonymous":"anon","run_on_preflight":true}`},
+		{name: "defaults", config: `{}`, want: `{"key_names":["apikey"],"key_in_header":true,"key_in_query":true,"key_in_body":false,"hide_credentials":false,"anonymous":null,"run_on_preflight":true,"realm":null}`},
+		{name: "custom", config: `{"key_names":["x-key","k"],"anonymous":"anon","key_in_query":false}`, want: `{"key_names":["x-key","k"],"key_in_header":true,"key_in_query":false,"key_in_body":false,"hide_credentials":false,"anonymous":"anon","run_on_preflight":true,"realm":null}`},
 		{name: "empty names", config: `{"key_names":[]}`, fields: map[string]string{"key_names": "length must be at least 1"}},
 		{name: "bad name", config: `{"key_names":["a b"]}`, fields: map[string]string{"key_names": "bad header name 'a b', allowed characters are A-Z, a-z, 0-9, '_', and '-'"}},
 		{name: "wrong type", config: `{"hide_credentials":"yes"}`, fields: map[string]string{"hide_credentials": "expected a boolean"}},
