@@ -77,7 +77,8 @@ func (h *handler) resolveRefs(ctx context.Context, kind entity.Kind, body map[st
 // key and validates the result. body must have been normalized.
 func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced map[string]any) (entity.Entity, error) {
 	body := d.body
-	if base == nil {
+	fresh := base == nil
+	if fresh {
 		base = defaultObject(kind)
 	}
 	if kind == entity.KindService {
@@ -111,6 +112,12 @@ func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced m
 	case *entity.KeyAuthCredential:
 		if v.Key == "" {
 			v.Key = randomKey()
+		}
+		if _, ok := body["ttl"]; ok || fresh {
+			v.ExpiresAt = 0 // a new ttl counts from this write
+			if v.TTL != nil && *v.TTL > 0 {
+				v.ExpiresAt = h.now().Unix() + int64(*v.TTL)
+			}
 		}
 	}
 	for k, msg := range entity.Validate(e) {

@@ -1,7 +1,9 @@
 package admin
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -49,7 +51,7 @@ func (h *handler) list(c collection) endpointFunc {
 		if err != nil {
 			return listError(err, q.Offset)
 		}
-		writePage(w, r, page)
+		h.writePage(w, r, page)
 		return nil
 	}
 }
@@ -82,7 +84,11 @@ func (h *handler) get(c collection) endpointFunc {
 		if err != nil {
 			return err
 		}
-		writeRaw(w, http.StatusOK, rec.Data)
+		data, ok := h.present(rec)
+		if !ok {
+			return errNotFound
+		}
+		writeRaw(w, http.StatusOK, data)
 		return nil
 	}
 }
@@ -109,7 +115,8 @@ func (h *handler) create(c collection) endpointFunc {
 		if err := h.commit(r.Context(), []store.Op{op}, entity.InvalidationKeys(e)); err != nil {
 			return storeError(err, e)
 		}
-		writeRaw(w, http.StatusCreated, rec.Data)
+		data, _ := h.present(rec)
+		writeRaw(w, http.StatusCreated, data)
 		return nil
 	}
 }
@@ -209,7 +216,8 @@ func (h *handler) replace(w http.ResponseWriter, r *http.Request, old, e entity.
 	if err := h.commit(r.Context(), []store.Op{op}, keys); err != nil {
 		return storeError(err, e)
 	}
-	writeRaw(w, http.StatusOK, rec.Data)
+	data, _ := h.present(rec)
+	writeRaw(w, http.StatusOK, data)
 	return nil
 }
 
@@ -341,4 +349,34 @@ func (h *handler) parentRef(ctx context.Context, c collection, args []string) (m
 	}
 	forced[c.field] = map[string]any{"id": parent.ID}
 	return forced, nil
+}
+
+// present returns the document of a stored entity as the Admin API shows
+// it, and false when Kong would no longer show it. A key-auth credential
+// with a ttl shows the whole seconds it has left as ttl, counting down,
+// without its stored expires_at, and is gone once that reaches 0.
+func (h *handler) present(rec store.Record) ([]byte, bool) {
+	if rec.Kind != entity.KindKeyAuth || !bytes.Contains(rec.Data, []byte(`"expires_at"`)) {
+		return rec.Data, true
+	}
+	doc, err := decodeObject(rec.Data)
+	if err != nil {
+		return rec.Data, true
+	}
+	n, _ := doc["expires_at"].(json.Number)
+	exp, err := n.Int64()
+	if err != nil {
+		return rec.Data, true
+	}
+	left := exp - h.now().Unix()
+	if left <= 0 {
+		return nil, false
+	}
+	delete(doc, "expires_at")
+	doc["ttl"] = left
+	data, err := json.Marshal(doc)
+	if err != nil {
+		return rec.Data, true
+	}
+	return data, true
 }
