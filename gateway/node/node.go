@@ -128,7 +128,9 @@ func New(opts Options) (*Node, error) {
 	if opts.TracerProvider != nil {
 		n.tracer = opts.TracerProvider.Tracer("github.com/sluice-gw/sluice/gateway/node")
 	}
-	n.plugins = plugins.NewRegistry(keyauth.New(credentials{c: n.cache, tracer: n.tracer}), ratelimiting.New(), requesttermination.New())
+	counters, _ := opts.Store.(store.Counters) // nil: rate-limiting refuses policy cluster
+	n.plugins = plugins.NewRegistry(keyauth.New(credentials{c: n.cache, tracer: n.tracer}),
+		ratelimiting.New(ratelimiting.Options{Cluster: counters}), requesttermination.New())
 	roots, err := trustedCAs(cfg.LuaSSLTrustedCertificate)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
