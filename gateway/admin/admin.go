@@ -41,8 +41,23 @@ type Options struct {
 	// Reachable reports whether the datastore can be reached, for GET
 	// /status. Nil asks the store (Ping, or Now).
 	Reachable func(ctx context.Context) bool
+	// Server returns the proxy's connection counters for GET /status's
+	// server block. Nil reports zeros.
+	Server func() ServerStats
 	// Logger receives unexpected errors and panics. Nil discards them.
 	Logger *slog.Logger
+}
+
+// ServerStats are the proxy's connection counters, Kong's server block of
+// GET /status (nginx's stub_status).
+type ServerStats struct {
+	TotalRequests       int64 `json:"total_requests"`
+	ConnectionsActive   int64 `json:"connections_active"`
+	ConnectionsAccepted int64 `json:"connections_accepted"`
+	ConnectionsHandled  int64 `json:"connections_handled"`
+	ConnectionsReading  int64 `json:"connections_reading"`
+	ConnectionsWriting  int64 `json:"connections_writing"`
+	ConnectionsWaiting  int64 `json:"connections_waiting"`
 }
 
 // PluginValidator checks plugin configurations. It is implemented by

@@ -7,7 +7,10 @@ func init() {
 			{method: "GET", path: "/", status: 200, header: [2]string{"Server", "sluice/1.2.3-test"},
 				want: `{"version":"` + KongVersion + `","sluice_version":"1.2.3-test","node_id":"node-1",
 					"configuration":{"router_flavor":"traditional"}}`},
-			{method: "GET", path: "/status", status: 200, header: [2]string{"Server", "sluice/1.2.3-test"}},
+			{method: "GET", path: "/status", status: 200, header: [2]string{"Server", "sluice/1.2.3-test"},
+				want: `{"database":{"reachable":true},"server":{"total_requests":0,"connections_active":0,
+					"connections_accepted":0,"connections_handled":0,"connections_reading":0,
+					"connections_writing":0,"connections_waiting":0}}`},
 		}},
 		compatScenario{"foreign keys by id, name and whole object", []compatStep{
 			{method: "POST", path: "/services", body: `{"name":"s1","host":"example.com"}`, status: 201, save: "s1"},

@@ -84,9 +84,8 @@ func (h *handler) enabledPlugins(w http.ResponseWriter, _ *http.Request, _ []str
 	return nil
 }
 
-// status serves GET /status: datastore reachability and this process's
-// memory, in Kong's shape. Kong's nginx connection counters have no
-// equivalent here and are left out.
+// status serves GET /status: datastore reachability, the proxy's
+// connection counters and this process's memory, in Kong's shape.
 func (h *handler) status(w http.ResponseWriter, r *http.Request, _ []string) error {
 	unit := r.URL.Query().Get("unit")
 	if unit == "" {
@@ -107,8 +106,13 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request, _ []string) err
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	size := func(b uint64) any { return formatSize(b, unit, scale) }
+	var server ServerStats
+	if h.opts.Server != nil {
+		server = h.opts.Server()
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"database": map[string]any{"reachable": h.reachable(r.Context())},
+		"server":   server,
 		"memory": map[string]any{
 			"workers_lua_vms": []any{map[string]any{"http_allocated_gc": size(ms.HeapAlloc), "pid": os.Getpid()}},
 			"go": map[string]any{"heap_alloc": size(ms.HeapAlloc), "heap_sys": size(ms.HeapSys),

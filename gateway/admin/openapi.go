@@ -352,6 +352,7 @@ func components() map[string]any {
 		},
 		"Info": objectSchema(map[string]any{
 			"tagline": map[string]any{"type": "string"}, "version": map[string]any{"type": "string"},
+			"sluice_version": map[string]any{"type": "string"}, "edition": map[string]any{"type": "string"},
 			"hostname": map[string]any{"type": "string"}, "node_id": map[string]any{"type": "string"},
 			"plugins": objectSchema(map[string]any{
 				"available_on_server": map[string]any{"type": "object"},
@@ -363,7 +364,14 @@ func components() map[string]any {
 		"Status": objectSchema(map[string]any{
 			"database": objectSchema(map[string]any{"reachable": map[string]any{"type": "boolean"}}, "reachable"),
 			"memory":   map[string]any{"type": "object"},
-		}, "database", "memory"),
+			"server": objectSchema(map[string]any{
+				"total_requests": map[string]any{"type": "integer"}, "connections_active": map[string]any{"type": "integer"},
+				"connections_accepted": map[string]any{"type": "integer"}, "connections_handled": map[string]any{"type": "integer"},
+				"connections_reading": map[string]any{"type": "integer"}, "connections_writing": map[string]any{"type": "integer"},
+				"connections_waiting": map[string]any{"type": "integer"},
+			}, "total_requests", "connections_active", "connections_accepted", "connections_handled",
+				"connections_reading", "connections_writing", "connections_waiting"),
+		}, "database", "memory", "server"),
 	}
 	schemas["TagPage"] = objectSchema(map[string]any{
 		"data": arrayOf(objectSchema(map[string]any{

@@ -60,6 +60,8 @@ type Node struct {
 	// targets holds the services' host:port, refreshed with the route
 	// table, for kong_upstream_target_health.
 	targets atomic.Pointer[[]upstreamTarget]
+	// conns counts the proxy listener's connections (GET /status).
+	conns *connStats
 
 	cfg      *config.Config
 	st       store.Store
@@ -95,7 +97,7 @@ func New(opts Options) (*Node, error) {
 		return nil, errors.New("node: config, store and cache backend are required")
 	}
 	n := &Node{cfg: cfg, st: opts.Store, log: opts.Logger, reg: opts.Registry, nodeID: cfg.NodeID,
-		drainDelay: cfg.ShutdownDrainDelay}
+		drainDelay: cfg.ShutdownDrainDelay, conns: &connStats{}}
 	if n.log == nil {
 		n.log = slog.Default()
 	}
@@ -115,6 +117,7 @@ func New(opts Options) (*Node, error) {
 	n.reg.MustRegister(newCacheCollector(n.cache, cfg.CacheBackend))
 	if cfg.PrometheusKongCompat {
 		n.metrics.kong = newKongMetrics(n.reg)
+		n.metrics.kong.conns = n.conns
 		n.reg.MustRegister(newKongCollector(n.metrics, n.cache, &n.targets, n.nodeID, opts.Version, int64(cfg.MemCacheSize)))
 	}
 	var err error
@@ -149,7 +152,7 @@ func New(opts Options) (*Node, error) {
 	n.admin = traceServer(opts.TracerProvider, "sluice.admin", admin.New(admin.Options{
 		Store: opts.Store, Cache: n.cache, Plugins: n.plugins, Cluster: n.cluster,
 		NodeID: n.nodeID, Version: opts.Version, Hostname: host, Configuration: cfg.Public(),
-		Reachable: n.reachable, Logger: n.log,
+		Reachable: n.reachable, Logger: n.log, Server: n.conns.serverStats,
 	}))
 	n.status = n.statusHandler()
 	return n, nil
@@ -252,9 +255,8 @@ func (n *Node) serveProxy() error {
 	n.addrs["proxy"] = ln.Addr().String()
 	ln = n.proxy.Listener(ln)
 	srv := n.proxy.Server()
-	if k := n.metrics.kong; k != nil {
-		ln, srv.ConnState = k.conns.listener(ln), k.conns.connState // Kong's nginx connection families
-	}
+	// GET /status's server block and Kong's nginx connection families.
+	ln, srv.ConnState = n.conns.listener(ln), n.conns.connState
 	n.proxySrv = srv
 	go func() {
 		if err := srv.Serve(ln); err != nil {
