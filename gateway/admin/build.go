@@ -116,7 +116,7 @@ func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced m
 		if _, ok := body["ttl"]; ok || fresh {
 			v.ExpiresAt = 0 // a new ttl counts from this write
 			if v.TTL != nil && *v.TTL > 0 {
-				v.ExpiresAt = h.now().Unix() + int64(*v.TTL)
+				v.ExpiresAt = h.now().UnixMilli() + int64(*v.TTL)*1000
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -15,12 +16,13 @@ import (
 )
 
 // endpointKeys names the unique field an entity can be addressed by in a
-// URL besides its id (Kong's endpoint_key). Plugins have none.
+// URL besides its id (Kong's endpoint_key). A plugin is addressed by its instance_name.
 var endpointKeys = map[entity.Kind]string{
 	entity.KindService:  "name",
 	entity.KindRoute:    "name",
 	entity.KindConsumer: "username",
 	entity.KindKeyAuth:  "key",
+	entity.KindPlugin:   "instance_name",
 }
 
 func (h *handler) list(c collection) endpointFunc {
@@ -353,8 +355,9 @@ func (h *handler) parentRef(ctx context.Context, c collection, args []string) (m
 
 // present returns the document of a stored entity as the Admin API shows
 // it, and false when Kong would no longer show it. A key-auth credential
-// with a ttl shows the whole seconds it has left as ttl, counting down,
-// without its stored expires_at, and is gone once that reaches 0.
+// with a ttl shows the whole seconds it has left as ttl (rounded down, as
+// Kong's), counting down, without its stored expires_at, and is gone once
+// its time is up.
 func (h *handler) present(rec store.Record) ([]byte, bool) {
 	if rec.Kind != entity.KindKeyAuth || !bytes.Contains(rec.Data, []byte(`"expires_at"`)) {
 		return rec.Data, true
@@ -368,12 +371,12 @@ func (h *handler) present(rec store.Record) ([]byte, bool) {
 	if err != nil {
 		return rec.Data, true
 	}
-	left := exp - h.now().Unix()
+	left := time.UnixMilli(exp).Sub(h.now())
 	if left <= 0 {
 		return nil, false
 	}
 	delete(doc, "expires_at")
-	doc["ttl"] = left
+	doc["ttl"] = int64(left / time.Second)
 	data, err := json.Marshal(doc)
 	if err != nil {
 		return rec.Data, true

@@ -80,10 +80,10 @@ type KeyAuthCredential struct {
 	Key       string   `json:"key"`
 	TTL       *int     `json:"ttl"`
 	Tags      []string `json:"tags"`
-	// ExpiresAt is the Unix second from which the credential no longer
-	// authenticates, set by the Admin API from ttl when it is written; 0
-	// means never. Stored, but the Admin API shows the seconds left as ttl
-	// instead.
+	// ExpiresAt is the Unix time in milliseconds from which the credential
+	// no longer authenticates, set by the Admin API from ttl when it is
+	// written; 0 means never. Stored, but the Admin API shows the whole
+	// seconds left as ttl instead.
 	ExpiresAt int64 `json:"expires_at,omitempty"`
 }
 

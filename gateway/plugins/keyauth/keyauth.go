@@ -105,7 +105,7 @@ func (h *handler) Access(c *plugins.Context) {
 		lookupFailed(c, err)
 		return
 	}
-	if cred == nil || cred.Consumer == nil || cred.ExpiresAt != 0 && h.now().Unix() >= cred.ExpiresAt {
+	if cred == nil || cred.Consumer == nil || cred.ExpiresAt != 0 && h.now().UnixMilli() >= cred.ExpiresAt {
 		h.fail(c, msgInvalid)
 		return
 	}

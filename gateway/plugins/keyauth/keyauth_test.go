@@ -45,8 +45,8 @@ func newCreds() *memCredentials {
 			"secret": {ID: "cred-1", Key: "secret", Consumer: &entity.Ref{ID: "alice"}},
 			"orphan": {ID: "cred-2", Key: "orphan", Consumer: &entity.Ref{ID: "ghost"}},
 			// ttl: one ran out a second ago, one has an hour left.
-			"expired": {ID: "cred-3", Key: "expired", Consumer: &entity.Ref{ID: "alice"}, ExpiresAt: time.Now().Unix() - 1},
-			"fresh":   {ID: "cred-4", Key: "fresh", Consumer: &entity.Ref{ID: "alice"}, ExpiresAt: time.Now().Unix() + 3600},
+			"expired": {ID: "cred-3", Key: "expired", Consumer: &entity.Ref{ID: "alice"}, ExpiresAt: time.Now().UnixMilli() - 1000},
+			"fresh":   {ID: "cred-4", Key: "fresh", Consumer: &entity.Ref{ID: "alice"}, ExpiresAt: time.Now().UnixMilli() + 3600_000},
 		},
 		consumers: map[string]*entity.Consumer{
 			"alice": {ID: "alice", Username: ptr("alice"), CustomID: ptr("a-1")},
