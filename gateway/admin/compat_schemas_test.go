@@ -38,6 +38,11 @@ func init() {
 				{"config":{"type":"record","abstract":true}},
 				{"protocols":{"default":["grpc","grpcs","http","https"]}},{"enabled":{"default":true}},{"tags":{}}]}`},
 			{method: "GET", path: "/schemas/nope", status: 404, want: `{"message":"No entity named 'nope'"}`},
+			{name: "an entity this node lacks", method: "GET", path: "/schemas/targets", status: 200,
+				want: `{"fields":[{"id":{}},{"created_at":{}},{"updated_at":{}},
+					{"upstream":{"type":"foreign","reference":"upstreams"}},{"target":{"required":true}},
+					{"weight":{"default":100}},{"tags":{}}]}`},
+			{method: "GET", path: "/schemas/tags", status: 200, want: `{"fields":[{"tag":{}},{"entity_name":{}},{"entity_id":{}}]}`},
 		}},
 		compatScenario{"plugin schemas", []compatStep{
 			{method: "GET", path: "/schemas/plugins/key-auth", status: 200, want: `{"fields":[{"route":{}},{"service":{}},{"consumer":{}},

@@ -16,6 +16,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sluice-gw/sluice/gateway/plugins"
+	"github.com/sluice-gw/sluice/gateway/plugins/keyauth"
+	"github.com/sluice-gw/sluice/gateway/plugins/ratelimiting"
 	"github.com/sluice-gw/sluice/gateway/store"
 	"github.com/sluice-gw/sluice/gateway/store/postgres"
 	"github.com/sluice-gw/sluice/internal/testenv"
@@ -65,7 +68,9 @@ func TestKongCompatibility(t *testing.T) {
 			for _, sc := range compatScenarios {
 				t.Run(sc.name, func(t *testing.T) {
 					st := b.open(t)
-					srv := httptest.NewServer(New(Options{Store: st, Plugins: testRegistry(),
+					counters, _ := st.(store.Counters)
+					reg := plugins.NewRegistry(ratelimiting.New(ratelimiting.Options{Cluster: counters}), keyauth.New(nil))
+					srv := httptest.NewServer(New(Options{Store: st, Plugins: reg,
 						NodeID: "node-1", Version: "1.2.3-test", Hostname: "test-host",
 						Configuration: map[string]any{"database": b.name}}))
 					t.Cleanup(srv.Close)

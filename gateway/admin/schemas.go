@@ -38,10 +38,57 @@ type SchemaPluginValidator interface {
 func (h *handler) entitySchema(w http.ResponseWriter, _ *http.Request, args []string) error {
 	kind, ok := schemaKinds[args[0]]
 	if !ok {
+		if fields, ok := absentSchemas[args[0]]; ok {
+			writeJSON(w, http.StatusOK, map[string]any{"fields": fields})
+			return nil
+		}
 		return &apiError{status: http.StatusNotFound, body: message{"No entity named '" + args[0] + "'"}}
 	}
 	writeJSON(w, http.StatusOK, kindSchema(kind))
 	return nil
+}
+
+// absentSchemas are Kong's top-level fields of the entities this node does
+// not have yet (absentKinds) and of the tags listing, so that clients
+// that read every schema find them. Nothing validates against them: writes
+// to these entities are refused.
+var absentSchemas = func() map[string][]any {
+	f := func(name string, attrs map[string]any) any { return map[string]any{name: attrs} }
+	str := func(extra ...any) map[string]any { return with(map[string]any{"type": "string"}, extra...) }
+	id := f("id", map[string]any{"type": "string", "uuid": true, "auto": true})
+	ts := func(name string) any {
+		return f(name, map[string]any{"type": "integer", "timestamp": true, "auto": true})
+	}
+	tags := f("tags", map[string]any{"type": "set", "elements": map[string]any{"type": "string"}})
+	return map[string][]any{
+		"upstreams": {id, ts("created_at"), ts("updated_at"), f("name", str("required", true, "unique", true)),
+			f("algorithm", str("default", "round-robin", "one_of", []string{"consistent-hashing", "least-connections", "round-robin", "latency"})),
+			f("hash_on", str("default", "none")), f("hash_fallback", str("default", "none")),
+			f("slots", map[string]any{"type": "integer", "default": 10000, "between": []int{10, 65536}}),
+			f("host_header", str()), f("use_srv_name", map[string]any{"type": "boolean", "default": false}), tags},
+		"targets": {id, ts("created_at"), ts("updated_at"),
+			f("upstream", map[string]any{"type": "foreign", "reference": "upstreams", "required": true, "on_delete": "cascade"}),
+			f("target", str("required", true)),
+			f("weight", map[string]any{"type": "integer", "default": 100, "between": []int{0, 65535}}), tags},
+		"certificates": {id, ts("created_at"), ts("updated_at"), f("cert", str("required", true)),
+			f("key", str("required", true)), f("cert_alt", str()), f("key_alt", str()), tags},
+		"snis": {id, ts("created_at"), ts("updated_at"), f("name", str("required", true, "unique", true)),
+			f("certificate", map[string]any{"type": "foreign", "reference": "certificates", "required": true}), tags},
+		"ca_certificates": {id, ts("created_at"), ts("updated_at"), f("cert", str("required", true)),
+			f("cert_digest", str("unique", true)), tags},
+		"vaults": {id, ts("created_at"), ts("updated_at"), f("prefix", str("required", true, "unique", true)),
+			f("name", str("required", true)), f("description", str()), f("config", map[string]any{"type": "record", "abstract": true}), tags},
+		"tags": {f("tag", str("required", true)), f("entity_name", str("required", true)),
+			f("entity_id", str("required", true))},
+	}
+}()
+
+// with returns m with the key-value pairs kv added.
+func with(m map[string]any, kv ...any) map[string]any {
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i].(string)] = kv[i+1]
+	}
+	return m
 }
 
 // kindSchema is Kong's schema document of kind.
