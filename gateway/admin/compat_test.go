@@ -6,15 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/sluice-gw/sluice/gateway/plugins"
 	"github.com/sluice-gw/sluice/gateway/plugins/keyauth"
@@ -195,39 +190,11 @@ func jsonContains(path string, want, got any) string {
 // test when the variable is unset (fails it when CI=true).
 func openPostgres(t *testing.T) store.Store {
 	t.Helper()
-	dsn := testenv.Var(t, "SLUICE_TEST_PG_DSN", `run: bash tools/postgres.sh start && eval "$(bash tools/postgres.sh env)"`)
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("SLUICE_TEST_PG_DSN: %v", err)
-	}
-	c := postgres.Config{Host: u.Hostname(), User: u.User.Username(), Database: strings.TrimPrefix(u.Path, "/"),
-		Schema: "sluice_admin_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")}
-	c.Password, _ = u.User.Password()
-	if c.Port, err = strconv.Atoi(u.Port()); err != nil {
-		t.Fatalf("SLUICE_TEST_PG_DSN %q: port: %v", dsn, err)
-	}
+	pg := testenv.Postgres(t)
+	c := postgres.Config{Host: pg.Host, Port: pg.Port, User: pg.User, Password: pg.Password, Database: pg.Database,
+		SSL: pg.SSL, Schema: pg.FreshSchema(t, "sluice_admin_")}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	st, err := postgres.Open(ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = st.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, os.Getenv("SLUICE_TEST_PG_DSN"))
-		if err != nil {
-			t.Errorf("drop schema %s: %v", c.Schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{c.Schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", c.Schema, err)
-		}
-	})
-	if err := st.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return migrated(t, st, err)
 }

@@ -230,11 +230,12 @@ func kongType(t reflect.Type) string {
 		return "string"
 	case reflect.Bool:
 		return "boolean"
-	case reflect.Int, reflect.Int32, reflect.Int64:
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		return "integer"
 	case reflect.Float32, reflect.Float64:
 		return "number"
-	case reflect.Slice:
+	case reflect.Slice, reflect.Array:
 		return "array"
 	case reflect.Map:
 		return "map"
@@ -243,5 +244,5 @@ func kongType(t reflect.Type) string {
 	case reflect.Pointer:
 		return kongType(t.Elem())
 	}
-	return "string"
+	return "value"
 }
