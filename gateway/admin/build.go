@@ -25,6 +25,9 @@ type draft struct {
 	// form says the body was a form: plugin config values were inferred
 	// from strings and may need a second guess.
 	form bool
+	// keepUpdatedAt keeps the body's updated_at (a declarative import
+	// restores the entity as exported) instead of setting it to now.
+	keepUpdatedAt bool
 }
 
 // readEntity reads and type-checks the body of a write to kind, and
@@ -90,7 +93,8 @@ func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced m
 	for k, v := range forced {
 		merged[k] = v
 	}
-	h.autoFields(kind, merged)
+	keep := d.keepUpdatedAt && !isZero(body["updated_at"])
+	h.autoFields(kind, merged, keep)
 	defaults := defaultObject(kind)
 	for name, f := range entity.Fields(kind) {
 		if merged[name] == nil && !f.Nullable {
@@ -135,8 +139,8 @@ func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced m
 }
 
 // autoFields sets a missing id and created_at, and updated_at when kind has
-// one.
-func (h *handler) autoFields(kind entity.Kind, m map[string]any) {
+// one (unless keepUpdatedAt).
+func (h *handler) autoFields(kind entity.Kind, m map[string]any, keepUpdatedAt bool) {
 	now := h.now().Unix()
 	if id, _ := m["id"].(string); id == "" {
 		m["id"] = uuid.NewString()
@@ -144,7 +148,7 @@ func (h *handler) autoFields(kind entity.Kind, m map[string]any) {
 	if isZero(m["created_at"]) {
 		m["created_at"] = now
 	}
-	if _, ok := entity.Fields(kind)["updated_at"]; ok {
+	if _, ok := entity.Fields(kind)["updated_at"]; ok && !keepUpdatedAt {
 		m["updated_at"] = now
 	}
 }

@@ -131,9 +131,7 @@ func New(opts Options) (*Node, error) {
 	if opts.TracerProvider != nil {
 		n.tracer = opts.TracerProvider.Tracer("github.com/sluice-gw/sluice/gateway/node")
 	}
-	counters, _ := opts.Store.(store.Counters) // nil: rate-limiting refuses policy cluster
-	n.plugins = plugins.NewRegistry(keyauth.New(credentials{c: n.cache, tracer: n.tracer}),
-		ratelimiting.New(ratelimiting.Options{Cluster: counters}), requesttermination.New())
+	n.plugins = pluginRegistry(opts.Store, credentials{c: n.cache, tracer: n.tracer})
 	roots, err := trustedCAs(cfg.LuaSSLTrustedCertificate)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
@@ -156,6 +154,18 @@ func New(opts Options) (*Node, error) {
 	}))
 	n.status = n.statusHandler()
 	return n, nil
+}
+
+// PluginRegistry returns the plugins a node on st has, for tools that
+// validate plugin configurations without serving requests (sluice config).
+func PluginRegistry(st store.Store) *plugins.Registry { return pluginRegistry(st, nil) }
+
+// pluginRegistry returns the plugins of a node on st whose key-auth looks
+// credentials up through creds.
+func pluginRegistry(st store.Store, creds keyauth.Credentials) *plugins.Registry {
+	counters, _ := st.(store.Counters) // nil: rate-limiting refuses policy cluster
+	return plugins.NewRegistry(keyauth.New(creds), ratelimiting.New(ratelimiting.Options{Cluster: counters}),
+		requesttermination.New())
 }
 
 // NodeID returns the node's id in cluster events.
