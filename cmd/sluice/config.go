@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-gw/sluice/gateway/cluster"
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/node"
+	"github.com/sluice-gw/sluice/gateway/store"
 )
 
 // configCmd runs "sluice config parse|db_import|db_export [-c FILE] PATH",
@@ -84,6 +85,20 @@ func configCmd(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("config: unknown subcommand %q: want parse, db_import or db_export", sub)
 	}
 	return nil
+}
+
+// loadDeclarative loads a DB-less node's declarative_config into st.
+func loadDeclarative(ctx context.Context, st store.Store, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("declarative_config: %w", err)
+	}
+	d := admin.NewDeclarative(admin.Options{Store: st, Plugins: node.PluginRegistry(st)})
+	ents, err := d.Parse(data)
+	if err != nil {
+		return fmt.Errorf("declarative_config=%s: %w", path, err)
+	}
+	return d.Import(ctx, ents)
 }
 
 // summary counts ents by kind: "1 services, 2 routes, ...".

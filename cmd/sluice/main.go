@@ -114,6 +114,11 @@ func run(ctx context.Context, args []string) error {
 	if err := st.Up(ctx); err != nil {
 		return fmt.Errorf("cannot apply migrations: %w", err)
 	}
+	if cfg.Database == "off" && cfg.DeclarativeConfig != "" {
+		if err := loadDeclarative(ctx, st, cfg.DeclarativeConfig); err != nil {
+			return err
+		}
+	}
 	backend, err := newBackend(cfg)
 	if err != nil {
 		return err

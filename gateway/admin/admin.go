@@ -41,6 +41,10 @@ type Options struct {
 	// Reachable reports whether the datastore can be reached, for GET
 	// /status. Nil asks the store (Ping, or Now).
 	Reachable func(ctx context.Context) bool
+	// DBLess says the node has no shared datastore (database = off): its
+	// entities are replaced whole by POST /config, and entity writes answer
+	// 405 as in Kong.
+	DBLess bool
 	// Server returns the proxy's connection counters for GET /status's
 	// server block. Nil reports zeros.
 	Server func() ServerStats

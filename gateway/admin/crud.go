@@ -97,6 +97,9 @@ func (h *handler) get(c collection) endpointFunc {
 
 func (h *handler) create(c collection) endpointFunc {
 	return func(w http.ResponseWriter, r *http.Request, args []string) error {
+		if h.opts.DBLess {
+			return dbless("create", c.kind)
+		}
 		body, err := h.readEntity(w, r, c.kind)
 		if err != nil {
 			return err
@@ -127,6 +130,9 @@ func (h *handler) create(c collection) endpointFunc {
 // with that id or endpoint key.
 func (h *handler) upsert(c collection) endpointFunc {
 	return func(w http.ResponseWriter, r *http.Request, args []string) error {
+		if h.opts.DBLess {
+			return dbless("create or update", c.kind)
+		}
 		body, err := h.readEntity(w, r, c.kind)
 		if err != nil {
 			return err
@@ -171,6 +177,9 @@ func (h *handler) upsert(c collection) endpointFunc {
 // update is PATCH: it merges the body into the stored entity.
 func (h *handler) update(c collection) endpointFunc {
 	return func(w http.ResponseWriter, r *http.Request, args []string) error {
+		if h.opts.DBLess {
+			return dbless("update", c.kind)
+		}
 		body, err := h.readEntity(w, r, c.kind)
 		if err != nil {
 			return err
@@ -192,6 +201,12 @@ func (h *handler) update(c collection) endpointFunc {
 		}
 		return h.replace(w, r, oldEntity, e)
 	}
+}
+
+// dbless is Kong's answer to an entity write on a DB-less node.
+func dbless(verb string, kind entity.Kind) error {
+	return &apiError{status: http.StatusMethodNotAllowed,
+		body: message{fmt.Sprintf("cannot %s '%s' entities when not using a database", verb, kind)}}
 }
 
 // keepID refuses a body that would change the id of the entity it
@@ -225,6 +240,9 @@ func (h *handler) replace(w http.ResponseWriter, r *http.Request, old, e entity.
 
 func (h *handler) delete(c collection) endpointFunc {
 	return func(w http.ResponseWriter, r *http.Request, args []string) error {
+		if h.opts.DBLess {
+			return dbless("delete", c.kind)
+		}
 		_, e, err := h.findItem(r.Context(), c, args)
 		switch {
 		case errors.Is(err, errItemMissing):

@@ -33,6 +33,7 @@ const (
 	roleAbsent // an entity of absentKinds: collection or item
 	roleSchema
 	roleSchemaValidate
+	roleConfig
 )
 
 // collectionKinds maps a collection's URL segment to its kind, and
@@ -120,6 +121,8 @@ func classify(pattern []string) role {
 		return roleSchema
 	case "schemas/*/validate", "schemas/plugins/validate":
 		return roleSchemaValidate
+	case "config":
+		return roleConfig
 	}
 	if isAbsent(pattern) {
 		return roleAbsent
@@ -219,6 +222,20 @@ func (d described) operation(m string) map[string]any {
 			objectSchema(map[string]any{"fields": arrayOf(map[string]any{"type": "object"}),
 				"entity_checks": arrayOf(map[string]any{"type": "object"})}, "fields"))
 		resp["404"] = errorResponse("no entity or plugin of that name")
+	case roleConfig:
+		resp["400"] = errorResponse("not a DB-less node, or (POST) an invalid configuration: code 14 with every problem")
+		if m == http.MethodGet {
+			resp["200"] = jsonResponse("the configuration in Kong's declarative format (YAML)",
+				objectSchema(map[string]any{"config": map[string]any{"type": "string"}}, "config"))
+		} else {
+			op["requestBody"] = map[string]any{"content": map[string]any{
+				"application/json": map[string]any{"schema": map[string]any{"type": "object"}},
+				"application/x-www-form-urlencoded": map[string]any{"schema": objectSchema(map[string]any{
+					"config": map[string]any{"type": "string"}}, "config")},
+			}}
+			resp["201"] = jsonResponse("the configuration replaced every entity", map[string]any{"type": "object"})
+			resp["413"] = errorResponse("body larger than 256 MiB")
+		}
 	case roleSchemaValidate:
 		op["requestBody"] = map[string]any{"content": map[string]any{
 			"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}}

@@ -45,6 +45,8 @@ func (h *handler) routes() []endpoint {
 		{pattern: []string{"schemas", "plugins", "*"}, methods: map[string]endpointFunc{http.MethodGet: h.pluginSchema}},
 		{pattern: []string{"schemas", "*", "validate"}, methods: map[string]endpointFunc{http.MethodPost: h.validateSchema}},
 		{pattern: []string{"schemas", "*"}, methods: map[string]endpointFunc{http.MethodGet: h.entitySchema}},
+		{pattern: []string{"config"}, methods: map[string]endpointFunc{
+			http.MethodGet: h.getConfig, http.MethodPost: h.postConfig}},
 		{pattern: []string{"tags"}, methods: map[string]endpointFunc{http.MethodGet: h.listTags}},
 		{pattern: []string{"tags", "*"}, methods: map[string]endpointFunc{http.MethodGet: h.listTags}},
 		{pattern: []string{"key-auths"}, methods: map[string]endpointFunc{

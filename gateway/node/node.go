@@ -150,7 +150,7 @@ func New(opts Options) (*Node, error) {
 	n.admin = traceServer(opts.TracerProvider, "sluice.admin", admin.New(admin.Options{
 		Store: opts.Store, Cache: n.cache, Plugins: n.plugins, Cluster: n.cluster,
 		NodeID: n.nodeID, Version: opts.Version, Hostname: host, Configuration: cfg.Public(),
-		Reachable: n.reachable, Logger: n.log, Server: n.conns.serverStats,
+		Reachable: n.reachable, Logger: n.log, Server: n.conns.serverStats, DBLess: cfg.Database == "off",
 	}))
 	n.status = n.statusHandler()
 	return n, nil
