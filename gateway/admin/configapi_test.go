@@ -24,8 +24,9 @@ func TestDBLessConfig(t *testing.T) {
 	if ents := got["entities"].(map[string]any); ents["services"] != 2.0 || ents["routes"] != 1.0 {
 		t.Fatalf("POST /config = %v", got)
 	}
-	if keys := rec.keys(t); len(keys) == 0 {
-		t.Error("POST /config invalidated nothing")
+	if events, invalidated := rec.take(); len(events) != 0 || len(invalidated) == 0 {
+		t.Errorf("POST /config wrote %d cluster events (want none: no other node shares the datastore) and invalidated %d keys",
+			len(events), len(invalidated))
 	}
 	s1 := id(e.must(200, "GET", "/services/s1", "", ""))
 
