@@ -50,6 +50,19 @@ keyauth_credentials:
 upstreams: []
 `
 
+// badEntities has one problem in each of its entities.
+const badEntities = `
+_format_version: "3.0"
+services:
+- name: a
+  port: 80.5
+  routes:
+  - paths: [nope]
+- {name: b, host: h, protocol: ftp}
+plugins:
+- {name: rate-limiting, config: {}}
+- {name: key-auth, service: nowhere}`
+
 func TestDeclarativeParse(t *testing.T) {
 	d := NewDeclarative(Options{Store: newStore(t), Plugins: testRegistry()})
 	ents, err := d.Parse([]byte(nestedConfig))
@@ -84,31 +97,11 @@ func TestDeclarativeParse(t *testing.T) {
 		{"no version", `services: []`, []string{"_format_version: required field missing"}},
 		{"bad version", `{_format_version: "9.9"}`, []string{"_format_version: expected one of: 1.1, 2.1, 3.0"}},
 		{"not yaml", `{`, []string{"cannot parse"}},
-		{"every error listed", `
-_format_version: "3.0"
-services:
-- name: a
-  port: 80.5
-  routes:
-  - paths: [nope]
-- {name: b, host: h, protocol: ftp}
-plugins:
-- {name: rate-limiting, config: {}}
-- {name: key-auth, service: nowhere}
+		{"top-level errors", badEntities + `
 upstreams: [{name: u}]
 widgets: []`, []string{
 			"upstreams: not supported by this node yet", "widgets: unknown field"}},
-		{"entity errors", `
-_format_version: "3.0"
-services:
-- name: a
-  port: 80.5
-  routes:
-  - paths: [nope]
-- {name: b, host: h, protocol: ftp}
-plugins:
-- {name: rate-limiting, config: {}}
-- {name: key-auth, service: nowhere}`, []string{
+		{"every entity error listed", badEntities, []string{
 			"services[0]: port: expected an integer",
 			"services[1]: protocol: expected one of: http, https",
 			"services[0].routes[0]: paths: should start with: / (fixed path) or ~/ (regex path)",
