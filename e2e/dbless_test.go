@@ -90,15 +90,23 @@ func TestDBLessNodes(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	second := dblessConfig(up.URL, true)
+	swapStart := time.Now()
 	for _, n := range c.Nodes {
 		t0 := time.Now()
 		status, body := postConfig(t, n, second)
 		if status != 201 {
 			t.Fatalf("%s: POST /config = %d %s", n.Name, status, body)
 		}
-		t.Logf("%s: POST /config of %d KiB (10,002 entities, 5,000 replaced) took %v", n.Name, len(second)>>10,
-			time.Since(t0).Round(time.Millisecond))
+		took := time.Since(t0)
+		served := waitFor(t, 10*time.Second, n.Name+" serves /hit2", func() bool {
+			status, _, err := n.Get(ctx, "/hit2", nil)
+			return err == nil && status == 200
+		})
+		t.Logf("%s: POST /config of %d KiB (10,002 entities, 5,000 replaced) took %v; /hit2 served %v after it answered",
+			n.Name, len(second)>>10, took.Round(time.Millisecond), served.Round(time.Millisecond))
 	}
+	t.Logf("POST /config to every node, one after the other: the change was served by all %d nodes %v after the first POST",
+		len(c.Nodes), time.Since(swapStart).Round(time.Millisecond))
 	time.Sleep(500 * time.Millisecond)
 	close(stop)
 	wg.Wait()

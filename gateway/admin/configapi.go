@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -96,9 +97,11 @@ func configBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 }
 
 // Replace makes ents the datastore's whole configuration in one Apply:
-// entities not in ents are deleted, the others inserted or replaced, and
-// the cache keys of both invalidated. The deletes come first, so that a new
-// entity may take the name of one it replaces.
+// entities not in ents are deleted, new ones inserted, changed ones
+// replaced (keeping their created_at), and the cache keys of all those
+// invalidated; an entity that did not change is not written, so a swap
+// costs what it changes. The deletes come first, so that a new entity may
+// take the name of one it replaces.
 func (d *Declarative) Replace(ctx context.Context, ents []entity.Entity) error {
 	keep := make(map[entity.CacheKey]bool, len(ents))
 	for _, e := range ents {
@@ -106,7 +109,7 @@ func (d *Declarative) Replace(ctx context.Context, ents []entity.Entity) error {
 	}
 	var ops []store.Op
 	var keys []entity.CacheKey
-	existing := map[entity.CacheKey]bool{}
+	existing := map[entity.CacheKey]entity.Entity{}
 	kinds := slices.Clone(entity.Kinds)
 	slices.Reverse(kinds) // dependents first
 	for _, kind := range kinds {
@@ -116,10 +119,10 @@ func (d *Declarative) Replace(ctx context.Context, ents []entity.Entity) error {
 		}
 		for _, old := range all {
 			k := entity.CacheKey{Kind: kind, ID: old.PrimaryKey()}
-			existing[k] = true
-			keys = append(keys, entity.InvalidationKeys(old)...)
+			existing[k] = old
 			if !keep[k] {
 				ops = append(ops, store.Op{Type: store.OpDelete, Record: store.Record{Kind: kind, ID: k.ID}})
+				keys = append(keys, entity.InvalidationKeys(old)...)
 			}
 		}
 	}
@@ -129,14 +132,64 @@ func (d *Declarative) Replace(ctx context.Context, ents []entity.Entity) error {
 			return err
 		}
 		op := store.Op{Type: store.OpInsert, Record: rec}
-		if existing[entity.CacheKey{Kind: e.EntityKind(), ID: e.PrimaryKey()}] {
-			op.Type = store.OpUpdate
+		if old, ok := existing[entity.CacheKey{Kind: e.EntityKind(), ID: e.PrimaryKey()}]; ok {
+			same, rec, err := sameAs(old, rec)
+			if err != nil {
+				return err
+			}
+			if same {
+				continue
+			}
+			op = store.Op{Type: store.OpUpdate, Record: rec}
+			keys = append(keys, entity.InvalidationKeys(old)...)
 		}
 		ops = append(ops, op)
 		keys = append(keys, entity.InvalidationKeys(e)...)
+	}
+	if len(ops) == 0 {
+		return nil
 	}
 	if err := d.h.commit(ctx, ops, keys); err != nil {
 		return fmt.Errorf("declarative: cannot replace the configuration: %w", err)
 	}
 	return nil
+}
+
+// sameAs reports whether rec, the new version of the stored entity old,
+// differs from it only by its timestamps, and returns rec with old's
+// created_at (and, when the same, updated_at).
+func sameAs(old entity.Entity, rec store.Record) (bool, store.Record, error) {
+	oldData, err := json.Marshal(old)
+	if err != nil {
+		return false, rec, err
+	}
+	o, err := decodeObject(oldData)
+	if err != nil {
+		return false, rec, err
+	}
+	n, err := decodeObject(rec.Data)
+	if err != nil {
+		return false, rec, err
+	}
+	n["created_at"] = o["created_at"]
+	updated, hasUpdated := n["updated_at"]
+	if hasUpdated {
+		n["updated_at"] = o["updated_at"]
+	}
+	a, _ := json.Marshal(o)
+	b, err := json.Marshal(n)
+	if err != nil {
+		return false, rec, err
+	}
+	if string(a) == string(b) {
+		return true, rec, nil
+	}
+	if hasUpdated {
+		n["updated_at"] = updated
+		if b, err = json.Marshal(n); err != nil {
+			return false, rec, err
+		}
+	}
+	rec.Data = b
+	return false, rec, nil
 }

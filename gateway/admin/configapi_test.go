@@ -66,7 +66,11 @@ func TestDBLessConfig(t *testing.T) {
 	if !strings.Contains(exported, "name: s3") || strings.Contains(exported, "name: s2") {
 		t.Fatalf("GET /config:\n%s", exported)
 	}
+	rec.take()
 	e.must(201, "POST", "/config", js, `{"config":`+quote(exported)+`}`)
+	if _, invalidated := rec.take(); len(invalidated) != 0 {
+		t.Errorf("posting the configuration it has invalidated %v, want nothing (nothing changed)", invalidated)
+	}
 	if again := e.must(200, "GET", "/config", "", "")["config"].(string); again != exported {
 		t.Errorf("GET /config after posting it back differs:\n%s\n---\n%s", exported, again)
 	}
