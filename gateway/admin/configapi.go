@@ -126,26 +126,11 @@ func (d *Declarative) Replace(ctx context.Context, ents []entity.Entity) error {
 			}
 		}
 	}
-	for _, e := range ents {
-		rec, err := record(e)
-		if err != nil {
-			return err
-		}
-		op := store.Op{Type: store.OpInsert, Record: rec}
-		if old, ok := existing[entity.CacheKey{Kind: e.EntityKind(), ID: e.PrimaryKey()}]; ok {
-			same, rec, err := sameAs(old, rec)
-			if err != nil {
-				return err
-			}
-			if same {
-				continue
-			}
-			op = store.Op{Type: store.OpUpdate, Record: rec}
-			keys = append(keys, entity.InvalidationKeys(old)...)
-		}
-		ops = append(ops, op)
-		keys = append(keys, entity.InvalidationKeys(e)...)
+	writes, wkeys, err := writeOps(ents, existing)
+	if err != nil {
+		return err
 	}
+	ops, keys = append(ops, writes...), append(keys, wkeys...)
 	if len(ops) == 0 {
 		return nil
 	}

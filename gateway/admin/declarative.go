@@ -284,34 +284,62 @@ func problemsOf(at string, err error) []string {
 
 // Import writes ents (from Parse) to the datastore in one Apply, with the
 // cluster events of their cache keys: an entity whose id exists is
-// replaced, others are inserted. Entities not in ents are left alone, as
-// Kong's db_import does.
+// replaced when it changed (keeping its created_at), others are inserted.
+// Entities not in ents are left alone, as Kong's db_import does.
 func (d *Declarative) Import(ctx context.Context, ents []entity.Entity) error {
-	var ops []store.Op
-	var keys []entity.CacheKey
+	existing := map[entity.CacheKey]entity.Entity{}
 	for _, e := range ents {
-		rec, err := record(e)
-		if err != nil {
-			return err
-		}
-		op := store.Op{Type: store.OpInsert, Record: rec}
 		old, err := d.h.store.Get(ctx, e.EntityKind(), e.PrimaryKey())
 		switch {
-		case err == nil:
-			op.Type = store.OpUpdate
-			if oe, err := entity.Decode(old.Kind, old.Data); err == nil {
-				keys = append(keys, entity.InvalidationKeys(oe)...)
-			}
-		case !errors.Is(err, store.ErrNotFound):
+		case errors.Is(err, store.ErrNotFound):
+			continue
+		case err != nil:
 			return fmt.Errorf("declarative: cannot read %s %s: %w", e.EntityKind(), e.PrimaryKey(), err)
 		}
-		ops = append(ops, op)
-		keys = append(keys, entity.InvalidationKeys(e)...)
+		oe, err := entity.Decode(old.Kind, old.Data)
+		if err != nil {
+			return fmt.Errorf("declarative: %w", err)
+		}
+		existing[entity.CacheKey{Kind: e.EntityKind(), ID: e.PrimaryKey()}] = oe
+	}
+	ops, keys, err := writeOps(ents, existing)
+	if err != nil || len(ops) == 0 {
+		return err
 	}
 	if err := d.h.commit(ctx, ops, keys); err != nil {
 		return fmt.Errorf("declarative: cannot import %d entities: %w", len(ops), err)
 	}
 	return nil
+}
+
+// writeOps returns the ops that write ents over the stored entities
+// existing (by kind and id), and the cache keys they touch: inserts for new
+// entities, updates for changed ones (keeping created_at), nothing for
+// unchanged ones.
+func writeOps(ents []entity.Entity, existing map[entity.CacheKey]entity.Entity) ([]store.Op, []entity.CacheKey, error) {
+	var ops []store.Op
+	var keys []entity.CacheKey
+	for _, e := range ents {
+		rec, err := record(e)
+		if err != nil {
+			return nil, nil, err
+		}
+		op := store.Op{Type: store.OpInsert, Record: rec}
+		if old, ok := existing[entity.CacheKey{Kind: e.EntityKind(), ID: e.PrimaryKey()}]; ok {
+			same, rec, err := sameAs(old, rec)
+			if err != nil {
+				return nil, nil, err
+			}
+			if same {
+				continue
+			}
+			op = store.Op{Type: store.OpUpdate, Record: rec}
+			keys = append(keys, entity.InvalidationKeys(old)...)
+		}
+		ops = append(ops, op)
+		keys = append(keys, entity.InvalidationKeys(e)...)
+	}
+	return ops, keys, nil
 }
 
 // Export returns every entity of the datastore in Kong's declarative
