@@ -53,6 +53,22 @@ func init() {
 					{"key_in_body":{"default":false}},{"hide_credentials":{"default":false}},
 					{"anonymous":{"type":"string","default":"<absent>"}},{"run_on_preflight":{"default":true}},
 					{"realm":{"type":"string","default":"<absent>"}}]}}]}`},
+			{method: "GET", path: "/schemas/plugins/rate-limiting", status: 200, want: `{
+				"entity_checks":[{"at_least_one_of":["config.second","config.minute","config.hour","config.day","config.month","config.year"]},
+					{"conditional":{"if_field":"config.policy","if_match":{"eq":"redis"},"then_field":"config.redis_host","then_match":{"required":true}}},
+					{"conditional":{"if_field":"config.limit_by","if_match":{"eq":"header"},"then_field":"config.header_name"}},
+					{"conditional":{"if_field":"config.limit_by","if_match":{"eq":"path"},"then_field":"config.path"}}],
+				"fields":[{"route":{}},{"service":{}},{"consumer":{}},{"protocols":{}},{"config":{"type":"record","fields":[
+					{"second":{"type":"number","gt":0}},{"minute":{}},{"hour":{}},{"day":{}},{"month":{}},{"year":{}},
+					{"limit_by":{"type":"string","default":"consumer","one_of":["consumer","credential","ip","service","header","path"]}},
+					{"header_name":{"type":"string"}},{"path":{"type":"string"}},
+					{"policy":{"default":"local","one_of":["local","cluster","redis"]}},
+					{"fault_tolerant":{"type":"boolean","default":true,"required":true}},
+					{"redis_host":{}},{"redis_port":{"type":"integer","default":6379,"between":[0,65535]}},{"redis_password":{}},
+					{"redis_username":{}},{"redis_ssl":{"default":false}},{"redis_ssl_verify":{"default":false}},{"redis_server_name":{}},
+					{"redis_timeout":{"default":2000}},{"redis_database":{"default":0}},{"hide_client_headers":{"default":false}},
+					{"error_code":{"type":"number","default":429,"gt":0}},{"error_message":{"default":"API rate limit exceeded"}},
+					{"sync_rate":{"type":"number","default":-1}}]}}]}`},
 			{method: "GET", path: "/schemas/plugins/nope", status: 404, want: `{"message":"No plugin named 'nope'"}`},
 		}},
 		compatScenario{"schema validation", []compatStep{

@@ -31,7 +31,7 @@ var entityChecks = map[entity.Kind][]any{
 // SchemaPluginValidator is implemented by plugin validators that can
 // describe their plugins' config records (*plugins.Registry does).
 type SchemaPluginValidator interface {
-	ConfigSchema(name string) (map[string]any, error)
+	ConfigSchema(name string) (config map[string]any, entityChecks []any, err error)
 }
 
 // entitySchema serves GET /schemas/{entity}.
@@ -180,7 +180,7 @@ func (h *handler) pluginSchema(w http.ResponseWriter, _ *http.Request, args []st
 	if !ok || !slices.Contains(h.plugins.Names(), name) {
 		return &apiError{status: http.StatusNotFound, body: message{"No plugin named '" + name + "'"}}
 	}
-	config, err := sv.ConfigSchema(name)
+	config, checks, err := sv.ConfigSchema(name)
 	if errors.Is(err, plugins.ErrUnknownPlugin) {
 		return &apiError{status: http.StatusNotFound, body: message{"No plugin named '" + name + "'"}}
 	}
@@ -197,7 +197,11 @@ func (h *handler) pluginSchema(w http.ResponseWriter, _ *http.Request, args []st
 		}
 	}
 	fields = append(fields, map[string]any{"config": config})
-	writeJSON(w, http.StatusOK, map[string]any{"fields": fields})
+	doc := map[string]any{"fields": fields}
+	if checks != nil {
+		doc["entity_checks"] = checks
+	}
+	writeJSON(w, http.StatusOK, doc)
 	return nil
 }
 

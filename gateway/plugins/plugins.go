@@ -115,17 +115,21 @@ func (r *Registry) Validate(name string, config json.RawMessage) (json.RawMessag
 }
 
 // ConfigSchema returns Kong's schema of the config record of the plugin
-// called name (see RecordSchema), or an error wrapping ErrUnknownPlugin.
-// A plugin that is not a Describer has a record with no declared fields.
-func (r *Registry) ConfigSchema(name string) (map[string]any, error) {
+// called name (see RecordSchema) and its entity_checks (nil when none), or
+// an error wrapping ErrUnknownPlugin. A plugin that is not a Describer has
+// a record with no declared fields.
+func (r *Registry) ConfigSchema(name string) (config map[string]any, checks []any, err error) {
 	p, ok := r.byName[name]
 	if !ok {
-		return nil, fmt.Errorf("plugins: plugin %q: %w", name, ErrUnknownPlugin)
+		return nil, nil, fmt.Errorf("plugins: plugin %q: %w", name, ErrUnknownPlugin)
+	}
+	if c, ok := p.(EntityChecker); ok {
+		checks = c.EntityChecks()
 	}
 	if d, ok := p.(Describer); ok {
-		return RecordSchema(d.DefaultConfig()), nil
+		return RecordSchema(d.DefaultConfig()), checks, nil
 	}
-	return map[string]any{"type": "record", "required": true, "fields": []any{}}, nil
+	return map[string]any{"type": "record", "required": true, "fields": []any{}}, checks, nil
 }
 
 // Names returns the registered plugin names, sorted. The caller owns the

@@ -30,6 +30,13 @@ type Describer interface {
 	DefaultConfig() any
 }
 
+// EntityChecker is implemented by plugins whose config has constraints
+// across fields (Kong's entity_checks, published by /schemas/plugins).
+// The plugin's Configure enforces them.
+type EntityChecker interface {
+	EntityChecks() []any
+}
+
 // constraints is a parsed `kong` tag.
 type constraints struct {
 	required, set bool

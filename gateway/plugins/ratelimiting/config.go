@@ -69,6 +69,23 @@ func (*Plugin) DefaultConfig() any {
 	return &c
 }
 
+// EntityChecks implements plugins.EntityChecker: Kong's checks across
+// fields, which parseConfig enforces.
+func (*Plugin) EntityChecks() []any {
+	periods := make([]string, len(periodNames))
+	for i, n := range periodNames {
+		periods[i] = "config." + n
+	}
+	cond := func(field, value, then string) any {
+		return map[string]any{"conditional": map[string]any{"if_field": field, "if_match": map[string]any{"eq": value},
+			"then_field": then, "then_match": map[string]any{"required": true}}}
+	}
+	return []any{map[string]any{"at_least_one_of": periods},
+		cond("config.policy", "redis", "config.redis_host"),
+		cond("config.limit_by", "header", "config.header_name"),
+		cond("config.limit_by", "path", "config.path")}
+}
+
 func (c *Config) limits() [numPeriods]*float64 {
 	return [numPeriods]*float64{c.Second, c.Minute, c.Hour, c.Day, c.Month, c.Year}
 }
