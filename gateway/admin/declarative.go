@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -63,8 +64,7 @@ type declEntry struct {
 // dependency order, with ids assigned: an entity without one gets a UUID
 // derived from its kind and endpoint key, a plugin from its name and what
 // it applies to (the same on every import), and an entity with neither a
-// random one. It returns a *DeclarativeError
-// listing every problem.
+// random one. It returns a *DeclarativeError listing every problem.
 func (d *Declarative) Parse(data []byte) ([]entity.Entity, error) {
 	var raw any
 	if err := yaml.Unmarshal(data, &raw); err != nil {
@@ -82,7 +82,8 @@ func (d *Declarative) Parse(data []byte) ([]entity.Entity, error) {
 	case !slices.Contains(formatVersions, v):
 		bad("_format_version", "expected one of: "+strings.Join(formatVersions, ", "))
 	}
-	for k, v := range doc {
+	for _, k := range slices.Sorted(maps.Keys(doc)) {
+		v := doc[k]
 		switch {
 		case strings.HasPrefix(k, "_"):
 		case slices.Contains(absentKeys, k):
@@ -98,12 +99,19 @@ func (d *Declarative) Parse(data []byte) ([]entity.Entity, error) {
 		return nil, &DeclarativeError{Problems: problems}
 	}
 	var out []entity.Entity
+	seen := map[entity.CacheKey]string{} // where each entity is, by id
 	for _, en := range entries {
 		e, err := d.buildEntry(en, refs)
 		if err != nil {
 			problems = append(problems, problemsOf(en.at, err)...)
 			continue
 		}
+		k := entity.CacheKey{Kind: e.EntityKind(), ID: e.PrimaryKey()}
+		if prev, dup := seen[k]; dup {
+			bad(en.at, "duplicate "+string(k.Kind)+": the same as "+prev)
+			continue
+		}
+		seen[k] = en.at
 		out = append(out, e)
 	}
 	if len(problems) > 0 {
@@ -192,7 +200,13 @@ func flatten(doc map[string]any, bad func(at, msg string)) ([]declEntry, map[ent
 			if refs[kind] == nil {
 				refs[kind] = map[string]string{}
 			}
-			refs[kind][id] = id
+			if _, dup := refs[kind][id]; dup && id != "" {
+				bad(where, fmt.Sprintf("duplicate %s: another entity has the id or %s '%s'", kind, key, firstNonEmpty(name, id)))
+				continue
+			}
+			if id != "" {
+				refs[kind][id] = id
+			}
 			if name != "" {
 				refs[kind][name] = id
 			}
@@ -245,6 +259,13 @@ func (d *Declarative) buildEntry(en declEntry, refs map[entity.Kind]map[string]s
 		return nil, err
 	}
 	return d.h.build(nil, draft{body: body, keepUpdatedAt: true}, en.kind, nil)
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // stableID is the id of an entity the file names by key but gives no id:

@@ -97,6 +97,11 @@ func TestDeclarativeParse(t *testing.T) {
 		{"no version", `services: []`, []string{"_format_version: required field missing"}},
 		{"bad version", `{_format_version: "9.9"}`, []string{"_format_version: expected one of: 1.1, 2.1, 3.0"}},
 		{"not yaml", `{`, []string{"cannot parse"}},
+		{"duplicates", "_format_version: \"3.0\"\nservices:\n- {name: a, host: h}\n- {name: a, host: h2}\nconsumers:\n- {username: u}\n- {username: u}\n",
+			[]string{"services[1]: duplicate services: another entity has the id or name 'a'",
+				"consumers[1]: duplicate consumers: another entity has the id or username 'u'"}},
+		{"duplicate plugins", "_format_version: \"3.0\"\nplugins:\n- {name: key-auth}\n- {name: key-auth, config: {realm: x}}\n",
+			[]string{"plugins[1]: duplicate plugins: the same as plugins[0]"}},
 		{"top-level errors", badEntities + `
 upstreams: [{name: u}]
 widgets: []`, []string{
