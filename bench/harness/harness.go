@@ -33,6 +33,9 @@ type Options struct {
 	// listen addresses are chosen by the harness). With no SLUICE_DATABASE,
 	// nodes share an SQLite file in Dir.
 	Env []string
+	// NodeEnv, when set, holds per node (NodeEnv[i] for node i+1) settings
+	// added after Env, e.g. one node's datastore address.
+	NodeEnv [][]string
 	// Log, when set, receives every node's output, each line prefixed with
 	// the node's name. Otherwise output goes to Dir/node-N.log only.
 	Log io.Writer
@@ -142,6 +145,9 @@ func (c *Cluster) newNode(i int) (*Node, error) {
 		"SLUICE_SQLITE_PATH="+filepath.Join(c.opts.Dir, "sluice.db"),
 		"SLUICE_NODE_ID="+fmt.Sprintf("00000000-0000-4000-8000-%012d", i))
 	n.env = append(n.env, c.opts.Env...)
+	if i-1 < len(c.opts.NodeEnv) {
+		n.env = append(n.env, c.opts.NodeEnv[i-1]...)
+	}
 	return n, nil
 }
 

@@ -27,6 +27,7 @@ func writePlots(dir string, r *Results) ([]string, error) {
 		{"soak_rss.png", soakRSS},
 		{"soak_goroutines.png", soakGoroutines},
 		{"soak_latency.png", soakLatency},
+		{"cluster_nodes_cdf.png", clusterNodesCDF},
 	} {
 		p, err := d.draw(r)
 		if err != nil {

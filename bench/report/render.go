@@ -6,6 +6,7 @@ import (
 	"html"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -27,6 +28,9 @@ func Markdown(r *Results, plots []string) string {
 	}
 	if r.Storm != nil {
 		b.WriteString(stormTable(r.Storm))
+	}
+	if r.Cluster != nil {
+		b.WriteString(clusterMarkdown(r.Cluster, slices.Contains(plots, "cluster_nodes_cdf.png")))
 	}
 	if len(r.Recommendations) > 0 {
 		b.WriteString("\n## Recommendations\n\n")

@@ -34,6 +34,9 @@ type Results struct {
 	Storm *Storm `json:"storm,omitempty"`
 	// Soak is the soak profile's run (nil for the other profiles).
 	Soak *Soak `json:"soak,omitempty"`
+	// Cluster is `sluice bench --cluster`'s run on a running cluster (nil
+	// for the local bench).
+	Cluster *Cluster `json:"cluster,omitempty"`
 	// Recommendations are one-line tuning advice, one per budget.
 	Recommendations []string `json:"recommendations"`
 	// Notes list targets not met and anything skipped, in words.

@@ -245,6 +245,9 @@ func (b *bench) startUpstream() (func(), error) {
 	return func() { _ = srv.Close() }, nil
 }
 
+// Machine describes the machine the bench runs on, for the report.
+func Machine() report.Machine { return machine() }
+
 func machine() report.Machine {
 	m := report.Machine{NProc: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH}
 	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {

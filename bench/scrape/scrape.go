@@ -128,6 +128,23 @@ func Sub(b, before []Bucket) []Bucket {
 	return out
 }
 
+// Add returns the buckets of sum and b added bound by bound (the bounds of
+// sum kept), for a histogram over several nodes; a nil sum returns a copy
+// of b. It may reuse sum's array.
+func Add(sum, b []Bucket) []Bucket {
+	if sum == nil {
+		return append([]Bucket(nil), b...)
+	}
+	for i := range sum {
+		for _, o := range b {
+			if o.LE == sum[i].LE {
+				sum[i].Count += o.Count
+			}
+		}
+	}
+	return sum
+}
+
 // Quantile estimates the q-th quantile (0..1) of cumulative buckets by
 // linear interpolation inside the bucket, as Prometheus's
 // histogram_quantile does. It returns NaN for no observations; a quantile

@@ -2,6 +2,7 @@ package scrape
 
 import (
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -72,5 +73,19 @@ func TestQuantile(t *testing.T) {
 	}
 	if !math.IsNaN(Quantile(nil, 0.5)) {
 		t.Error("Quantile of no buckets is not NaN")
+	}
+}
+
+func TestAdd(t *testing.T) {
+	a := []Bucket{{0.1, 1}, {1, 3}, {math.Inf(1), 4}}
+	b := []Bucket{{0.1, 2}, {1, 2}, {math.Inf(1), 5}}
+	sum := Add(nil, a)
+	sum = Add(sum, b)
+	want := []Bucket{{0.1, 3}, {1, 5}, {math.Inf(1), 9}}
+	if !reflect.DeepEqual(sum, want) {
+		t.Errorf("Add = %v, want %v", sum, want)
+	}
+	if a[0].Count != 1 {
+		t.Error("Add(nil, a) shares a's array")
 	}
 }

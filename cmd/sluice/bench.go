@@ -30,6 +30,9 @@ func bench(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "stormwriter" {
 		return benchStormWriter(ctx, args[1:])
 	}
+	if clusterMode(args) {
+		return benchCluster(ctx, args)
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	profile := fs.String("profile", "default", "smoke (<= 60 s), default (<= 3 min on 2 cores), full or soak (30 min)")
 	out := fs.String("out", "", "report directory (default bench/results/<timestamp>/)")

@@ -307,7 +307,10 @@ func (c *Cluster) apply(ctx context.Context, evs []store.Event) {
 	c.mu.Unlock()
 	c.metrics.applied.Add(float64(len(kept)))
 	for _, ev := range kept {
-		if !ev.At.Before(started) { // older events are catch-up, not propagation
+		// Older events are catch-up, not propagation. One stamped with the
+		// start's own instant may be either (SQLite's clock counts
+		// milliseconds): it is left out.
+		if ev.At.After(started) {
 			c.metrics.lag.Observe(max(now.Sub(ev.At), 0).Seconds())
 		}
 	}

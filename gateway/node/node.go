@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/valyala/fasthttp"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -265,8 +265,14 @@ func (n *Node) serveProxy() error {
 	n.addrs["proxy"] = ln.Addr().String()
 	ln = n.proxy.Listener(ln)
 	srv := n.proxy.Server()
-	// GET /status's server block and Kong's nginx connection families.
-	ln, srv.ConnState = n.conns.listener(ln), n.conns.connState
+	// GET /status's server block and Kong's nginx connection families
+	// (n.metrics.kong shares n.conns).
+	proxyState := srv.ConnState
+	ln = n.conns.listener(ln)
+	srv.ConnState = func(c net.Conn, s fasthttp.ConnState) {
+		proxyState(c, s)
+		n.conns.connState(c, s)
+	}
 	n.proxySrv = srv
 	go func() {
 		if err := srv.Serve(ln); err != nil {

@@ -79,7 +79,7 @@ func (p *Proxy) roundTrip(x *exchange, a *svcAddr, req *fasthttp.Request, resp *
 	tries := max(x.match.Service.Retries, 0) + 1
 	staleRetried := false
 	for try := 1; ; try++ {
-		x.sent = time.Now()
+		x.sent = p.clock.Precise()
 		err := p.try(x, hc, req, resp, try)
 		if err == nil {
 			x.upstream = time.Since(x.sent)
@@ -161,6 +161,7 @@ func (p *Proxy) respond(x *exchange) {
 	if scan(h.All()) {
 		removeHopHeaders(h.Peek, h.Del)
 	}
+	normalizing := !h.DisableNormalizing() // our names are canonical already
 	if via := h.Peek("Via"); len(via) > 0 {
 		h.Set("Via", string(via)+", "+p.via)
 	} else {
@@ -168,6 +169,9 @@ func (p *Proxy) respond(x *exchange) {
 	}
 	h.AddBytesV("X-Kong-Upstream-Latency", strconv.AppendInt(x.scratch[:0], x.upstream.Milliseconds(), 10))
 	h.AddBytesV("X-Kong-Proxy-Latency", strconv.AppendInt(x.scratch[:0], x.sent.Sub(x.start).Milliseconds(), 10))
+	if normalizing { // the plugins' names are anyone's
+		h.EnableNormalizing()
+	}
 	x.status = resp.StatusCode()
 	x.applyPending()
 	if x.set.Has(plugins.PhaseHeaderFilter) {

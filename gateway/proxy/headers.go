@@ -58,12 +58,20 @@ func splitURI(uri []byte) (path, query string) {
 
 // clientIP returns the client's address without the port.
 func clientIP(ctx *fasthttp.RequestCtx) string {
-	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+	if c, ok := unwrap[*clientConn](ctx.Conn()); ok {
+		return c.ip
+	}
+	return addrIP(ctx.RemoteAddr())
+}
+
+// addrIP returns a's IP address as text.
+func addrIP(a net.Addr) string {
+	if a, ok := a.(*net.TCPAddr); ok {
 		return a.AddrPort().Addr().Unmap().String()
 	}
-	host, _, err := net.SplitHostPort(ctx.RemoteAddr().String())
+	host, _, err := net.SplitHostPort(a.String())
 	if err != nil {
-		return ctx.RemoteAddr().String()
+		return a.String()
 	}
 	return host
 }
@@ -191,7 +199,13 @@ func (p *Proxy) setForwarded(x *exchange, upgrade bool) {
 		}
 	}
 	ip := x.pc.ClientIP
-	if prior := h.Peek("X-Forwarded-For"); len(prior) > 0 {
+	prior := h.Peek("X-Forwarded-For")
+	// The names below are canonical already: skip fasthttp's
+	// normalizing them (the values are the client's parsed ones, or ours).
+	if normalizing := !h.DisableNormalizing(); normalizing {
+		defer h.EnableNormalizing()
+	}
+	if len(prior) > 0 {
 		h.Set("X-Forwarded-For", string(prior)+", "+ip)
 	} else {
 		h.Add("X-Forwarded-For", ip)

@@ -76,7 +76,7 @@ func newExchange(p *Proxy) *exchange {
 // begin prepares x for the request in ctx.
 func (x *exchange) begin(ctx *fasthttp.RequestCtx) {
 	x.ctx = ctx
-	x.start = time.Now()
+	x.start = x.p.clock.Precise()
 	x.set = x.p.plugins.Load()
 	x.method = methodString(ctx.Request.Header.Method())
 	x.host = string(ctx.Request.Header.Host())

@@ -177,11 +177,12 @@ func (p *Proxy) Server() *fasthttp.Server {
 		// The read buffer holds the request head: its size is the header
 		// limit (fasthttp answers 431 beyond).
 		ReadBufferSize: p.opts.MaxHeaderSize,
-		// ReadTimeout covers the head; the body's reads get their own
-		// deadlines (clientBody).
-		ReadTimeout: p.opts.HeaderTimeout,
-		IdleTimeout: p.opts.KeepaliveTimeout,
-		// send_timeout is applied per write by Listener.
+		// The head's and keep-alive timeouts are Listener's connections'
+		// (connState), and so is send_timeout; the body's reads get their
+		// own deadlines (clientBody).
+		ConnState: p.connState,
+		// The handler reads the clock itself (coarseClock.Precise).
+		LazyRequestTime: true,
 		// Bodies are read by the handler, after routing, so that the
 		// route's request_buffering decides between buffering and
 		// streaming; fasthttp only prefetches up to 8 KiB.
@@ -318,7 +319,7 @@ func (p *Proxy) observe(x *exchange) {
 	if p.opts.OnResponse == nil {
 		return
 	}
-	end := time.Now()
+	end := p.clock.Precise()
 	o := Observation{Route: x.match.Route, Service: x.match.Service, Status: x.status,
 		Upstream: x.upstream, Total: end.Sub(x.start), Proxy: end.Sub(x.start),
 		RequestBytes: x.body.received(), ResponseBytes: x.respBytes}

@@ -196,27 +196,6 @@ func extend(set func(time.Time) error, clock *coarseClock, at *time.Time, d time
 	return set(*at)
 }
 
-// Listener wraps a proxy listener so that every write to a client has
-// send_timeout (Options.SendTimeout) from its start: a client that stops
-// reading a long response is dropped, while one that keeps reading is not.
-func (p *Proxy) Listener(ln net.Listener) net.Listener {
-	return sendTimeoutListener{Listener: ln, clock: p.clock, d: p.opts.SendTimeout}
-}
-
-type sendTimeoutListener struct {
-	net.Listener
-	clock *coarseClock
-	d     time.Duration
-}
-
-func (l sendTimeoutListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &deadlineConn{Conn: c, clock: l.clock, write: l.d}, nil
-}
-
 // millis converts a timeout in ms, using def when it is not positive.
 func millis(ms, def int) time.Duration {
 	if ms <= 0 {

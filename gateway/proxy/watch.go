@@ -48,10 +48,13 @@ func (w *clientWatch) stop() {
 	}
 	w.mu.Lock()
 	w.finished = true
-	tcp := w.peeking
+	peeking, client := w.peeking != nil, w.client
 	w.mu.Unlock()
-	if tcp != nil {
-		_ = tcp.SetReadDeadline(aLongTimeAgo) // interrupts the peek; the server sets its own next
+	if peeking {
+		// Interrupts the peek. Set through the wrappers, so that the
+		// clientConn knows its deadline changed; the server sets its own
+		// next.
+		_ = client.SetReadDeadline(aLongTimeAgo)
 	}
 	<-w.done
 }

@@ -26,7 +26,16 @@ port=${SLUICE_TEST_CASSANDRA_PORT:-59042}
 storage_port=${SLUICE_TEST_CASSANDRA_STORAGE_PORT:-$((port + 1))}
 version=${SLUICE_TEST_CASSANDRA_VERSION:-5.0.8}
 heap=${SLUICE_TEST_CASSANDRA_HEAP:-1g}
-java=${SLUICE_TEST_CASSANDRA_JAVA:-/usr/lib/jvm/java-17-openjdk-amd64/bin/java}
+# Debian's Java 17 on any architecture (java-17-openjdk-amd64, -arm64, ...),
+# else the java on PATH (Cassandra 5 runs on Java 11 or 17).
+default_java() {
+  local j
+  for j in /usr/lib/jvm/java-17-openjdk-*/bin/java /usr/lib/jvm/java-11-openjdk-*/bin/java; do
+    [ -x "$j" ] && { echo "$j"; return; }
+  done
+  command -v java || echo java
+}
+java=${SLUICE_TEST_CASSANDRA_JAVA:-$(default_java)}
 timeout=${SLUICE_TEST_CASSANDRA_TIMEOUT:-180}
 lib=$home/lib-$version
 state=$home/node-$port
