@@ -69,21 +69,7 @@ func (s pgServer) env(addr, schema string) []string {
 // tests sharing the server never see each other's entities or events.
 func (s pgServer) newSchema(t *testing.T) string {
 	t.Helper()
-	schema := fmt.Sprintf("e2e_%016x", rand.Uint64())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, s.dsn)
-		if err != nil {
-			t.Logf("cannot drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Logf("cannot drop schema %s: %v", schema, err)
-		}
-	})
-	return schema
+	return testenv.Postgres(t).FreshSchema(t, "e2e_")
 }
 
 // startPGCluster starts n nodes on a fresh schema of the test PostgreSQL.

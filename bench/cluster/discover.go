@@ -15,8 +15,11 @@ import (
 // the same shape; Kong writes durations as numbers of seconds, and so does
 // Sluice.
 type nodeInfo struct {
-	Tagline       string         `json:"tagline"`
+	Tagline string `json:"tagline"`
+	// Version is Kong's release; a Sluice node reports there the Kong
+	// release whose Admin API it follows and its own in SluiceVersion.
 	Version       string         `json:"version"`
+	SluiceVersion string         `json:"sluice_version"`
 	Configuration map[string]any `json:"configuration"`
 }
 
@@ -45,6 +48,9 @@ func parseInfo(body []byte, n *report.ClusterNode) error {
 		n.Product = info.Tagline
 	}
 	n.Version = info.Version
+	if n.Product == "sluice" && info.SluiceVersion != "" {
+		n.Version = info.SluiceVersion
+	}
 	cfg := info.Configuration
 	n.Database, _ = cfg["database"].(string)
 	n.DBUpdateFrequencyS = seconds(cfg["db_update_frequency"])

@@ -23,6 +23,8 @@ func TestParseInfo(t *testing.T) {
 			"kong", "cassandra", "2.8.5", 5, 2, false, false, false},
 		{"sluice", `{"tagline":"Welcome to sluice","version":"dev","configuration":{"database":"postgres","db_update_frequency":0.5,"db_update_propagation":0,"db_update_push":true}}`,
 			"sluice", "postgres", "dev", 0.5, 0, true, false, true},
+		{"sluice following kong 3.9.1", `{"tagline":"Welcome to sluice","version":"3.9.1","sluice_version":"1.4.0","configuration":{"database":"sqlite","db_update_frequency":5,"db_update_propagation":0,"db_update_push":true}}`,
+			"sluice", "sqlite", "1.4.0", 5, 0, false, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := report.ClusterNode{Name: "n"}

@@ -2,6 +2,7 @@
 //
 //	sluice run [-c FILE]                         start a node
 //	sluice migrations up|status|reset [-c FILE]  manage the datastore schema
+//	sluice config parse|db_import|db_export [-c FILE] PATH  declarative configuration
 //	sluice bench [flags]                         load test a local cluster
 //	sluice version                               print the version
 package main
@@ -35,6 +36,9 @@ const usage = `usage: sluice <command> [flags]
 commands:
   run [-c FILE]                          start a gateway node
   migrations up|status|reset [-c FILE]   manage the datastore schema
+  config parse|db_import|db_export [-c FILE] PATH
+                                         Kong's declarative configuration: check a file,
+                                         import it in one transaction, export the datastore
   bench [flags]                          load test a local cluster (sluice bench -h)
   version                                print the version
 
@@ -55,6 +59,8 @@ func main() {
 		err = run(ctx, args)
 	case "migrations":
 		err = migrations(ctx, args, os.Stdout)
+	case "config":
+		err = configCmd(ctx, args, os.Stdout)
 	case "bench":
 		err = bench(ctx, args)
 	case "version":
@@ -107,6 +113,11 @@ func run(ctx context.Context, args []string) error {
 	defer st.Close()
 	if err := st.Up(ctx); err != nil {
 		return fmt.Errorf("cannot apply migrations: %w", err)
+	}
+	if cfg.Database == "off" && cfg.DeclarativeConfig != "" {
+		if err := loadDeclarative(ctx, st, cfg.DeclarativeConfig); err != nil {
+			return err
+		}
 	}
 	backend, err := newBackend(cfg)
 	if err != nil {

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -40,6 +43,20 @@ var stores = map[string]func(ctx context.Context, c *config.Config) (datastore, 
 			MaxConcurrentQueries: c.PgMaxConcurrentQueries, PoolSize: c.PgPoolSize,
 		})
 	},
+	// A DB-less node keeps its entities in a SQLite file of its own, in a
+	// temporary directory removed when the node stops.
+	"off": func(ctx context.Context, _ *config.Config) (datastore, error) {
+		dir, err := os.MkdirTemp("", "sluice-dbless-")
+		if err != nil {
+			return nil, fmt.Errorf("database=off: %w", err)
+		}
+		st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "dbless.db")})
+		if err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+		return dblessStore{Store: st, dir: dir}, nil
+	},
 	"cassandra": func(ctx context.Context, c *config.Config) (datastore, error) {
 		return cassandra.Open(ctx, cassandra.Config{
 			ContactPoints: c.CassandraContactPoints, Port: c.CassandraPort, Keyspace: c.CassandraKeyspace,
@@ -70,6 +87,18 @@ var backends = map[string]func(c *config.Config) (cachebackends.Backend, error){
 			Database: c.RedisDatabase, Prefix: c.RedisPrefix})
 	},
 	"none": func(*config.Config) (cachebackends.Backend, error) { return none.New(none.Config{}) },
+}
+
+// dblessStore is a DB-less node's datastore: it removes its directory on
+// Close.
+type dblessStore struct {
+	*sqlite.Store
+	dir string
+}
+
+func (s dblessStore) Close() error {
+	err := s.Store.Close()
+	return errors.Join(err, os.RemoveAll(s.dir))
 }
 
 func openStore(ctx context.Context, c *config.Config) (datastore, error) {

@@ -32,15 +32,36 @@ type Options struct {
 	// Cluster turns every write's cache keys into cluster events and
 	// applies them on this node. Nil emits no events.
 	Cluster Invalidator
-	// NodeID, Version and Hostname are shown in GET /.
+	// NodeID and Hostname are shown in GET /. Version is Sluice's own
+	// version, shown in GET / as "sluice_version" and in the Server header;
+	// GET /'s "version" is KongVersion.
 	NodeID, Version, Hostname string
 	// Configuration is shown in GET / as is; it must hold no secrets.
 	Configuration map[string]any
 	// Reachable reports whether the datastore can be reached, for GET
 	// /status. Nil asks the store (Ping, or Now).
 	Reachable func(ctx context.Context) bool
+	// DBLess says the node has no shared datastore (database = off): its
+	// entities are replaced whole by POST /config, and entity writes answer
+	// 405 as in Kong.
+	DBLess bool
+	// Server returns the proxy's connection counters for GET /status's
+	// server block. Nil reports zeros.
+	Server func() ServerStats
 	// Logger receives unexpected errors and panics. Nil discards them.
 	Logger *slog.Logger
+}
+
+// ServerStats are the proxy's connection counters, Kong's server block of
+// GET /status (nginx's stub_status).
+type ServerStats struct {
+	TotalRequests       int64 `json:"total_requests"`
+	ConnectionsActive   int64 `json:"connections_active"`
+	ConnectionsAccepted int64 `json:"connections_accepted"`
+	ConnectionsHandled  int64 `json:"connections_handled"`
+	ConnectionsReading  int64 `json:"connections_reading"`
+	ConnectionsWriting  int64 `json:"connections_writing"`
+	ConnectionsWaiting  int64 `json:"connections_waiting"`
 }
 
 // PluginValidator checks plugin configurations. It is implemented by
@@ -82,6 +103,7 @@ type handler struct {
 	log       *slog.Logger
 	now       func() time.Time
 	endpoints []endpoint
+	server    string // the Server header: "sluice/<version>"
 }
 
 // New returns the Admin API handler.
@@ -95,6 +117,10 @@ func New(opts Options) http.Handler {
 		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	h.endpoints = h.routes()
+	h.server = "sluice"
+	if opts.Version != "" {
+		h.server += "/" + opts.Version
+	}
 	return h
 }
 
@@ -102,6 +128,7 @@ func New(opts Options) http.Handler {
 // the client's answer. A panic answers 500 and is logged.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := &statusWriter{ResponseWriter: w}
+	w.Header().Set("Server", h.server)
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -81,12 +82,22 @@ type testEnv struct {
 
 func newStore(t testing.TB) *sqlite.Store {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "admin.db")})
+	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "admin.db")})
+	return migrated(t, st, err)
+}
+
+// migrated fails t on err, else migrates st and closes it when t ends.
+func migrated[S interface {
+	store.Store
+	store.Migrator
+}](t testing.TB, st S, err error) S {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	if err := st.Up(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +113,7 @@ func newEnv(t *testing.T) *testEnv {
 	st := newStore(t)
 	rec := &recorder{}
 	h := New(Options{Store: st, Plugins: testRegistry(), Cluster: rec,
-		NodeID: "node-1", Version: "2.8.0", Hostname: "test-host",
+		NodeID: "node-1", Version: "1.2.3-test", Hostname: "test-host",
 		Configuration: map[string]any{"database": "sqlite"}})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

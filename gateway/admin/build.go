@@ -2,9 +2,11 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -23,16 +25,52 @@ type draft struct {
 	// form says the body was a form: plugin config values were inferred
 	// from strings and may need a second guess.
 	form bool
+	// keepUpdatedAt keeps the body's updated_at (a declarative import
+	// restores the entity as exported) instead of setting it to now.
+	keepUpdatedAt bool
 }
 
-// readEntity reads and type-checks the body of a write to kind.
-func readEntity(w http.ResponseWriter, r *http.Request, kind entity.Kind) (draft, error) {
+// readEntity reads and type-checks the body of a write to kind, and
+// resolves the references it makes by endpoint key.
+func (h *handler) readEntity(w http.ResponseWriter, r *http.Request, kind entity.Kind) (draft, error) {
 	body, form, err := readBody(w, r)
 	if err != nil {
 		return draft{}, err
 	}
-	body, err = normalize(kind, body, form)
-	return draft{body: body, form: form}, err
+	if body, err = normalize(kind, body, form); err != nil {
+		return draft{}, err
+	}
+	return draft{body: body, form: form}, h.resolveRefs(r.Context(), kind, body)
+}
+
+// resolveRefs replaces each reference of body that names its entity by
+// endpoint key ({"name": "s1"}) by the entity's {"id": ...}. A name no
+// entity has is Kong's foreign key violation.
+func (h *handler) resolveRefs(ctx context.Context, kind entity.Kind, body map[string]any) error {
+	for field, target := range entity.Schemas[kind].Foreign {
+		ref, ok := body[field].(map[string]any)
+		if !ok || ref["id"] != nil {
+			continue
+		}
+		key := endpointKeys[target]
+		val, ok := ref[key].(string)
+		if !ok {
+			return schemaViolation(map[string]any{field: map[string]any{"id": "required field missing"}})
+		}
+		rec, err := h.store.GetByUnique(ctx, target, key, val)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return &apiError{status: http.StatusBadRequest, body: kongError{Code: codeForeignKey,
+				Name: "foreign key violation",
+				Message: fmt.Sprintf("the foreign key '{%s=%q}' does not reference an existing '%s' entity.",
+					key, val, target),
+				Fields: map[string]any{field: map[string]any{key: val}}}}
+		case err != nil:
+			return wrapStore(err, "get", target)
+		}
+		body[field] = map[string]any{"id": rec.ID}
+	}
+	return nil
 }
 
 // build returns the entity of kind made of base (the stored document for a
@@ -42,7 +80,8 @@ func readEntity(w http.ResponseWriter, r *http.Request, kind entity.Kind) (draft
 // key and validates the result. body must have been normalized.
 func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced map[string]any) (entity.Entity, error) {
 	body := d.body
-	if base == nil {
+	fresh := base == nil
+	if fresh {
 		base = defaultObject(kind)
 	}
 	if kind == entity.KindService {
@@ -54,7 +93,8 @@ func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced m
 	for k, v := range forced {
 		merged[k] = v
 	}
-	h.autoFields(kind, merged)
+	keep := d.keepUpdatedAt && !isZero(body["updated_at"])
+	h.autoFields(kind, merged, keep)
 	defaults := defaultObject(kind)
 	for name, f := range entity.Fields(kind) {
 		if merged[name] == nil && !f.Nullable {
@@ -77,6 +117,12 @@ func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced m
 		if v.Key == "" {
 			v.Key = randomKey()
 		}
+		if _, ok := body["ttl"]; ok || fresh {
+			v.ExpiresAt = 0 // a new ttl counts from this write
+			if v.TTL != nil && *v.TTL > 0 {
+				v.ExpiresAt = h.now().UnixMilli() + int64(*v.TTL)*1000
+			}
+		}
 	}
 	for k, msg := range entity.Validate(e) {
 		if _, ok := fields[k]; !ok {
@@ -93,8 +139,8 @@ func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced m
 }
 
 // autoFields sets a missing id and created_at, and updated_at when kind has
-// one.
-func (h *handler) autoFields(kind entity.Kind, m map[string]any) {
+// one (unless keepUpdatedAt).
+func (h *handler) autoFields(kind entity.Kind, m map[string]any, keepUpdatedAt bool) {
 	now := h.now().Unix()
 	if id, _ := m["id"].(string); id == "" {
 		m["id"] = uuid.NewString()
@@ -102,7 +148,7 @@ func (h *handler) autoFields(kind entity.Kind, m map[string]any) {
 	if isZero(m["created_at"]) {
 		m["created_at"] = now
 	}
-	if _, ok := entity.Fields(kind)["updated_at"]; ok {
+	if _, ok := entity.Fields(kind)["updated_at"]; ok && !keepUpdatedAt {
 		m["updated_at"] = now
 	}
 }

@@ -1,10 +1,13 @@
 package admin
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -13,12 +16,13 @@ import (
 )
 
 // endpointKeys names the unique field an entity can be addressed by in a
-// URL besides its id (Kong's endpoint_key). Plugins have none.
+// URL besides its id (Kong's endpoint_key). A plugin is addressed by its instance_name.
 var endpointKeys = map[entity.Kind]string{
 	entity.KindService:  "name",
 	entity.KindRoute:    "name",
 	entity.KindConsumer: "username",
 	entity.KindKeyAuth:  "key",
+	entity.KindPlugin:   "instance_name",
 }
 
 func (h *handler) list(c collection) endpointFunc {
@@ -39,7 +43,9 @@ func (h *handler) list(c collection) endpointFunc {
 			return err
 		}
 		var page store.Page
-		if tags != nil {
+		if cid, ok := r.URL.Query()["custom_id"]; ok && c.kind == entity.KindConsumer && c.parent == "" {
+			page, err = h.byCustomID(r.Context(), cid[0], tags)
+		} else if tags != nil {
 			page, err = h.listTagged(r.Context(), q, tags)
 		} else {
 			page, err = h.store.List(r.Context(), q)
@@ -47,9 +53,31 @@ func (h *handler) list(c collection) endpointFunc {
 		if err != nil {
 			return listError(err, q.Offset)
 		}
-		writePage(w, r, page)
+		h.writePage(w, r, page)
 		return nil
 	}
+}
+
+// byCustomID is GET /consumers?custom_id=: the page of the consumer with
+// that custom_id (Kong's unique filter), empty when none has it or it
+// fails the tag filter.
+func (h *handler) byCustomID(ctx context.Context, customID string, tags *tagFilter) (store.Page, error) {
+	if customID == "" {
+		return store.Page{}, nil
+	}
+	rec, err := h.store.GetByUnique(ctx, entity.KindConsumer, "custom_id", customID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Page{}, nil
+	case err != nil:
+		return store.Page{}, err
+	}
+	if tags != nil {
+		if ok, err := tags.matchRecord(rec); !ok {
+			return store.Page{}, err
+		}
+	}
+	return store.Page{Records: []store.Record{rec}}, nil
 }
 
 func (h *handler) get(c collection) endpointFunc {
@@ -58,14 +86,21 @@ func (h *handler) get(c collection) endpointFunc {
 		if err != nil {
 			return err
 		}
-		writeRaw(w, http.StatusOK, rec.Data)
+		data, ok := h.present(rec)
+		if !ok {
+			return errNotFound
+		}
+		writeRaw(w, http.StatusOK, data)
 		return nil
 	}
 }
 
 func (h *handler) create(c collection) endpointFunc {
 	return func(w http.ResponseWriter, r *http.Request, args []string) error {
-		body, err := readEntity(w, r, c.kind)
+		if h.opts.DBLess {
+			return dbless("create", c.kind)
+		}
+		body, err := h.readEntity(w, r, c.kind)
 		if err != nil {
 			return err
 		}
@@ -85,7 +120,8 @@ func (h *handler) create(c collection) endpointFunc {
 		if err := h.commit(r.Context(), []store.Op{op}, entity.InvalidationKeys(e)); err != nil {
 			return storeError(err, e)
 		}
-		writeRaw(w, http.StatusCreated, rec.Data)
+		data, _ := h.present(rec)
+		writeRaw(w, http.StatusCreated, data)
 		return nil
 	}
 }
@@ -94,7 +130,10 @@ func (h *handler) create(c collection) endpointFunc {
 // with that id or endpoint key.
 func (h *handler) upsert(c collection) endpointFunc {
 	return func(w http.ResponseWriter, r *http.Request, args []string) error {
-		body, err := readEntity(w, r, c.kind)
+		if h.opts.DBLess {
+			return dbless("create or update", c.kind)
+		}
+		body, err := h.readEntity(w, r, c.kind)
 		if err != nil {
 			return err
 		}
@@ -109,6 +148,9 @@ func (h *handler) upsert(c collection) endpointFunc {
 		case err == nil:
 			if oldEntity, err = entity.Decode(c.kind, old.Data); err != nil {
 				return fmt.Errorf("admin: %w", err)
+			}
+			if err := keepID(body.body, old.ID); err != nil {
+				return err
 			}
 			forced["id"] = old.ID
 			if ts, ok := createdAt(old.Data); ok {
@@ -135,12 +177,18 @@ func (h *handler) upsert(c collection) endpointFunc {
 // update is PATCH: it merges the body into the stored entity.
 func (h *handler) update(c collection) endpointFunc {
 	return func(w http.ResponseWriter, r *http.Request, args []string) error {
-		body, err := readEntity(w, r, c.kind)
+		if h.opts.DBLess {
+			return dbless("update", c.kind)
+		}
+		body, err := h.readEntity(w, r, c.kind)
 		if err != nil {
 			return err
 		}
 		old, oldEntity, err := h.findItem(r.Context(), c, args)
 		if err != nil {
+			return err
+		}
+		if err := keepID(body.body, old.ID); err != nil {
 			return err
 		}
 		base, err := decodeObject(old.Data)
@@ -153,6 +201,21 @@ func (h *handler) update(c collection) endpointFunc {
 		}
 		return h.replace(w, r, oldEntity, e)
 	}
+}
+
+// dbless is Kong's answer to an entity write on a DB-less node.
+func dbless(verb string, kind entity.Kind) error {
+	return &apiError{status: http.StatusMethodNotAllowed,
+		body: message{fmt.Sprintf("cannot %s '%s' entities when not using a database", verb, kind)}}
+}
+
+// keepID refuses a body that would change the id of the entity it
+// updates: the id is immutable, as the URL addresses the entity by it.
+func keepID(body map[string]any, id string) error {
+	if v, ok := body["id"]; ok && v != nil && v != id {
+		return schemaViolation(map[string]any{"id": "immutable field cannot be updated"})
+	}
+	return nil
 }
 
 // replace writes e, which replaces old (nil when e is new), and answers 200.
@@ -170,12 +233,16 @@ func (h *handler) replace(w http.ResponseWriter, r *http.Request, old, e entity.
 	if err := h.commit(r.Context(), []store.Op{op}, keys); err != nil {
 		return storeError(err, e)
 	}
-	writeRaw(w, http.StatusOK, rec.Data)
+	data, _ := h.present(rec)
+	writeRaw(w, http.StatusOK, data)
 	return nil
 }
 
 func (h *handler) delete(c collection) endpointFunc {
 	return func(w http.ResponseWriter, r *http.Request, args []string) error {
+		if h.opts.DBLess {
+			return dbless("delete", c.kind)
+		}
 		_, e, err := h.findItem(r.Context(), c, args)
 		switch {
 		case errors.Is(err, errItemMissing):
@@ -302,4 +369,35 @@ func (h *handler) parentRef(ctx context.Context, c collection, args []string) (m
 	}
 	forced[c.field] = map[string]any{"id": parent.ID}
 	return forced, nil
+}
+
+// present returns the document of a stored entity as the Admin API shows
+// it, and false when Kong would no longer show it. A key-auth credential
+// with a ttl shows the whole seconds it has left as ttl (rounded down, as
+// Kong's), counting down, without its stored expires_at, and is gone once
+// its time is up.
+func (h *handler) present(rec store.Record) ([]byte, bool) {
+	if rec.Kind != entity.KindKeyAuth || !bytes.Contains(rec.Data, []byte(`"expires_at"`)) {
+		return rec.Data, true
+	}
+	doc, err := decodeObject(rec.Data)
+	if err != nil {
+		return rec.Data, true
+	}
+	n, _ := doc["expires_at"].(json.Number)
+	exp, err := n.Int64()
+	if err != nil {
+		return rec.Data, true
+	}
+	left := time.UnixMilli(exp).Sub(h.now())
+	if left <= 0 {
+		return nil, false
+	}
+	delete(doc, "expires_at")
+	doc["ttl"] = int64(left / time.Second)
+	data, err := json.Marshal(doc)
+	if err != nil {
+		return rec.Data, true
+	}
+	return data, true
 }

@@ -65,7 +65,7 @@ func TestWriteErrors(t *testing.T) {
 		{"consumer duplicate", "POST", "/consumers", form, "username=alice", 409, 5, "username", "alice"},
 		{"plugin no name", "POST", "/plugins", js, `{}`, 400, 2, "name", "required field missing"},
 		{"plugin unknown", "POST", "/plugins", js, `{"name":"nope"}`, 400, 2, "name", "not enabled"},
-		{"plugin config", "POST", "/plugins", js, `{"name":"rate-limiting","config":{"minute":-1}}`, 400, 2, "config.minute", "positive"},
+		{"plugin config", "POST", "/plugins", js, `{"name":"rate-limiting","config":{"minute":-1}}`, 400, 2, "config.minute", "greater than 0"},
 		{"plugin config type", "POST", "/plugins", js, `{"name":"rate-limiting","config":5}`, 400, 2, "config", "expected a record"},
 		{"plugin duplicate", "POST", "/services/svc/plugins", form, "name=rate-limiting&config.minute=7", 409, 5, "name", "rate-limiting"},
 		{"key-auth duplicate", "POST", "/consumers/alice/key-auth", js, `{"key":"k1"}`, 201, -1, "", ""},

@@ -144,13 +144,16 @@ func FuzzDecodeBody(f *testing.F) {
 		{true, "config.minute=5&config.key_names=apikey&name=key-auth"},
 		{true, "a[1].b[2].c=1&a[1].b[]=x&service.id=&ttl=5"},
 		{true, "%zz=1&=&&[=]"},
+		{false, `{"paths":["/a"],"service":{"name":"s","id":null},"snis":["x.com"],"protocols":["https"]}`},
+		{false, `{"name":"rate-limiting","instance_name":"i","config":{"year":1,"limit_by":"header","policy":"redis"}}`},
+		{true, "service.name=s&consumer.username=u&port=1e-400"},
 	}
 	for _, s := range seeds {
 		f.Add(s.form, s.body)
 	}
 	st := newStore(f)
 	h := New(Options{Store: st, Plugins: testRegistry(), Cluster: &recorder{}})
-	paths := []string{"/services", "/routes", "/consumers", "/plugins"}
+	paths := []string{"/services", "/routes", "/consumers", "/plugins", "/schemas/routes/validate", "/schemas/plugins/validate"}
 	f.Fuzz(func(t *testing.T, form bool, body string) {
 		ct := "application/json"
 		if form {

@@ -2,7 +2,7 @@ package admin
 
 import (
 	"encoding/json"
-	"math"
+	"math/big"
 	"strconv"
 	"strings"
 
@@ -19,8 +19,7 @@ var extraFields = map[entity.Kind]map[string]entity.Field{
 // a value is refused.
 var kongOnlyFields = map[entity.Kind][]string{
 	entity.KindService: {"client_certificate", "tls_verify", "tls_verify_depth", "ca_certificates"},
-	entity.KindRoute:   {"snis", "sources", "destinations"},
-	entity.KindPlugin:  {"instance_name"},
+	entity.KindRoute:   {"sources", "destinations"},
 }
 
 // normalize checks body's fields against kind's field types and returns the
@@ -114,6 +113,9 @@ func normalizeValue(t entity.FieldType, v any) (any, any) {
 	return v, nil
 }
 
+// normalizeInteger accepts a JSON number whose exact value is an integer
+// within ±2^53: 5, 5.0 and 5e2, but not 5.5 nor 1e-400, which float
+// parsing would round to 0.
 func normalizeInteger(v any) (any, any) {
 	n, ok := v.(json.Number)
 	if !ok {
@@ -122,11 +124,15 @@ func normalizeInteger(v any) (any, any) {
 	if i, err := n.Int64(); err == nil {
 		return i, nil
 	}
-	f, err := n.Float64()
-	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+	f, _, err := big.ParseFloat(string(n), 10, 256, big.ToNearestEven)
+	if err != nil || !f.IsInt() {
 		return nil, "expected an integer"
 	}
-	return int64(f), nil
+	i, acc := f.Int64()
+	if acc != big.Exact || i > 1<<53 || i < -(1<<53) {
+		return nil, "expected an integer"
+	}
+	return i, nil
 }
 
 func normalizeStrings(v any, msg string) (any, any) {
@@ -161,32 +167,43 @@ func normalizeHeaders(v any) (any, any) {
 	return out, nil
 }
 
+// normalizeForeign accepts a reference as Kong does: {"id": ...}, the
+// referenced entity's endpoint key ({"name": ...} for services and routes,
+// {"username": ...} for consumers), or the whole entity as a client read
+// it back, whose id is used and whose other fields are ignored. The result
+// is {"id": ...}, {key: ...} (resolved to an id by resolveRefs) or nil
+// for a null reference.
 func normalizeForeign(v any) (any, any) {
 	m, ok := v.(map[string]any)
 	if !ok {
 		return nil, "expected a record"
 	}
-	bad := map[string]any{}
-	for k, fv := range m {
-		switch {
-		case k != "id":
-			bad[k] = "unknown field"
-		case fv == nil:
-			return nil, nil
-		default:
-			if _, ok := fv.(string); !ok {
-				bad[k] = "expected a string"
+	switch id := m["id"].(type) {
+	case string:
+		return map[string]any{"id": id}, nil
+	case nil:
+	default:
+		return nil, map[string]any{"id": "expected a string"}
+	}
+	for _, key := range refKeys {
+		switch kv := m[key].(type) {
+		case string:
+			if kv != "" {
+				return map[string]any{key: kv}, nil
 			}
+		case nil:
+		default:
+			return nil, map[string]any{key: "expected a string"}
 		}
 	}
-	if len(bad) > 0 {
-		return nil, bad
+	if _, ok := m["id"]; ok || len(m) == 0 {
+		return nil, nil // {"id": null} is a null reference
 	}
-	if _, ok := m["id"]; !ok {
-		return nil, map[string]any{"id": "required field missing"}
-	}
-	return map[string]any{"id": m["id"]}, nil
+	return nil, map[string]any{"id": "required field missing"}
 }
+
+// refKeys are the endpoint keys a reference may name its entity by.
+var refKeys = []string{"name", "username"}
 
 // fromForm converts form strings to the JSON types field type t expects.
 // An empty value means null. Values it cannot convert are left for
@@ -213,13 +230,22 @@ func fromForm(t entity.FieldType, v any) any {
 			return []any{s}
 		}
 	case entity.TypeForeign:
-		if m, ok := v.(map[string]any); ok && m["id"] == "" {
-			return nil
+		if m, ok := v.(map[string]any); ok && allEmpty(m) {
+			return nil // service.id= (or service.name=) means null
 		}
 	case entity.TypeRecord:
 		return inferForm(v)
 	}
 	return v
+}
+
+func allEmpty(m map[string]any) bool {
+	for _, v := range m {
+		if v != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // inferForm converts the strings of a form record whose schema is unknown

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"runtime"
@@ -12,6 +13,12 @@ import (
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/store"
 )
+
+// KongVersion is the Kong release whose Admin API Sluice follows. GET /
+// reports it as "version", which Kong's clients (go-kong, decK) parse as a
+// semver to decide which endpoints and fields to use; Sluice's own version
+// is "sluice_version" and the Server header.
+const KongVersion = "3.9.1"
 
 // info serves GET /, Kong's node information.
 func (h *handler) info(w http.ResponseWriter, r *http.Request, _ []string) error {
@@ -25,15 +32,20 @@ func (h *handler) info(w http.ResponseWriter, r *http.Request, _ []string) error
 	if err != nil {
 		return err
 	}
-	cfg := h.opts.Configuration
-	if cfg == nil {
-		cfg = map[string]any{}
+	cfg := make(map[string]any, len(h.opts.Configuration)+1)
+	maps.Copy(cfg, h.opts.Configuration)
+	if _, ok := cfg["router_flavor"]; !ok {
+		// Sluice's router follows Kong's traditional router; clients such
+		// as go-kong read the flavor to know which route fields apply.
+		cfg["router_flavor"] = "traditional"
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"tagline":  "Welcome to sluice",
-		"version":  h.opts.Version,
-		"hostname": h.opts.Hostname,
-		"node_id":  h.opts.NodeID,
+		"tagline":        "Welcome to sluice",
+		"version":        KongVersion,
+		"sluice_version": h.opts.Version,
+		"edition":        "community",
+		"hostname":       h.opts.Hostname,
+		"node_id":        h.opts.NodeID,
 		"plugins": map[string]any{
 			"available_on_server": available,
 			"enabled_in_cluster":  enabled,
@@ -72,9 +84,8 @@ func (h *handler) enabledPlugins(w http.ResponseWriter, _ *http.Request, _ []str
 	return nil
 }
 
-// status serves GET /status: datastore reachability and this process's
-// memory, in Kong's shape. Kong's nginx connection counters have no
-// equivalent here and are left out.
+// status serves GET /status: datastore reachability, the proxy's
+// connection counters and this process's memory, in Kong's shape.
 func (h *handler) status(w http.ResponseWriter, r *http.Request, _ []string) error {
 	unit := r.URL.Query().Get("unit")
 	if unit == "" {
@@ -95,8 +106,13 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request, _ []string) err
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	size := func(b uint64) any { return formatSize(b, unit, scale) }
+	var server ServerStats
+	if h.opts.Server != nil {
+		server = h.opts.Server()
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"database": map[string]any{"reachable": h.reachable(r.Context())},
+		"server":   server,
 		"memory": map[string]any{
 			"workers_lua_vms": []any{map[string]any{"http_allocated_gc": size(ms.HeapAlloc), "pid": os.Getpid()}},
 			"go": map[string]any{"heap_alloc": size(ms.HeapAlloc), "heap_sys": size(ms.HeapSys),

@@ -20,7 +20,7 @@ func TestInfoStatusAndEnabledPlugins(t *testing.T) {
 	e.must(201, "POST", "/plugins", "application/json", `{"name":"rate-limiting","config":{"second":1}}`)
 
 	info := e.must(200, "GET", "/", "", "")
-	for k, want := range map[string]any{"version": "2.8.0", "hostname": "test-host", "node_id": "node-1"} {
+	for k, want := range map[string]any{"version": KongVersion, "sluice_version": "1.2.3-test", "hostname": "test-host", "node_id": "node-1"} {
 		if info[k] != want {
 			t.Errorf("GET / %s = %v, want %v", k, info[k], want)
 		}

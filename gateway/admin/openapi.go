@@ -30,6 +30,10 @@ const (
 	roleTags
 	roleCollection
 	roleItem
+	roleAbsent // an entity of absentKinds: collection or item
+	roleSchema
+	roleSchemaValidate
+	roleConfig
 )
 
 // collectionKinds maps a collection's URL segment to its kind, and
@@ -42,6 +46,7 @@ var (
 	paramNames = map[string]string{
 		"services": "service", "routes": "route", "consumers": "consumer", "plugins": "plugin",
 		"key-auth": "key_auth", "key-auths": "key_auth", "cache": "cache_key", "tags": "tag",
+		"schemas": "entity",
 	}
 	// schemaNames names each kind's component schema.
 	schemaNames = map[entity.Kind]string{
@@ -112,6 +117,15 @@ func classify(pattern []string) role {
 		return roleRouteService
 	case "tags", "tags/*":
 		return roleTags
+	case "schemas/*", "schemas/plugins/*":
+		return roleSchema
+	case "schemas/*/validate", "schemas/plugins/validate":
+		return roleSchemaValidate
+	case "config":
+		return roleConfig
+	}
+	if isAbsent(pattern) {
+		return roleAbsent
 	}
 	n := len(pattern)
 	switch {
@@ -201,6 +215,35 @@ func (d described) operation(m string) map[string]any {
 		d.entityOp(m, roleItem, op, resp, &query)
 	case roleCollection, roleItem:
 		d.entityOp(m, d.role, op, resp, &query)
+	case roleAbsent:
+		absentOp(m, d.path, op, resp)
+	case roleSchema:
+		resp["200"] = jsonResponse("Kong's schema of the entity or plugin: fields with types, defaults and constraints",
+			objectSchema(map[string]any{"fields": arrayOf(map[string]any{"type": "object"}),
+				"entity_checks": arrayOf(map[string]any{"type": "object"})}, "fields"))
+		resp["404"] = errorResponse("no entity or plugin of that name")
+	case roleConfig:
+		resp["400"] = errorResponse("not a DB-less node, or (POST) an invalid configuration: code 14 with every problem")
+		if m == http.MethodGet {
+			resp["200"] = jsonResponse("the configuration in Kong's declarative format (YAML)",
+				objectSchema(map[string]any{"config": map[string]any{"type": "string"}}, "config"))
+		} else {
+			op["requestBody"] = map[string]any{"content": map[string]any{
+				"application/json": map[string]any{"schema": map[string]any{"type": "object"}},
+				"application/x-www-form-urlencoded": map[string]any{"schema": objectSchema(map[string]any{
+					"config": map[string]any{"type": "string"}}, "config")},
+			}}
+			resp["201"] = jsonResponse("the configuration replaced every entity", map[string]any{"type": "object"})
+			resp["413"] = errorResponse("body larger than 256 MiB")
+		}
+	case roleSchemaValidate:
+		op["requestBody"] = map[string]any{"content": map[string]any{
+			"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}}
+		resp["200"] = jsonResponse("the body is a valid entity", ref("Error"))
+		resp["400"] = errorResponse("schema violation, or an unreadable body")
+		resp["404"] = errorResponse("no entity of that name")
+		resp["413"] = errorResponse("body larger than 1 MiB")
+		resp["415"] = errorResponse("unsupported Content-Type")
 	default:
 		resp["default"] = errorResponse("undescribed endpoint")
 	}
@@ -250,6 +293,38 @@ func (d described) entityOp(m string, r role, op, resp map[string]any, query *[]
 	resp["415"] = errorResponse("unsupported Content-Type")
 }
 
+// isAbsent reports whether pattern is the collection or item endpoint of
+// one of absentKinds.
+func isAbsent(pattern []string) bool {
+	for _, a := range absentKinds {
+		if slices.Equal(pattern, a.path) || len(pattern) == len(a.path)+1 &&
+			slices.Equal(pattern[:len(a.path)], a.path) && pattern[len(a.path)] == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+// absentOp fills op and resp for method m on an entity this node does not
+// have. Operations that can only fail are marked x-sluice-unsupported.
+func absentOp(m, path string, op, resp map[string]any) {
+	switch {
+	case m == http.MethodGet && !strings.Contains(path, "{"):
+		resp["200"] = jsonResponse("an empty page: this node has none of these entities", ref("EmptyPage"))
+		return
+	case m == http.MethodDelete && strings.Count(path, "{") == 1:
+		resp["204"] = map[string]any{"description": "did not exist"}
+		return
+	}
+	op["x-sluice-unsupported"] = true
+	switch m {
+	case http.MethodGet, http.MethodDelete:
+		resp["404"] = errorResponse("this node has none of these entities")
+	default:
+		resp["405"] = errorResponse("operation unsupported (code 12): this node does not have these entities yet")
+	}
+}
+
 func (d described) tag() string {
 	if d.kind != "" {
 		return string(d.kind)
@@ -259,6 +334,9 @@ func (d described) tag() string {
 	}
 	if d.role == roleTags {
 		return "tags"
+	}
+	if d.role == roleSchema || d.role == roleSchemaValidate {
+		return "schemas"
 	}
 	return "node"
 }
@@ -291,6 +369,7 @@ func components() map[string]any {
 		},
 		"Info": objectSchema(map[string]any{
 			"tagline": map[string]any{"type": "string"}, "version": map[string]any{"type": "string"},
+			"sluice_version": map[string]any{"type": "string"}, "edition": map[string]any{"type": "string"},
 			"hostname": map[string]any{"type": "string"}, "node_id": map[string]any{"type": "string"},
 			"plugins": objectSchema(map[string]any{
 				"available_on_server": map[string]any{"type": "object"},
@@ -302,7 +381,14 @@ func components() map[string]any {
 		"Status": objectSchema(map[string]any{
 			"database": objectSchema(map[string]any{"reachable": map[string]any{"type": "boolean"}}, "reachable"),
 			"memory":   map[string]any{"type": "object"},
-		}, "database", "memory"),
+			"server": objectSchema(map[string]any{
+				"total_requests": map[string]any{"type": "integer"}, "connections_active": map[string]any{"type": "integer"},
+				"connections_accepted": map[string]any{"type": "integer"}, "connections_handled": map[string]any{"type": "integer"},
+				"connections_reading": map[string]any{"type": "integer"}, "connections_writing": map[string]any{"type": "integer"},
+				"connections_waiting": map[string]any{"type": "integer"},
+			}, "total_requests", "connections_active", "connections_accepted", "connections_handled",
+				"connections_reading", "connections_writing", "connections_waiting"),
+		}, "database", "memory", "server"),
 	}
 	schemas["TagPage"] = objectSchema(map[string]any{
 		"data": arrayOf(objectSchema(map[string]any{
@@ -311,6 +397,10 @@ func components() map[string]any {
 		}, "entity_name", "entity_id", "tag")),
 		"offset": map[string]any{"type": "string"},
 		"next":   map[string]any{"type": "string", "nullable": true},
+	}, "data", "next")
+	schemas["EmptyPage"] = objectSchema(map[string]any{
+		"data": map[string]any{"type": "array", "maxItems": 0, "items": map[string]any{"type": "object"}},
+		"next": map[string]any{"type": "string", "nullable": true},
 	}, "data", "next")
 	for kind, name := range schemaNames {
 		schemas[name] = entitySchema(kind)

@@ -51,11 +51,14 @@ func listError(err error, offset string) error {
 	return fmt.Errorf("admin: cannot list: %w", err)
 }
 
-// writePage answers p, with a next link to the same path.
-func writePage(w http.ResponseWriter, r *http.Request, p store.Page) {
+// writePage answers p, with a next link to the same path. Expired
+// key-auth credentials are left out, as Kong no longer returns them.
+func (h *handler) writePage(w http.ResponseWriter, r *http.Request, p store.Page) {
 	body := page{Data: make([]json.RawMessage, 0, len(p.Records))}
 	for _, rec := range p.Records {
-		body.Data = append(body.Data, rec.Data)
+		if data, ok := h.present(rec); ok {
+			body.Data = append(body.Data, data)
+		}
 	}
 	if p.Next != "" {
 		body.Offset, body.Next = p.Next, nextLink(r, p.Next)

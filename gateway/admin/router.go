@@ -41,6 +41,12 @@ func (h *handler) routes() []endpoint {
 			http.MethodGet: h.cacheGet, http.MethodDelete: h.cacheInvalidate}},
 		{pattern: []string{"routes", "*", "service"}, methods: map[string]endpointFunc{
 			http.MethodGet: h.routeService, http.MethodPatch: h.routeService, http.MethodPut: h.routeService}},
+		{pattern: []string{"schemas", "plugins", "validate"}, methods: map[string]endpointFunc{http.MethodPost: h.validateSchema}},
+		{pattern: []string{"schemas", "plugins", "*"}, methods: map[string]endpointFunc{http.MethodGet: h.pluginSchema}},
+		{pattern: []string{"schemas", "*", "validate"}, methods: map[string]endpointFunc{http.MethodPost: h.validateSchema}},
+		{pattern: []string{"schemas", "*"}, methods: map[string]endpointFunc{http.MethodGet: h.entitySchema}},
+		{pattern: []string{"config"}, methods: map[string]endpointFunc{
+			http.MethodGet: h.getConfig, http.MethodPost: h.postConfig}},
 		{pattern: []string{"tags"}, methods: map[string]endpointFunc{http.MethodGet: h.listTags}},
 		{pattern: []string{"tags", "*"}, methods: map[string]endpointFunc{http.MethodGet: h.listTags}},
 		{pattern: []string{"key-auths"}, methods: map[string]endpointFunc{
@@ -65,7 +71,7 @@ func (h *handler) routes() []endpoint {
 	for _, n := range nested {
 		eps = append(eps, h.entityEndpoints([]string{n.parent, "*", n.child}, n.c)...)
 	}
-	return eps
+	return append(eps, absentEndpoints()...)
 }
 
 // entityEndpoints returns the collection endpoint at prefix and the item

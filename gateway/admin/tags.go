@@ -99,7 +99,9 @@ func recordTags(rec store.Record) ([]string, error) {
 // listTagged pages through q's collection keeping the records f matches,
 // until q.Size of them are found, the collection ends or tagScanBudget
 // records were read. Each read asks for no more records than are still
-// wanted, so the page's next offset never skips an unread record.
+// wanted, so the page's next offset never skips an unread record. A full
+// page then looks ahead (within the budget) for one more match, so that,
+// as in Kong, the last page has no offset.
 func (h *handler) listTagged(ctx context.Context, q store.ListQuery, f *tagFilter) (store.Page, error) {
 	want := q.Size
 	var out store.Page
@@ -111,19 +113,59 @@ func (h *handler) listTagged(ctx context.Context, q store.ListQuery, f *tagFilte
 		}
 		scanned += len(p.Records)
 		for _, rec := range p.Records {
-			tags, err := recordTags(rec)
+			ok, err := f.matchRecord(rec)
 			if err != nil {
 				return store.Page{}, err
 			}
-			if f.match(tags) {
+			if ok {
 				out.Records = append(out.Records, rec)
 			}
 		}
 		q.Offset, out.Next = p.Next, p.Next
-		if p.Next == "" || len(out.Records) == want || scanned >= tagScanBudget {
+		switch {
+		case p.Next == "" || scanned >= tagScanBudget:
+			return out, nil
+		case len(out.Records) == want:
+			more, err := h.anyTagged(ctx, q, f, tagScanBudget-scanned)
+			if err != nil {
+				return store.Page{}, err
+			}
+			if !more {
+				out.Next = ""
+			}
 			return out, nil
 		}
 	}
+}
+
+// anyTagged reports whether q's collection, from q.Offset on, has a record
+// f matches. It reads at most budget records and reports true when it
+// gives up, so that the caller keeps its next offset.
+func (h *handler) anyTagged(ctx context.Context, q store.ListQuery, f *tagFilter, budget int) (bool, error) {
+	for budget > 0 {
+		q.Size = min(budget, maxPageSize)
+		p, err := h.store.List(ctx, q)
+		if err != nil {
+			return false, err
+		}
+		budget -= len(p.Records)
+		for _, rec := range p.Records {
+			if ok, err := f.matchRecord(rec); ok || err != nil {
+				return ok, err
+			}
+		}
+		if p.Next == "" {
+			return false, nil
+		}
+		q.Offset = p.Next
+	}
+	return true, nil
+}
+
+// matchRecord reports whether the stored entity rec passes the filter.
+func (f *tagFilter) matchRecord(rec store.Record) (bool, error) {
+	tags, err := recordTags(rec)
+	return err == nil && f.match(tags), err
 }
 
 // taggedKinds are the kinds /tags lists, in Kong's entity names and in the

@@ -19,7 +19,7 @@ const deleteAttempts = 3
 func (h *handler) commit(ctx context.Context, ops []store.Op, keys []entity.CacheKey) error {
 	keys = uniqueKeys(keys)
 	var events []store.Event
-	if h.cluster != nil {
+	if h.cluster != nil && !h.opts.DBLess { // a DB-less node shares its datastore with no other node
 		events = h.cluster.Events(ctx, keys)
 	}
 	if err := h.store.Apply(ctx, ops, events); err != nil {

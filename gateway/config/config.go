@@ -30,8 +30,13 @@ type Config struct {
 	// start.
 	NodeID string `conf:"node_id"`
 
-	Database   string `conf:"database" default:"sqlite" allowed:"sqlite,postgres,cassandra"`
-	SQLitePath string `conf:"sqlite_path" default:"sluice.db"`
+	// Database "off" is a DB-less node: its entities live in the node
+	// (loaded from DeclarativeConfig, replaced by POST /config).
+	Database string `conf:"database" default:"sqlite" allowed:"sqlite,postgres,cassandra,off"`
+	// DeclarativeConfig is the file a DB-less node loads at start (Kong's
+	// declarative format); empty starts with no entities.
+	DeclarativeConfig string `conf:"declarative_config"`
+	SQLitePath        string `conf:"sqlite_path" default:"sluice.db"`
 	// SQLiteBusyTimeout is how long a statement waits for another process's
 	// lock on the SQLite file.
 	SQLiteBusyTimeout time.Duration `conf:"sqlite_busy_timeout" default:"5"`

@@ -53,7 +53,7 @@ var Schemas = map[Kind]Schema{
 	KindService:  {Kind: KindService, Unique: []string{"name"}},
 	KindRoute:    {Kind: KindRoute, Unique: []string{"name"}, Foreign: map[string]Kind{"service": KindService}},
 	KindConsumer: {Kind: KindConsumer, Unique: []string{"username", "custom_id"}},
-	KindPlugin: {Kind: KindPlugin, Unique: []string{"cache_key"},
+	KindPlugin: {Kind: KindPlugin, Unique: []string{"cache_key", "instance_name"},
 		Foreign: map[string]Kind{"route": KindRoute, "service": KindService, "consumer": KindConsumer},
 		Cascade: []string{"route", "service", "consumer"}},
 	KindKeyAuth: {Kind: KindKeyAuth, Unique: []string{"key"},

@@ -38,6 +38,7 @@ type Route struct {
 	PreserveHost            bool                `json:"preserve_host"`
 	RequestBuffering        bool                `json:"request_buffering"`
 	ResponseBuffering       bool                `json:"response_buffering"`
+	Snis                    []string            `json:"snis"`
 	Tags                    []string            `json:"tags"`
 	Service                 *Ref                `json:"service"`
 }
@@ -55,17 +56,19 @@ type Consumer struct {
 // Plugin is a plugin instance, as Kong's plugins entity. Config holds the
 // plugin's own configuration document after defaults are applied.
 type Plugin struct {
-	ID        string          `json:"id"`
-	CreatedAt int64           `json:"created_at"`
-	UpdatedAt int64           `json:"updated_at"`
-	Name      string          `json:"name"`
-	Route     *Ref            `json:"route"`
-	Service   *Ref            `json:"service"`
-	Consumer  *Ref            `json:"consumer"`
-	Config    json.RawMessage `json:"config"`
-	Protocols []string        `json:"protocols"`
-	Enabled   bool            `json:"enabled"`
-	Tags      []string        `json:"tags"`
+	ID        string `json:"id"`
+	CreatedAt int64  `json:"created_at"`
+	UpdatedAt int64  `json:"updated_at"`
+	Name      string `json:"name"`
+	// InstanceName optionally names this instance, unique among plugins.
+	InstanceName *string         `json:"instance_name"`
+	Route        *Ref            `json:"route"`
+	Service      *Ref            `json:"service"`
+	Consumer     *Ref            `json:"consumer"`
+	Config       json.RawMessage `json:"config"`
+	Protocols    []string        `json:"protocols"`
+	Enabled      bool            `json:"enabled"`
+	Tags         []string        `json:"tags"`
 }
 
 // KeyAuthCredential is an API key owned by a consumer, as Kong's
@@ -77,6 +80,11 @@ type KeyAuthCredential struct {
 	Key       string   `json:"key"`
 	TTL       *int     `json:"ttl"`
 	Tags      []string `json:"tags"`
+	// ExpiresAt is the Unix time in milliseconds from which the credential
+	// no longer authenticates, set by the Admin API from ttl when it is
+	// written; 0 means never. Stored, but the Admin API shows the whole
+	// seconds left as ttl instead.
+	ExpiresAt int64 `json:"expires_at,omitempty"`
 }
 
 // EntityKind implements Entity.
@@ -119,9 +127,9 @@ func (*Plugin) EntityKind() Kind { return KindPlugin }
 func (p *Plugin) PrimaryKey() string { return p.ID }
 
 // Index implements Entity. A plugin is unique on (name, route, service,
-// consumer), indexed as its cache key.
+// consumer), indexed as its cache key, and on its instance_name if set.
 func (p *Plugin) Index() (map[string]string, map[string]string) {
-	return map[string]string{"cache_key": p.CacheKey()},
+	return map[string]string{"cache_key": p.CacheKey(), "instance_name": str(p.InstanceName)},
 		map[string]string{"route": refID(p.Route), "service": refID(p.Service), "consumer": refID(p.Consumer)}
 }
 

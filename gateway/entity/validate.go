@@ -12,82 +12,6 @@ import (
 	"github.com/google/uuid"
 )
 
-// FieldType is the JSON type of an entity field, as Kong's schema types.
-type FieldType uint8
-
-// The field types.
-const (
-	// TypeString is a JSON string.
-	TypeString FieldType = iota + 1
-	// TypeInteger is a JSON number without a fraction.
-	TypeInteger
-	// TypeBoolean is true or false.
-	TypeBoolean
-	// TypeSet is an array of distinct strings.
-	TypeSet
-	// TypeArray is an array of strings.
-	TypeArray
-	// TypeHeaders is an object whose values are arrays of strings.
-	TypeHeaders
-	// TypeForeign is a reference, {"id": "<uuid>"}.
-	TypeForeign
-	// TypeRecord is an object whose schema is not the entity's (a plugin's
-	// config).
-	TypeRecord
-)
-
-// Field describes one writable field of an entity.
-type Field struct {
-	Type FieldType
-	// Nullable fields accept JSON null; for the others null means "use the
-	// default".
-	Nullable bool
-}
-
-// fields holds the writable fields of every kind. It is never modified.
-var fields = map[Kind]map[string]Field{
-	KindService: {
-		"id": {Type: TypeString}, "created_at": {Type: TypeInteger}, "updated_at": {Type: TypeInteger},
-		"name": {Type: TypeString, Nullable: true}, "retries": {Type: TypeInteger},
-		"protocol": {Type: TypeString}, "host": {Type: TypeString}, "port": {Type: TypeInteger},
-		"path": {Type: TypeString, Nullable: true}, "connect_timeout": {Type: TypeInteger},
-		"write_timeout": {Type: TypeInteger}, "read_timeout": {Type: TypeInteger},
-		"tags": {Type: TypeSet, Nullable: true}, "enabled": {Type: TypeBoolean},
-	},
-	KindRoute: {
-		"id": {Type: TypeString}, "created_at": {Type: TypeInteger}, "updated_at": {Type: TypeInteger},
-		"name": {Type: TypeString, Nullable: true}, "protocols": {Type: TypeSet},
-		"methods": {Type: TypeSet, Nullable: true}, "hosts": {Type: TypeArray, Nullable: true},
-		"paths": {Type: TypeArray, Nullable: true}, "headers": {Type: TypeHeaders, Nullable: true},
-		"https_redirect_status_code": {Type: TypeInteger}, "regex_priority": {Type: TypeInteger},
-		"strip_path": {Type: TypeBoolean}, "path_handling": {Type: TypeString},
-		"preserve_host": {Type: TypeBoolean}, "request_buffering": {Type: TypeBoolean},
-		"response_buffering": {Type: TypeBoolean}, "tags": {Type: TypeSet, Nullable: true},
-		"service": {Type: TypeForeign, Nullable: true},
-	},
-	KindConsumer: {
-		"id": {Type: TypeString}, "created_at": {Type: TypeInteger}, "updated_at": {Type: TypeInteger},
-		"username": {Type: TypeString, Nullable: true}, "custom_id": {Type: TypeString, Nullable: true},
-		"tags": {Type: TypeSet, Nullable: true},
-	},
-	KindPlugin: {
-		"id": {Type: TypeString}, "created_at": {Type: TypeInteger}, "updated_at": {Type: TypeInteger},
-		"name": {Type: TypeString}, "route": {Type: TypeForeign, Nullable: true},
-		"service": {Type: TypeForeign, Nullable: true}, "consumer": {Type: TypeForeign, Nullable: true},
-		"config": {Type: TypeRecord}, "protocols": {Type: TypeSet}, "enabled": {Type: TypeBoolean},
-		"tags": {Type: TypeSet, Nullable: true},
-	},
-	KindKeyAuth: {
-		"id": {Type: TypeString}, "created_at": {Type: TypeInteger},
-		"consumer": {Type: TypeForeign, Nullable: true}, "key": {Type: TypeString},
-		"ttl": {Type: TypeInteger, Nullable: true}, "tags": {Type: TypeSet, Nullable: true},
-	},
-}
-
-// Fields returns the writable fields of kind k by JSON name, or nil for an
-// unknown kind. The map is shared: callers must not modify it.
-func Fields(k Kind) map[string]Field { return fields[k] }
-
 // FieldErrors maps a field name to what is wrong with its value. The key
 // "@entity" holds errors about the entity as a whole.
 type FieldErrors map[string]string
@@ -102,6 +26,7 @@ func Validate(e Entity) FieldErrors {
 			errs["id"] = "expected a valid UUID"
 		}
 	}
+	checkFields(e, errs)
 	switch v := e.(type) {
 	case *Service:
 		validateService(v, errs)
@@ -123,37 +48,23 @@ func Validate(e Entity) FieldErrors {
 func validateService(s *Service, errs FieldErrors) {
 	checkName(s.Name, errs)
 	checkTags(s.Tags, errs)
-	checkBetween(errs, "retries", s.Retries, 0, 32767)
-	checkBetween(errs, "port", s.Port, 0, 65535)
-	checkBetween(errs, "connect_timeout", s.ConnectTimeout, 1, 1<<31-2)
-	checkBetween(errs, "write_timeout", s.WriteTimeout, 1, 1<<31-2)
-	checkBetween(errs, "read_timeout", s.ReadTimeout, 1, 1<<31-2)
-	checkOneOf(errs, "protocol", s.Protocol, "http", "https")
-	switch {
-	case s.Host == "":
-		errs["host"] = "required field missing"
-	case !validHost(s.Host):
+	if s.Host != "" && !validHost(s.Host) {
 		errs["host"] = "invalid value: " + s.Host
 	}
-	if s.Path != nil {
-		switch {
-		case !strings.HasPrefix(*s.Path, "/"):
-			errs["path"] = "should start with: /"
-		case strings.Contains(*s.Path, "//"):
-			errs["path"] = "must not have empty segments"
-		}
+	if s.Path != nil && strings.HasPrefix(*s.Path, "/") && strings.Contains(*s.Path, "//") {
+		errs["path"] = "must not have empty segments"
 	}
 }
 
 func validateRoute(r *Route, errs FieldErrors) {
 	checkName(r.Name, errs)
 	checkTags(r.Tags, errs)
-	switch {
-	case len(r.Protocols) == 0:
-		errs["protocols"] = "required field missing"
-	default:
-		for _, p := range r.Protocols {
-			checkOneOf(errs, "protocols", p, "http", "https")
+	if len(r.Snis) > 0 && !slices.Contains(r.Protocols, "https") {
+		errs["snis"] = "'snis' can only be set when 'protocols' is 'grpcs', 'tls', 'https', 'tls_passthrough'"
+	}
+	for _, sni := range r.Snis {
+		if !validHost(sni) || net.ParseIP(sni) != nil {
+			errs["snis"] = "invalid value: " + sni
 		}
 	}
 	if len(r.Methods) == 0 && len(r.Hosts) == 0 && len(r.Paths) == 0 && len(r.Headers) == 0 {
@@ -182,10 +93,6 @@ func validateRoute(r *Route, errs FieldErrors) {
 			errs["headers"] = "invalid value for header '" + name + "'"
 		}
 	}
-	checkOneOf(errs, "https_redirect_status_code", strconv.Itoa(r.HTTPSRedirectStatusCode),
-		"426", "301", "302", "307", "308")
-	checkOneOf(errs, "path_handling", r.PathHandling, "v0", "v1")
-	checkBetween(errs, "regex_priority", r.RegexPriority, -(1 << 31), 1<<31-1)
 	checkRef(r.Service, "service", errs)
 }
 
@@ -198,15 +105,7 @@ func validateConsumer(c *Consumer, errs FieldErrors) {
 
 func validatePlugin(p *Plugin, errs FieldErrors) {
 	checkTags(p.Tags, errs)
-	if p.Name == "" {
-		errs["name"] = "required field missing"
-	}
-	if len(p.Protocols) == 0 {
-		errs["protocols"] = "required field missing"
-	}
-	for _, proto := range p.Protocols {
-		checkOneOf(errs, "protocols", proto, PluginProtocols...)
-	}
+	checkNameField(p.InstanceName, "instance_name", errs)
 	checkRef(p.Route, "route", errs)
 	checkRef(p.Service, "service", errs)
 	checkRef(p.Consumer, "consumer", errs)
@@ -217,13 +116,7 @@ func validateKeyAuth(k *KeyAuthCredential, errs FieldErrors) {
 	if k.Key == "" {
 		errs["key"] = "required field missing"
 	}
-	if k.Consumer == nil {
-		errs["consumer"] = "required field missing"
-	}
 	checkRef(k.Consumer, "consumer", errs)
-	if k.TTL != nil {
-		checkBetween(errs, "ttl", *k.TTL, 0, 100000000)
-	}
 }
 
 // CheckRoutePath returns why p is not a valid route path, or "" when it
@@ -292,7 +185,9 @@ func validHost(h string) bool {
 	return true
 }
 
-func checkName(name *string, errs FieldErrors) {
+func checkName(name *string, errs FieldErrors) { checkNameField(name, "name", errs) }
+
+func checkNameField(name *string, field string, errs FieldErrors) {
 	if name == nil {
 		return
 	}
@@ -300,7 +195,7 @@ func checkName(name *string, errs FieldErrors) {
 		return !unicode.IsLetter(c) && !unicode.IsDigit(c) && !strings.ContainsRune(".-_~", c)
 	}) < 0
 	if !ok {
-		errs["name"] = fmt.Sprintf("invalid value '%s': it must only contain alphanumeric and '., -, _, ~' characters", *name)
+		errs[field] = fmt.Sprintf("invalid value '%s': it must only contain alphanumeric and '., -, _, ~' characters", *name)
 	}
 }
 
@@ -318,17 +213,5 @@ func checkRef(r *Ref, field string, errs FieldErrors) {
 	}
 	if _, err := uuid.Parse(r.ID); err != nil {
 		errs[field] = "expected a valid UUID"
-	}
-}
-
-func checkBetween(errs FieldErrors, field string, v, lo, hi int) {
-	if v < lo || v > hi {
-		errs[field] = fmt.Sprintf("value should be between %d and %d", lo, hi)
-	}
-}
-
-func checkOneOf(errs FieldErrors, field, v string, allowed ...string) {
-	if !slices.Contains(allowed, v) {
-		errs[field] = "expected one of: " + strings.Join(allowed, ", ")
 	}
 }

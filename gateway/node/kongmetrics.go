@@ -1,6 +1,7 @@
 package node
 
 import (
+	"github.com/sluice-gw/sluice/gateway/admin"
 	"github.com/valyala/fasthttp"
 	"net"
 	"net/http"
@@ -61,7 +62,6 @@ func newKongMetrics(reg prometheus.Registerer) *kongMetrics {
 		reqLat: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "kong_request_latency_ms", Help: "Kong compat: total latency of a request (ms)", Buckets: kongUpstreamBuckets,
 		}, lat),
-		conns: &connStats{},
 	}
 }
 
@@ -140,6 +140,15 @@ func (cs *connStats) connState(c net.Conn, fs fasthttp.ConnState) {
 		cs.gauge(prev).Add(-1)
 		cs.gauge(s).Add(1)
 	}
+}
+
+// serverStats returns the counters as GET /status's server block.
+func (cs *connStats) serverStats() admin.ServerStats {
+	reading, writing, waiting := max(cs.reading.Load(), 0), max(cs.writing.Load(), 0), max(cs.waiting.Load(), 0)
+	accepted := int64(cs.accepted.Load())
+	return admin.ServerStats{TotalRequests: int64(cs.requests.Load()), ConnectionsActive: reading + writing + waiting,
+		ConnectionsAccepted: accepted, ConnectionsHandled: accepted, ConnectionsReading: reading,
+		ConnectionsWriting: writing, ConnectionsWaiting: waiting}
 }
 
 func (cs *connStats) gauge(s http.ConnState) *atomic.Int64 {

@@ -60,6 +60,8 @@ type Node struct {
 	// targets holds the services' host:port, refreshed with the route
 	// table, for kong_upstream_target_health.
 	targets atomic.Pointer[[]upstreamTarget]
+	// conns counts the proxy listener's connections (GET /status).
+	conns *connStats
 
 	cfg      *config.Config
 	st       store.Store
@@ -95,7 +97,7 @@ func New(opts Options) (*Node, error) {
 		return nil, errors.New("node: config, store and cache backend are required")
 	}
 	n := &Node{cfg: cfg, st: opts.Store, log: opts.Logger, reg: opts.Registry, nodeID: cfg.NodeID,
-		drainDelay: cfg.ShutdownDrainDelay}
+		drainDelay: cfg.ShutdownDrainDelay, conns: &connStats{}}
 	if n.log == nil {
 		n.log = slog.Default()
 	}
@@ -115,6 +117,7 @@ func New(opts Options) (*Node, error) {
 	n.reg.MustRegister(newCacheCollector(n.cache, cfg.CacheBackend))
 	if cfg.PrometheusKongCompat {
 		n.metrics.kong = newKongMetrics(n.reg)
+		n.metrics.kong.conns = n.conns
 		n.reg.MustRegister(newKongCollector(n.metrics, n.cache, &n.targets, n.nodeID, opts.Version, int64(cfg.MemCacheSize)))
 	}
 	var err error
@@ -128,7 +131,7 @@ func New(opts Options) (*Node, error) {
 	if opts.TracerProvider != nil {
 		n.tracer = opts.TracerProvider.Tracer("github.com/sluice-gw/sluice/gateway/node")
 	}
-	n.plugins = plugins.NewRegistry(keyauth.New(credentials{c: n.cache, tracer: n.tracer}), ratelimiting.New(), requesttermination.New())
+	n.plugins = pluginRegistry(opts.Store, credentials{c: n.cache, tracer: n.tracer})
 	roots, err := trustedCAs(cfg.LuaSSLTrustedCertificate)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
@@ -147,10 +150,22 @@ func New(opts Options) (*Node, error) {
 	n.admin = traceServer(opts.TracerProvider, "sluice.admin", admin.New(admin.Options{
 		Store: opts.Store, Cache: n.cache, Plugins: n.plugins, Cluster: n.cluster,
 		NodeID: n.nodeID, Version: opts.Version, Hostname: host, Configuration: cfg.Public(),
-		Reachable: n.reachable, Logger: n.log,
+		Reachable: n.reachable, Logger: n.log, Server: n.conns.serverStats, DBLess: cfg.Database == "off",
 	}))
 	n.status = n.statusHandler()
 	return n, nil
+}
+
+// PluginRegistry returns the plugins a node on st has, for tools that
+// validate plugin configurations without serving requests (sluice config).
+func PluginRegistry(st store.Store) *plugins.Registry { return pluginRegistry(st, nil) }
+
+// pluginRegistry returns the plugins of a node on st whose key-auth looks
+// credentials up through creds.
+func pluginRegistry(st store.Store, creds keyauth.Credentials) *plugins.Registry {
+	counters, _ := st.(store.Counters) // nil: rate-limiting refuses policy cluster
+	return plugins.NewRegistry(keyauth.New(creds), ratelimiting.New(ratelimiting.Options{Cluster: counters}),
+		requesttermination.New())
 }
 
 // NodeID returns the node's id in cluster events.
@@ -250,13 +265,13 @@ func (n *Node) serveProxy() error {
 	n.addrs["proxy"] = ln.Addr().String()
 	ln = n.proxy.Listener(ln)
 	srv := n.proxy.Server()
-	if k := n.metrics.kong; k != nil { // Kong's nginx connection families
-		proxyState := srv.ConnState
-		ln = k.conns.listener(ln)
-		srv.ConnState = func(c net.Conn, s fasthttp.ConnState) {
-			proxyState(c, s)
-			k.conns.connState(c, s)
-		}
+	// GET /status's server block and Kong's nginx connection families
+	// (n.metrics.kong shares n.conns).
+	proxyState := srv.ConnState
+	ln = n.conns.listener(ln)
+	srv.ConnState = func(c net.Conn, s fasthttp.ConnState) {
+		proxyState(c, s)
+		n.conns.connState(c, s)
 	}
 	n.proxySrv = srv
 	go func() {

@@ -46,22 +46,12 @@ func typeMessage(err error) string {
 	if !errors.As(err, &te) {
 		return "invalid value"
 	}
-	switch te.Type.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "expected an integer"
-	case reflect.Float32, reflect.Float64:
-		return "expected a number"
-	case reflect.Bool:
-		return "expected a boolean"
-	case reflect.String:
-		return "expected a string"
-	case reflect.Slice, reflect.Array:
-		return "expected an array"
-	case reflect.Map, reflect.Struct:
+	switch k := kongType(te.Type); k {
+	case "integer", "array":
+		return "expected an " + k
+	case "map", "record":
 		return "expected a record"
-	case reflect.Pointer:
-		return typeMessage(&json.UnmarshalTypeError{Type: te.Type.Elem()})
+	default:
+		return "expected a " + k
 	}
-	return "invalid value"
 }

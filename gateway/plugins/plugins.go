@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 )
 
@@ -113,6 +114,24 @@ func (r *Registry) Validate(name string, config json.RawMessage) (json.RawMessag
 	return out, nil, nil
 }
 
+// ConfigSchema returns Kong's schema of the config record of the plugin
+// called name (see RecordSchema) and its entity_checks (nil when none), or
+// an error wrapping ErrUnknownPlugin. A plugin that is not a Describer has
+// a record with no declared fields.
+func (r *Registry) ConfigSchema(name string) (config map[string]any, checks []any, err error) {
+	p, ok := r.byName[name]
+	if !ok {
+		return nil, nil, fmt.Errorf("plugins: plugin %q: %w", name, ErrUnknownPlugin)
+	}
+	if c, ok := p.(EntityChecker); ok {
+		checks = c.EntityChecks()
+	}
+	if d, ok := p.(Describer); ok {
+		return RecordSchema(d.DefaultConfig()), checks, nil
+	}
+	return map[string]any{"type": "record", "required": true, "fields": []any{}}, checks, nil
+}
+
 // Names returns the registered plugin names, sorted. The caller owns the
 // slice.
 func (r *Registry) Names() []string {
@@ -145,12 +164,18 @@ func (fe FieldErrors) Error() string {
 	return s
 }
 
-// DecodeConfig decodes config into dst, which holds the defaults already.
-// Unknown fields and wrongly typed values become FieldErrors in Kong's
-// words ("unknown field", "expected an integer"). An empty config or null
-// leaves dst unchanged.
+// DecodeConfig decodes config into dst, a pointer to a struct that holds
+// the defaults already, and checks the constraints of its `kong` tags (see
+// RecordSchema). Unknown fields, wrongly typed values and broken
+// constraints become FieldErrors in Kong's words ("unknown field",
+// "expected an integer"). An empty config or null leaves dst's defaults.
 func DecodeConfig(config json.RawMessage, dst any) error {
 	if len(config) == 0 || string(config) == "null" {
+		fe := FieldErrors{}
+		checkConstraints(reflect.ValueOf(dst), fe)
+		if len(fe) > 0 {
+			return fe
+		}
 		return nil
 	}
 	var fields map[string]json.RawMessage
@@ -167,6 +192,9 @@ func DecodeConfig(config json.RawMessage, dst any) error {
 		if err := json.Unmarshal(fieldDoc(name, raw), dst); err != nil {
 			fe[name] = typeMessage(err)
 		}
+	}
+	if len(fe) == 0 {
+		checkConstraints(reflect.ValueOf(dst), fe)
 	}
 	if len(fe) > 0 {
 		return fe

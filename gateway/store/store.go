@@ -73,6 +73,19 @@ type Notifier interface {
 	Listen(ctx context.Context, fn func(Event)) error
 }
 
+// Counters is implemented by datastores that keep counters shared by the
+// nodes: the rate-limiting plugin's policy "cluster" (Kong's
+// ratelimiting_metrics). Keys name a window, so a counter is never
+// reset; it may be deleted once past its expiry.
+type Counters interface {
+	// Usage returns the value of each key, 0 for a key never incremented
+	// or past its expiry.
+	Usage(ctx context.Context, keys []string) ([]int64, error)
+	// Increment adds 1 to each key, which may be forgotten after
+	// expire[i]. All keys are incremented together or none is.
+	Increment(ctx context.Context, keys []string, expire []time.Time) error
+}
+
 // Pinger is implemented by datastores that can check their connection
 // without a query on entity tables.
 type Pinger interface {

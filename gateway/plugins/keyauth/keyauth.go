@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
@@ -49,10 +50,11 @@ type Credentials interface {
 // Plugin is the key-auth plugin. It is safe for concurrent use.
 type Plugin struct {
 	creds Credentials
+	now   func() time.Time // tells whether a credential's ttl has run out
 }
 
 // New returns the key-auth plugin, looking keys up through creds.
-func New(creds Credentials) *Plugin { return &Plugin{creds: creds} }
+func New(creds Credentials) *Plugin { return &Plugin{creds: creds, now: time.Now} }
 
 // Name implements plugins.Plugin.
 func (*Plugin) Name() string { return Name }
@@ -66,7 +68,11 @@ func (p *Plugin) Configure(raw json.RawMessage) (plugins.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &handler{Config: cfg, creds: p.creds, maxBody: maxBody}, nil
+	h := &handler{Config: cfg, creds: p.creds, maxBody: maxBody, challenge: challenge, now: p.now}
+	if cfg.Realm != nil {
+		h.challenge = `Key realm="` + *cfg.Realm + `"`
+	}
+	return h, nil
 }
 
 // handler is one configured key-auth instance. Its JSON form is its Config.
@@ -75,6 +81,9 @@ type handler struct {
 	creds Credentials
 	// maxBody is the maxBody constant; tests lower it.
 	maxBody int64
+	// challenge is the WWW-Authenticate value of a 401, built once.
+	challenge string
+	now       func() time.Time
 }
 
 // Access implements plugins.Accessor.
@@ -96,7 +105,7 @@ func (h *handler) Access(c *plugins.Context) {
 		lookupFailed(c, err)
 		return
 	}
-	if cred == nil || cred.Consumer == nil {
+	if cred == nil || cred.Consumer == nil || cred.ExpiresAt != 0 && h.now().UnixMilli() >= cred.ExpiresAt {
 		h.fail(c, msgInvalid)
 		return
 	}
@@ -117,7 +126,7 @@ func (h *handler) Access(c *plugins.Context) {
 // consumer when one is configured.
 func (h *handler) fail(c *plugins.Context, msg string) {
 	if h.Anonymous == nil {
-		c.ExitMessage(http.StatusUnauthorized, msg, "WWW-Authenticate", challenge)
+		c.ExitMessage(http.StatusUnauthorized, msg, "WWW-Authenticate", h.challenge)
 		return
 	}
 	consumer, err := h.creds.Consumer(c.Ctx, *h.Anonymous)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
@@ -43,6 +44,9 @@ func newCreds() *memCredentials {
 		creds: map[string]*entity.KeyAuthCredential{
 			"secret": {ID: "cred-1", Key: "secret", Consumer: &entity.Ref{ID: "alice"}},
 			"orphan": {ID: "cred-2", Key: "orphan", Consumer: &entity.Ref{ID: "ghost"}},
+			// ttl: one ran out a second ago, one has an hour left.
+			"expired": {ID: "cred-3", Key: "expired", Consumer: &entity.Ref{ID: "alice"}, ExpiresAt: time.Now().UnixMilli() - 1000},
+			"fresh":   {ID: "cred-4", Key: "fresh", Consumer: &entity.Ref{ID: "alice"}, ExpiresAt: time.Now().UnixMilli() + 3600_000},
 		},
 		consumers: map[string]*entity.Consumer{
 			"alice": {ID: "alice", Username: ptr("alice"), CustomID: ptr("a-1")},
@@ -57,8 +61,8 @@ func TestConfig(t *testing.T) {
 		name, config, want string
 		fields             map[string]string
 	}{
-		{name: "defaults", config: `{}`, want: `{"key_names":["apikey"],"key_in_header":true,"key_in_query":true,"key_in_body":false,"hide_credentials":false,"anonymous":null,"run_on_preflight":true}`},
-		{name: "custom", config: `{"key_names":["x-key","k"],"anonymous":"anon","key_in_query":false}`, want: `{"key_names":["x-key","k"],"key_in_header":true,"key_in_query":false,"key_in_body":false,"hide_credentials":false,"anonymous":"anon","run_on_preflight":true}`},
+		{name: "defaults", config: `{}`, want: `{"key_names":["apikey"],"key_in_header":true,"key_in_query":true,"key_in_body":false,"hide_credentials":false,"anonymous":null,"run_on_preflight":true,"realm":null}`},
+		{name: "custom", config: `{"key_names":["x-key","k"],"anonymous":"anon","key_in_query":false}`, want: `{"key_names":["x-key","k"],"key_in_header":true,"key_in_query":false,"key_in_body":false,"hide_credentials":false,"anonymous":"anon","run_on_preflight":true,"realm":null}`},
 		{name: "empty names", config: `{"key_names":[]}`, fields: map[string]string{"key_names": "length must be at least 1"}},
 		{name: "bad name", config: `{"key_names":["a b"]}`, fields: map[string]string{"key_names": "bad header name 'a b', allowed characters are A-Z, a-z, 0-9, '_', and '-'"}},
 		{name: "wrong type", config: `{"hide_credentials":"yes"}`, fields: map[string]string{"hide_credentials": "expected a boolean"}},
@@ -100,7 +104,12 @@ func TestAccess(t *testing.T) {
 		wantQuery                          string
 		wantUpBody                         *string // nil: the client's body, untouched
 		wantReads                          int     // calls to Request.Body
+		wantChallenge                      string  // WWW-Authenticate of a 401; "" means Key realm="kong"
 	}{
+		{name: "expired ttl", config: `{}`, target: "/?apikey=expired", wantStatus: 401, wantBody: `{"message":"Invalid authentication credentials"}`},
+		{name: "ttl left", config: `{}`, target: "/?apikey=fresh", wantUp: map[string]string{"X-Credential-Identifier": "cred-4"}},
+		{name: "realm", config: `{"realm":"api"}`, target: "/", wantStatus: 401, wantBody: `{"message":"No API key found in request"}`,
+			wantChallenge: `Key realm="api"`},
 		{name: "no key", config: `{}`, target: "/", wantStatus: 401, wantBody: `{"message":"No API key found in request"}`},
 		{name: "bad key", config: `{}`, target: "/?apikey=nope", wantStatus: 401, wantBody: `{"message":"Invalid authentication credentials"}`},
 		{name: "orphan credential", config: `{}`, target: "/?apikey=orphan", wantStatus: 401, wantBody: `{"message":"Invalid authentication credentials"}`},
@@ -194,7 +203,11 @@ func TestAccess(t *testing.T) {
 				if req.Forwarded() || resp.Status() != tt.wantStatus || strings.TrimSpace(string(resp.Body())) != tt.wantBody || ctype != "application/json; charset=utf-8" {
 					t.Fatalf("got forwarded=%v %d %s (%s)", req.Forwarded(), resp.Status(), resp.Body(), ctype)
 				}
-				if auth, _ := resp.Header("WWW-Authenticate"); (tt.wantStatus == 401) != (auth == `Key realm="kong"`) {
+				challenge := tt.wantChallenge
+				if challenge == "" {
+					challenge = `Key realm="kong"`
+				}
+				if auth, _ := resp.Header("WWW-Authenticate"); (tt.wantStatus == 401) != (auth == challenge) {
 					t.Fatalf("WWW-Authenticate = %q", auth)
 				}
 				if c.Consumer != nil {

@@ -14,25 +14,46 @@ const (
 	minute
 	hour
 	day
+	month
+	year
 	numPeriods
 )
 
+// periodSeconds is the length of the fixed windows; months and years are
+// calendar months and years in UTC, as Kong's.
 var periodSeconds = [numPeriods]int64{1, 60, 3600, 86400}
 
-var periodTitles = [numPeriods]string{"Second", "Minute", "Hour", "Day"}
+var periodTitles = [numPeriods]string{"Second", "Minute", "Hour", "Day", "Month", "Year"}
 
 func (p period) title() string { return periodTitles[p] }
 
 // start returns the Unix second the window containing now began.
 func (p period) start(now time.Time) int64 {
+	switch p {
+	case month:
+		y, m, _ := now.UTC().Date()
+		return time.Date(y, m, 1, 0, 0, 0, 0, time.UTC).Unix()
+	case year:
+		return time.Date(now.UTC().Year(), 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	}
 	s := now.Unix()
 	return s - s%periodSeconds[p]
 }
 
-// reset returns the whole seconds left until the window containing now ends.
-func (p period) reset(now time.Time) int64 {
-	return p.start(now) + periodSeconds[p] - now.Unix()
+// end returns the Unix second the window containing now ends.
+func (p period) end(now time.Time) int64 {
+	switch p {
+	case month:
+		y, m, _ := now.UTC().Date()
+		return time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	case year:
+		return time.Date(now.UTC().Year()+1, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	}
+	return p.start(now) + periodSeconds[p]
 }
+
+// reset returns the whole seconds left until the window containing now ends.
+func (p period) reset(now time.Time) int64 { return p.end(now) - now.Unix() }
 
 // counterKey is what a counter counts: requests of one identifier on one
 // route and service (Kong's local policy key, minus the period).

@@ -1,11 +1,10 @@
-// Package ratelimiting implements Kong's rate-limiting plugin with the
-// local policy: fixed-window counters per second, minute, hour and day,
-// kept in process.
+// Package ratelimiting implements Kong's rate-limiting plugin: fixed-window
+// counters per second, minute, hour, day, month and year, kept in process
+// (policy local), in the datastore (cluster) or on a Redis server (redis).
 package ratelimiting
 
 import (
 	"encoding/json"
-	"net/http"
 	"strconv"
 	"time"
 
@@ -20,16 +19,35 @@ const (
 
 const msgExceeded = "API rate limit exceeded"
 
-// Plugin is the rate-limiting plugin. It owns the counters, so they
-// survive plugin set rebuilds (as Kong's shared-memory counters survive
-// configuration changes). It is safe for concurrent use.
+// Plugin is the rate-limiting plugin. It owns the local counters and the
+// Redis clients, so they survive plugin set rebuilds (as Kong's
+// shared-memory counters survive configuration changes). It is safe for
+// concurrent use.
 type Plugin struct {
 	counters *counters
 	now      func() time.Time
+	cluster  Counters // nil: policy cluster is refused
+	redis    *redisClients
+}
+
+// Options configures the plugin. The zero value has no cluster counters.
+type Options struct {
+	// Cluster keeps the counters of policy "cluster", shared by the nodes
+	// of a cluster: the datastore. Nil refuses that policy.
+	Cluster Counters
 }
 
 // New returns the rate-limiting plugin with empty counters.
-func New() *Plugin { return &Plugin{counters: newCounters(), now: time.Now} }
+func New(opts ...Options) *Plugin {
+	p := &Plugin{counters: newCounters(), now: time.Now, redis: newRedisClients()}
+	for _, o := range opts {
+		p.cluster = o.Cluster
+	}
+	return p
+}
+
+// Close releases the Redis connections.
+func (p *Plugin) Close() error { return p.redis.close() }
 
 // Name implements plugins.Plugin.
 func (*Plugin) Name() string { return Name }
@@ -43,12 +61,21 @@ func (p *Plugin) Configure(raw json.RawMessage) (plugins.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &handler{Config: cfg, p: p}
+	h := &handler{Config: cfg, p: p, errorCode: int(cfg.ErrorCode)}
 	for i, l := range cfg.limits() {
 		if l != nil {
 			m := int64(*l)
 			h.periods = append(h.periods, limit{period: period(i), max: m, maxText: strconv.FormatInt(m, 10)})
 		}
+	}
+	switch cfg.Policy {
+	case "cluster":
+		if p.cluster == nil {
+			return nil, plugins.FieldErrors{"policy": "policy 'cluster' needs a datastore that keeps counters"}
+		}
+		h.shared = p.cluster
+	case "redis":
+		h.shared = p.redis.get(cfg)
 	}
 	return h, nil
 }
@@ -56,8 +83,10 @@ func (p *Plugin) Configure(raw json.RawMessage) (plugins.Handler, error) {
 // handler is one configured instance. Its JSON form is its Config.
 type handler struct {
 	Config
-	p       *Plugin
-	periods []limit // configured periods, shortest first
+	p         *Plugin
+	periods   []limit  // configured periods, shortest first
+	errorCode int      // ErrorCode as a status
+	shared    Counters // the cluster or redis counters; nil for local
 }
 
 type limit struct {
@@ -81,10 +110,18 @@ func (h *handler) Access(c *plugins.Context) {
 		k.service = c.Service.ID
 	}
 	var used [numPeriods]int64
-	stop := h.p.counters.take(h.periods, now, k, used[:])
+	var stop int
+	if h.shared != nil {
+		var ok bool
+		if stop, ok = h.takeShared(c, now, k, used[:]); !ok {
+			return
+		}
+	} else {
+		stop = h.p.counters.take(h.periods, now, k, used[:])
+	}
 	reset := h.setHeaders(c.Response, now, used[:len(h.periods)], stop)
 	if stop >= 0 {
-		c.ExitMessage(http.StatusTooManyRequests, msgExceeded, "Retry-After", reset)
+		c.ExitMessage(h.errorCode, h.ErrorMessage, "Retry-After", reset)
 	}
 }
 
@@ -145,6 +182,18 @@ func (h *handler) identifier(c *plugins.Context) string {
 	case "credential":
 		if c.Credential != nil {
 			return c.Credential.PrimaryKey()
+		}
+	case "service":
+		if c.Service != nil {
+			return c.Service.ID
+		}
+	case "header":
+		if v, ok := c.Request.Header(*h.HeaderName); ok && v != "" {
+			return v
+		}
+	case "path":
+		if p := c.Request.Path(); p == *h.Path {
+			return p
 		}
 	}
 	return c.ClientIP

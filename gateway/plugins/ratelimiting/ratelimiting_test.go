@@ -20,14 +20,26 @@ func TestConfig(t *testing.T) {
 		name, config, want string
 		field, msg         string
 	}{
-		{name: "minute", config: `{"minute":5}`, want: `{"second":null,"minute":5,"hour":null,"day":null,"limit_by":"consumer","policy":"local","fault_tolerant":true,"hide_client_headers":false}`},
-		{name: "none", config: `{}`, field: "@entity", msg: "at least one of these fields must be non-empty: 'config.second', 'config.minute', 'config.hour', 'config.day'"},
+		{name: "minute", config: `{"minute":5}`, want: `{"second":null,"minute":5,"hour":null,"day":null,"month":null,"year":null,` +
+			`"limit_by":"consumer","header_name":null,"path":null,"policy":"local","fault_tolerant":true,` +
+			`"redis_host":null,"redis_port":6379,"redis_password":null,"redis_username":null,"redis_ssl":false,` +
+			`"redis_ssl_verify":false,"redis_server_name":null,"redis_timeout":2000,"redis_database":0,` +
+			`"hide_client_headers":false,"error_code":429,"error_message":"API rate limit exceeded","sync_rate":-1}`},
+		{name: "none", config: `{}`, field: "@entity", msg: "at least one of these fields must be non-empty: 'config.second', 'config.minute', 'config.hour', 'config.day', 'config.month', 'config.year'"},
 		{name: "string", config: `{"minute":"five"}`, field: "minute", msg: "expected a number"},
-		{name: "negative", config: `{"minute":-1}`, field: "minute", msg: "value must be a positive integer"},
+		{name: "negative", config: `{"minute":-1}`, field: "minute", msg: "value must be greater than 0"},
+		{name: "fraction", config: `{"minute":1.5}`, field: "minute", msg: "value must be an integer"},
 		{name: "order", config: `{"second":10,"minute":5}`, field: "@entity", msg: "The limit for minute(5) cannot be lower than the limit for second(10)"},
-		{name: "limit_by", config: `{"minute":1,"limit_by":"path"}`, field: "limit_by", msg: "expected one of: consumer, credential, ip"},
-		{name: "policy", config: `{"minute":1,"policy":"redis"}`, field: "policy", msg: "expected one of: local"},
-		{name: "month unsupported", config: `{"month":1}`, field: "month", msg: "unknown field"},
+		{name: "year below month", config: `{"month":10,"year":5}`, field: "@entity", msg: "The limit for year(5) cannot be lower than the limit for month(10)"},
+		{name: "limit_by", config: `{"minute":1,"limit_by":"nope"}`, field: "limit_by", msg: "expected one of: consumer, credential, ip, service, header, path"},
+		{name: "header without name", config: `{"minute":1,"limit_by":"header"}`, field: "header_name", msg: "required field missing"},
+		{name: "path without path", config: `{"minute":1,"limit_by":"path"}`, field: "path", msg: "required field missing"},
+		{name: "policy", config: `{"minute":1,"policy":"memcached"}`, field: "policy", msg: "expected one of: local, cluster, redis"},
+		{name: "redis without host", config: `{"minute":1,"policy":"redis"}`, field: "redis_host", msg: "required field missing"},
+		{name: "cluster without datastore", config: `{"minute":1,"policy":"cluster"}`, field: "policy", msg: "policy 'cluster' needs a datastore that keeps counters"},
+		{name: "redis port", config: `{"minute":1,"redis_port":70000}`, field: "redis_port", msg: "value should be between 0 and 65535"},
+		{name: "error code", config: `{"minute":1,"error_code":0}`, field: "error_code", msg: "value must be greater than 0"},
+		{name: "unknown", config: `{"minute":1,"week":1}`, field: "week", msg: "unknown field"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

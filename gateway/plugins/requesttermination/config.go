@@ -9,7 +9,7 @@ import (
 // Config is request-termination's configuration with Kong's field names.
 type Config struct {
 	// StatusCode is the response status, 100 to 599. Default 503.
-	StatusCode int `json:"status_code"`
+	StatusCode int `json:"status_code" kong:"between=100|599"`
 	// Message is sent as {"message": Message}. Nil sends Kong's default
 	// message for the status. It cannot be combined with Body.
 	Message *string `json:"message"`
@@ -19,14 +19,15 @@ type Config struct {
 	ContentType *string `json:"content_type"`
 }
 
+// DefaultConfig implements plugins.Describer.
+func (*Plugin) DefaultConfig() any { return &Config{StatusCode: 503} }
+
 func parseConfig(raw json.RawMessage) (Config, error) {
 	c := Config{StatusCode: 503}
 	if err := plugins.DecodeConfig(raw, &c); err != nil {
 		return Config{}, err
 	}
 	switch {
-	case c.StatusCode < 100 || c.StatusCode > 599:
-		return Config{}, plugins.FieldErrors{"status_code": "value should be between 100 and 599"}
 	case c.Message != nil && (c.Body != nil || c.ContentType != nil):
 		return Config{}, plugins.FieldErrors{"@entity": "message cannot be used with content_type or body"}
 	case c.ContentType != nil && c.Body == nil:

@@ -57,6 +57,13 @@ CREATE TABLE cluster_events (
 );
 CREATE INDEX cluster_events_at_idx ON cluster_events (at);
 CREATE INDEX cluster_events_expire_at_idx ON cluster_events (expire_at);
+`}, {name: "001_ratelimiting_metrics", up: `
+CREATE TABLE ratelimiting_metrics (
+	key       text PRIMARY KEY,
+	value     bigint NOT NULL,
+	expire_at timestamptz NOT NULL
+);
+CREATE INDEX ratelimiting_metrics_expire_at_idx ON ratelimiting_metrics (expire_at);
 `}}
 }
 
@@ -133,7 +140,7 @@ func (s *Store) Status(ctx context.Context) (store.MigrationStatus, error) {
 // in place, since it may hold other tables.
 func (s *Store) Reset(ctx context.Context) error {
 	err := s.locked(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `DROP TABLE IF EXISTS cluster_events, refs, uniques, entities, sluice_migrations CASCADE`)
+		_, err := tx.Exec(ctx, `DROP TABLE IF EXISTS ratelimiting_metrics, cluster_events, refs, uniques, entities, sluice_migrations CASCADE`)
 		return err
 	})
 	return s.wrap("reset", err)

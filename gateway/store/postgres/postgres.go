@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -214,7 +215,9 @@ func decodeOffset(off string) (string, error) {
 		return "", nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(off)
-	if err != nil || len(b) == 0 {
+	// Offsets resume after an entity id, always a UUID: any other decoded
+	// value was not issued by List (Kong's "not a valid offset").
+	if err != nil || uuid.Validate(string(b)) != nil || len(b) != 36 {
 		return "", fmt.Errorf("offset %q: %w", off, store.ErrInvalidOffset)
 	}
 	return string(b), nil

@@ -3,15 +3,12 @@ package postgres
 import (
 	"context"
 	"errors"
-	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/store"
@@ -20,7 +17,7 @@ import (
 )
 
 // dsnEnv names the variable holding the test server's URL.
-const dsnEnv = "SLUICE_TEST_PG_DSN"
+const dsnEnv = testenv.PGDSNVar
 
 func TestConformance(t *testing.T) {
 	serverConfig(t) // skip (or fail in CI) once, not in every subtest
@@ -129,20 +126,8 @@ func TestApplyRejectsBadInput(t *testing.T) {
 // It skips the test when the variable is unset, unless CI=true.
 func serverConfig(t testing.TB) Config {
 	t.Helper()
-	dsn := testenv.Var(t, dsnEnv, `run: bash tools/postgres.sh start && eval "$(bash tools/postgres.sh env)"`)
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("%s: %v", dsnEnv, err)
-	}
-	c := Config{Host: u.Hostname(), User: u.User.Username(), Database: strings.TrimPrefix(u.Path, "/"),
-		SSL: u.Query().Get("sslmode") == "require"}
-	c.Password, _ = u.User.Password()
-	if p := u.Port(); p != "" {
-		if c.Port, err = strconv.Atoi(p); err != nil {
-			t.Fatalf("%s: port: %v", dsnEnv, err)
-		}
-	}
-	return c
+	pg := testenv.Postgres(t)
+	return Config{Host: pg.Host, Port: pg.Port, User: pg.User, Password: pg.Password, Database: pg.Database, SSL: pg.SSL}
 }
 
 // freshConfig returns serverConfig with a new random pg_schema, dropped when
@@ -150,20 +135,7 @@ func serverConfig(t testing.TB) Config {
 func freshConfig(t testing.TB) Config {
 	t.Helper()
 	c := serverConfig(t)
-	c.Schema = "sluice_test_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, os.Getenv(dsnEnv))
-		if err != nil {
-			t.Errorf("drop schema %s: %v", c.Schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{c.Schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", c.Schema, err)
-		}
-	})
+	c.Schema = testenv.Postgres(t).FreshSchema(t, "sluice_test_")
 	return c
 }
 

@@ -53,10 +53,18 @@ CREATE TABLE cluster_events (
 	nbf     INTEGER NOT NULL
 );
 CREATE INDEX cluster_events_at_idx ON cluster_events (at);
+`}, {name: "001_ratelimiting_metrics", up: `
+CREATE TABLE ratelimiting_metrics (
+	key       TEXT PRIMARY KEY,
+	value     INTEGER NOT NULL,
+	expire_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX ratelimiting_metrics_expire_at_idx ON ratelimiting_metrics (expire_at);
 `}}
 
 // dropAll undoes every migration, for Reset.
 const dropAll = `
+DROP TABLE IF EXISTS ratelimiting_metrics;
 DROP TABLE IF EXISTS cluster_events;
 DROP TABLE IF EXISTS refs;
 DROP TABLE IF EXISTS uniques;

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/store"
@@ -93,7 +94,9 @@ func decodeOffset(off string) (string, error) {
 		return "", nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(off)
-	if err != nil || len(b) == 0 {
+	// Offsets resume after an entity id, always a UUID: any other decoded
+	// value was not issued by List (Kong's "not a valid offset").
+	if err != nil || uuid.Validate(string(b)) != nil || len(b) != 36 {
 		return "", store.ErrInvalidOffset
 	}
 	return string(b), nil

@@ -152,7 +152,8 @@ func testListForeign(t *testing.T, s store.Store, _ options) {
 func testListInvalid(t *testing.T, s store.Store, _ options) {
 	mustApply(t, s, insert(Service("x")), insert(Service("y")))
 	t.Run("invalid offset", func(t *testing.T) {
-		for _, off := range []string{"%%%not-an-offset%%%", "!"} {
+		// "YWJj" is well-formed base64 ("abc") but no offset List issued.
+		for _, off := range []string{"%%%not-an-offset%%%", "!", "YWJj"} {
 			_, err := s.List(ctx(t), store.ListQuery{Kind: entity.KindService, Size: 1, Offset: off})
 			if !errors.Is(err, store.ErrInvalidOffset) {
 				t.Errorf("List(offset %q) error = %v, want ErrInvalidOffset", off, err)

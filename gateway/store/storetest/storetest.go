@@ -88,6 +88,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"Events", testEvents},
 		{"PurgeEvents", testPurgeEvents},
 		{"Concurrency", testConcurrency},
+		{"Counters", testCounters},
 		{"Close", testClose},
 	}
 	for _, sc := range suites {

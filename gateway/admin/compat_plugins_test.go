@@ -1,0 +1,51 @@
+package admin
+
+// Kong behaviours of plugin instances and their configs: instance_name,
+// rate-limiting's and key-auth's fields with their defaults, route snis.
+func init() {
+	compatScenarios = append(compatScenarios,
+		compatScenario{"plugin instance_name", []compatStep{
+			{method: "POST", path: "/plugins", body: `{"name":"key-auth","instance_name":"auth-1"}`, status: 201, save: "p",
+				want: `{"instance_name":"auth-1","config":{"realm":null,"key_names":["apikey"]}}`},
+			{name: "addressed by instance_name", method: "GET", path: "/plugins/auth-1", status: 200, want: `{"id":"${p}"}`},
+			{name: "PATCH by instance_name", method: "PATCH", path: "/plugins/auth-1", body: `{"config":{"realm":"api"}}`,
+				status: 200, want: `{"id":"${p}","config":{"realm":"api","key_names":["apikey"]}}`},
+			{name: "unique", method: "POST", path: "/plugins", body: `{"name":"rate-limiting","instance_name":"auth-1","config":{"minute":1}}`,
+				status: 409, want: `{"code":5,"fields":{"instance_name":"auth-1"}}`},
+			{name: "invalid name", method: "POST", path: "/plugins", body: `{"name":"rate-limiting","instance_name":"a b","config":{"minute":1}}`,
+				status: 400, want: `{"code":2,"fields":{"instance_name":"<any>"}}`},
+			{method: "DELETE", path: "/plugins/auth-1", status: 204},
+			{method: "GET", path: "/plugins/${p}", status: 404},
+		}},
+		compatScenario{"rate-limiting config", []compatStep{
+			{name: "partial config gets every default", method: "POST", path: "/plugins", body: `{"name":"rate-limiting","config":{"month":100}}`,
+				status: 201, want: `{"config":{"second":null,"minute":null,"hour":null,"day":null,"month":100,"year":null,
+					"limit_by":"consumer","header_name":null,"path":null,"policy":"local","fault_tolerant":true,
+					"redis_host":null,"redis_port":6379,"redis_password":null,"redis_username":null,"redis_ssl":false,
+					"redis_ssl_verify":false,"redis_server_name":null,"redis_timeout":2000,"redis_database":0,
+					"hide_client_headers":false,"error_code":429,"error_message":"API rate limit exceeded","sync_rate":-1}}`},
+			{name: "limit_by header needs header_name", method: "POST", path: "/services", body: `{"name":"s","host":"h"}`, status: 201},
+			{method: "POST", path: "/services/s/plugins", body: `{"name":"rate-limiting","config":{"minute":1,"limit_by":"header"}}`,
+				status: 400, want: `{"code":2,"fields":{"config":{"header_name":"required field missing"}}}`},
+			{method: "POST", path: "/services/s/plugins", body: `{"name":"rate-limiting","config":{"minute":1,"limit_by":"path","path":"/x","error_code":503}}`,
+				status: 201, want: `{"config":{"limit_by":"path","path":"/x","error_code":503}}`},
+			{name: "policy cluster on a datastore with counters", method: "POST", path: "/consumers", body: `{"username":"c"}`, status: 201},
+			{method: "POST", path: "/consumers/c/plugins", body: `{"name":"rate-limiting","instance_name":"rl-cluster","config":{"hour":1,"policy":"cluster"}}`,
+				status: 201, want: `{"config":{"policy":"cluster","hour":1}}`},
+			{name: "redis needs a host", method: "POST", path: "/services/s/plugins", body: `{"name":"rate-limiting","config":{"minute":1,"policy":"redis"}}`,
+				status: 400, want: `{"fields":{"config":{"redis_host":"required field missing"}}}`},
+			{name: "form config", method: "POST", path: "/routes", body: `{"name":"r","paths":["/r"]}`, status: 201},
+			{method: "POST", path: "/routes/r/plugins", form: true,
+				body:   "name=rate-limiting&config.year=1000&config.hide_client_headers=true&config.error_message=no",
+				status: 201, want: `{"config":{"year":1000,"hide_client_headers":true,"error_message":"no"}}`},
+		}},
+		compatScenario{"route snis", []compatStep{
+			{method: "POST", path: "/routes", body: `{"paths":["/a"],"protocols":["https"],"snis":["api.example.com"]}`, status: 201,
+				want: `{"snis":["api.example.com"]}`},
+			{name: "snis need https", method: "POST", path: "/routes", body: `{"paths":["/b"],"protocols":["http"],"snis":["api.example.com"]}`,
+				status: 400, want: `{"fields":{"snis":"'snis' can only be set when 'protocols' is 'grpcs', 'tls', 'https', 'tls_passthrough'"}}`},
+			{name: "no IP as sni", method: "POST", path: "/routes", body: `{"paths":["/c"],"protocols":["https"],"snis":["10.0.0.1"]}`,
+				status: 400, want: `{"fields":{"snis":"invalid value: 10.0.0.1"}}`},
+		}},
+	)
+}
