@@ -78,14 +78,15 @@ func TestClientTimeouts(t *testing.T) {
 	_, gw := gateway(t, Options{HeaderTimeout: head, KeepaliveTimeout: idle}, route("r", []string{"/"}, false, serviceFor(t, up.URL)))
 
 	busy := dialRaw(t, gw.Addr)
-	n := 0
-	for start := time.Now(); time.Since(start) < 4*head; n++ {
+	for n, start := 0, time.Now(); time.Since(start) < 4*head; n++ {
+		if n > 0 {
+			time.Sleep(idle / 10)
+		}
 		if status, body := busy.get("/busy"); status != 200 || body != "ok" {
 			t.Fatalf("request %d on a busy connection: %d %q, want 200 \"ok\"", n, status, body)
 		}
-		time.Sleep(idle / 10)
 	}
-	took, closed := busy.closedWithin(3 * idle)
+	took, closed := busy.closedWithin(3 * idle) // from the last answer
 	switch {
 	case !closed:
 		t.Errorf("idle connection still open %v after its last answer, want closed after keepalive_timeout %v", took, idle)
