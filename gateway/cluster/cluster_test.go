@@ -51,7 +51,7 @@ func (r *recorder) got() []string {
 }
 
 // openShared opens two stores on one SQLite file, as two node processes do.
-func openShared(t *testing.T) (store.Store, store.Store) {
+func openShared(t testing.TB) (store.Store, store.Store) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "cluster.db")
 	open := func() store.Store {
@@ -68,7 +68,7 @@ func openShared(t *testing.T) (store.Store, store.Store) {
 	return open(), open()
 }
 
-func newNode(t *testing.T, st store.Store, id string, opts Options) (*Cluster, *recorder) {
+func newNode(t testing.TB, st store.Store, id string, opts Options) (*Cluster, *recorder) {
 	t.Helper()
 	rec := new(recorder)
 	opts.NodeID = id
