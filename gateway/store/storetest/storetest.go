@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"Atomicity", testAtomicity},
 		{"Events", testEvents},
 		{"PurgeEvents", testPurgeEvents},
+		{"EventCursor", testEventCursor},
 		{"Concurrency", testConcurrency},
 		{"Counters", testCounters},
 		{"Close", testClose},
