@@ -196,6 +196,17 @@ func (c *Cache) Keys(prefix string, limit int) []string {
 	return ks
 }
 
+// Close releases the backend's resources (a Redis connection pool, a
+// cache's goroutines) when it is a cachebackends.Closer, and does nothing
+// otherwise. The Cache must not be used afterwards: lookups then miss and
+// load from the datastore every time.
+func (c *Cache) Close() error {
+	if cl, ok := c.backend.(cachebackends.Closer); ok {
+		return cl.Close()
+	}
+	return nil
+}
+
 // loadShared runs one load per key at a time; callers that ask meanwhile
 // wait for its result, each until its own ctx is done.
 func (c *Cache) loadShared(ctx context.Context, key entity.CacheKey, h uint64, st *kindCounters) (entity.Entity, Result, error) {

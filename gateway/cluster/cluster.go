@@ -51,6 +51,8 @@ type Options struct {
 	// Grace is how far behind the previous poll's watermark each poll looks
 	// again, to catch transactions that took their At before the previous
 	// poll but committed after it. 0 means 2s. Duplicates are dropped by id.
+	// A datastore that is a store.EventCursor is polled by cursor instead,
+	// and Grace is not used.
 	Grace time.Duration
 	// Push applies events as the datastore pushes them, when it implements
 	// store.Notifier.
@@ -86,6 +88,11 @@ type Cluster struct {
 	mu sync.Mutex
 	// watermark is the datastore clock of the last successful poll.
 	watermark time.Time
+	// cursor is the number of the last event read, when the datastore is
+	// a store.EventCursor (cursorOK); polls then read the events after it
+	// instead of re-reading a grace window.
+	cursor   int64
+	cursorOK bool
 	// started is the datastore clock at Start. Events written before it are
 	// re-read by the first polls' grace window and applied (to be safe), but
 	// their age says nothing about propagation, so they are not counted in
@@ -177,8 +184,18 @@ func (c *Cluster) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster: cannot read the datastore clock: %w", err)
 	}
+	var cursor int64
+	cur, cursorOK := c.st.(store.EventCursor)
+	if cursorOK {
+		// Events numbered up to cursor committed before this node cached
+		// anything; every later one is read by the first polls.
+		if _, cursor, now, err = cur.EventsAfter(ctx, -1); err != nil {
+			return fmt.Errorf("cluster: cannot read the event cursor: %w", err)
+		}
+	}
 	c.mu.Lock()
 	c.watermark, c.started = now, now
+	c.cursor, c.cursorOK = cursor, cursorOK
 	c.clockOffset = now.Sub(c.now())
 	c.mu.Unlock()
 	c.goLoop(c.pollLoop)
@@ -209,10 +226,10 @@ func (c *Cluster) Poll(ctx context.Context) error {
 	defer c.pollMu.Unlock()
 	start := c.now()
 	c.mu.Lock()
-	last := c.watermark
+	last, cursor, cursorOK := c.watermark, c.cursor, c.cursorOK
 	c.mu.Unlock()
 	since := last.Add(-c.opts.Grace - c.opts.Propagation)
-	events, now, err := c.st.Events(ctx, since)
+	events, cursor, now, err := c.read(ctx, since, cursor, cursorOK)
 	c.metrics.pollDuration.Observe(c.now().Sub(start).Seconds())
 	if err != nil {
 		c.metrics.pollErrors.Inc()
@@ -225,7 +242,7 @@ func (c *Cluster) Poll(ctx context.Context) error {
 		c.applier.InvalidateAll(ctx)
 	}
 	c.mu.Lock()
-	c.watermark = now
+	c.watermark, c.cursor = now, cursor
 	c.clockOffset = now.Sub(c.now())
 	for id, at := range c.seen {
 		if at.Before(since) {
@@ -243,6 +260,18 @@ func (c *Cluster) Poll(ctx context.Context) error {
 	// every route change read, instead of one rebuild (and one wait) each.
 	c.apply(ctx, ready)
 	return nil
+}
+
+// read returns the events of one poll, the cursor after them, and the
+// datastore's clock: by cursor when the datastore has one (commit order,
+// nothing read twice), else those with At after since, a grace window
+// behind the last poll's watermark.
+func (c *Cluster) read(ctx context.Context, since time.Time, cursor int64, cursorOK bool) ([]store.Event, int64, time.Time, error) {
+	if cursorOK {
+		return c.st.(store.EventCursor).EventsAfter(ctx, cursor)
+	}
+	events, now, err := c.st.Events(ctx, since)
+	return events, cursor, now, err
 }
 
 // accept records ev as seen and reports whether it is to be applied now.

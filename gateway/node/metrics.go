@@ -181,6 +181,45 @@ func (rm *routeMetrics) counters(m *metrics, status int, fromUpstream bool) *cod
 	return v.(*codeCounters)
 }
 
+// prune deletes the series of every (service, route) pair that is not in
+// live, from each per-route vector and from the children cache, so that a
+// deleted or renamed route or service stops being exported. It runs after
+// each route table rebuild, off the request path; the empty pair of
+// unmatched requests is always kept.
+//
+// A request matched by the previous table and observed after prune
+// re-creates its pair's series; the next rebuild deletes them again. An
+// increment made through a child that prune has just deleted is lost,
+// which only affects a route that no longer exists.
+func (m *metrics) prune(live map[labelPair]bool) {
+	m.children.Range(func(k, _ any) bool {
+		key := k.(labelPair)
+		if key == (labelPair{}) || live[key] {
+			return true
+		}
+		m.children.Delete(key)
+		labels := prometheus.Labels{"service": key.service, "route": key.route}
+		for _, v := range m.perRoute() {
+			v.DeletePartialMatch(labels)
+		}
+		return true
+	})
+}
+
+// seriesDeleter is the part of a metric vector that prune uses.
+type seriesDeleter interface {
+	DeletePartialMatch(prometheus.Labels) int
+}
+
+// perRoute lists the vectors labelled by service and route.
+func (m *metrics) perRoute() []seriesDeleter {
+	vs := []seriesDeleter{m.requests, m.requestSeconds, m.upstream}
+	if k := m.kong; k != nil {
+		vs = append(vs, k.requests, k.bandwidth, k.kongLat, k.upstreamLat, k.reqLat)
+	}
+	return vs
+}
+
 func (m *metrics) query(op string, start time.Time, err error) {
 	m.queries.WithLabelValues(op).Observe(time.Since(start).Seconds())
 	if err == nil || errors.Is(err, store.ErrNotFound) {

@@ -41,8 +41,10 @@ import (
 // Options holds a node's dependencies. Config, Store and Backend are
 // required.
 type Options struct {
-	Config  *config.Config
-	Store   store.Store
+	Config *config.Config
+	Store  store.Store
+	// Backend is owned by the node from New on: Shutdown closes it when it
+	// is a cachebackends.Closer.
 	Backend cachebackends.Backend
 	// Version is reported in GET /, Via and Server headers.
 	Version string
@@ -288,7 +290,8 @@ func (n *Node) Addr(listener string) string { return n.addrs[listener] }
 
 // Shutdown reports draining on /status/ready, keeps serving for
 // Options.DrainDelay (bounded by ctx), stops accepting, waits for in-flight
-// requests until ctx is done, and stops the background loops.
+// requests until ctx is done, stops the background loops, and closes the
+// cache backend.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.draining.Store(true)
 	if n.drainDelay > 0 {
@@ -322,6 +325,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.cancel()
 	}
 	n.proxy.Close()
+	// Last, once nothing serves requests or applies events: closing the
+	// backend earlier would turn those into misses against the datastore.
+	if err := n.cache.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("node: cannot close cache_backend=%s: %w", n.cfg.CacheBackend, err))
+	}
 	return errors.Join(errs...)
 }
 

@@ -32,6 +32,7 @@ func (n *Node) buildRouter(ctx context.Context) error {
 		return err
 	}
 	var targets []router.Target
+	live := make(map[labelPair]bool)
 	err = each(ctx, n.st, entity.KindRoute, memo, func(e entity.Entity) {
 		r := e.(*entity.Route)
 		t := router.Target{Route: r}
@@ -39,6 +40,7 @@ func (n *Node) buildRouter(ctx context.Context) error {
 			t.Service = services[r.Service.ID]
 		}
 		targets = append(targets, t)
+		live[labelPair{serviceLabel(t.Service), routeLabel(r)}] = true
 	})
 	if err != nil {
 		return err
@@ -52,6 +54,7 @@ func (n *Node) buildRouter(ctx context.Context) error {
 	hosts := upstreamTargets(services)
 	n.targets.Store(&hosts)
 	n.metrics.routerRebuilt(rt.Len())
+	n.metrics.prune(live)
 	return nil
 }
 

@@ -73,6 +73,21 @@ type Notifier interface {
 	Listen(ctx context.Context, fn func(Event)) error
 }
 
+// EventCursor is implemented by datastores whose events carry a sequence
+// number that grows in commit order and is never reused: an event that
+// commits after another has a larger number (SQLite, where one writer at a
+// time assigns the next number inside its transaction). A poller that reads
+// by this cursor sees every event exactly once and needs no grace window,
+// and a poll that finds nothing new reads no rows.
+type EventCursor interface {
+	// EventsAfter returns the events numbered above seq in commit order,
+	// the number of the last one (seq when there is none), and the
+	// datastore's clock when it read them. A seq of -1 returns no events
+	// and the number of the last event stored (0 when there is none):
+	// where a poller starts.
+	EventsAfter(ctx context.Context, seq int64) (events []Event, last int64, now time.Time, err error)
+}
+
 // Counters is implemented by datastores that keep counters shared by the
 // nodes: the rate-limiting plugin's policy "cluster" (Kong's
 // ratelimiting_metrics). Keys name a window, so a counter is never

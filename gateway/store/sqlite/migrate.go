@@ -60,6 +60,22 @@ CREATE TABLE ratelimiting_metrics (
 	expire_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX ratelimiting_metrics_expire_at_idx ON ratelimiting_metrics (expire_at);
+`}, {name: "002_cluster_events_seq", up: `
+CREATE TABLE cluster_events_seq (
+	seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+	id      TEXT NOT NULL UNIQUE,
+	node_id TEXT NOT NULL,
+	channel TEXT NOT NULL,
+	data    TEXT NOT NULL,
+	trace   TEXT NOT NULL,
+	at      INTEGER NOT NULL,
+	nbf     INTEGER NOT NULL
+);
+INSERT INTO cluster_events_seq (id, node_id, channel, data, trace, at, nbf)
+	SELECT id, node_id, channel, data, trace, at, nbf FROM cluster_events ORDER BY rowid;
+DROP TABLE cluster_events;
+ALTER TABLE cluster_events_seq RENAME TO cluster_events;
+CREATE INDEX cluster_events_at_idx ON cluster_events (at);
 `}}
 
 // dropAll undoes every migration, for Reset.

@@ -207,7 +207,8 @@ func mapErr(err error) error {
 }
 
 var (
-	_ store.Store    = (*Store)(nil)
-	_ store.Migrator = (*Store)(nil)
-	_ store.Pinger   = (*Store)(nil)
+	_ store.Store       = (*Store)(nil)
+	_ store.Migrator    = (*Store)(nil)
+	_ store.Pinger      = (*Store)(nil)
+	_ store.EventCursor = (*Store)(nil)
 )

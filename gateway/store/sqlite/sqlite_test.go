@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -128,6 +129,52 @@ func TestMigrationRace(t *testing.T) {
 	}
 }
 
+// TestEventsKeptBy002 upgrades a file whose events were written before
+// migration 002_cluster_events_seq: they are kept, numbered in the order
+// they were written, and later events are numbered after them.
+func TestEventsKeptBy002(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "sluice.db"))
+	ctx := t.Context()
+	if err := s.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.writer.ExecContext(ctx, createMigrations); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:2] {
+		if _, err := s.writer.ExecContext(ctx, m.up+`;INSERT INTO schema_migrations VALUES (?, 0)`, m.name); err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+	}
+	var old []string
+	for i := range 3 {
+		id := uuid.NewString()
+		old = append(old, id)
+		if _, err := s.writer.ExecContext(ctx, `INSERT INTO cluster_events (id, node_id, channel, data, trace, at, nbf)
+			VALUES (?, 'n', 'invalidations', 'services:x', '', ?, ?)`, id, 1000-i, 1000-i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	late := store.Event{ID: uuid.NewString(), NodeID: "n", Channel: "invalidations", Data: "services:y"}
+	if err := s.Apply(ctx, nil, []store.Event{late}); err != nil {
+		t.Fatal(err)
+	}
+	evs, last, _, err := s.EventsAfter(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range evs {
+		got = append(got, e.ID)
+	}
+	if want := append(old, late.ID); !slices.Equal(got, want) || last != 4 {
+		t.Fatalf("EventsAfter(0) = %v, %d; want %v, 4", got, last, want)
+	}
+}
+
 // TestSharedFile has two Store instances, each with its own connection
 // pools as separate processes would have, write concurrently to one file
 // and read each other's events.
@@ -160,7 +207,8 @@ func TestSharedFile(t *testing.T) {
 }
 
 // TestMultiProcess runs two real node processes (this test binary) on one
-// file: each writes services and events, then waits to read the other's.
+// file: each writes services and events, following the file's events by
+// cursor meanwhile, then waits to read the other's.
 func TestMultiProcess(t *testing.T) {
 	if os.Getenv("SLUICE_SQLITE_CHILD") != "" {
 		t.Skip("child process")
@@ -201,10 +249,13 @@ func TestChildNode(t *testing.T) {
 	}
 	defer s.Close()
 	start, _ := s.Now(t.Context())
-	if err := writeNode(t.Context(), s, node, writes); err != nil {
+	deadline := time.Now().Add(20 * time.Second)
+	written := make(chan error, 1)
+	go func() { written <- writeNode(t.Context(), s, node, writes) }()
+	followCursor(t, s, writes, deadline) // while both processes write
+	if err := <-written; err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
 	for {
 		evs, _, err := s.Events(t.Context(), start.Add(-time.Minute))
 		if err != nil {
@@ -212,12 +263,41 @@ func TestChildNode(t *testing.T) {
 		}
 		got := countByNode(evs)
 		if got["node-0"] == writes && got["node-1"] == writes {
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("events by node = %v, want %d each", got, writes)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// followCursor reads the file's events by cursor from the first, while
+// the processes write, until it has read writes events
+// of each node; each must come exactly once. It checks the claim behind
+// store.EventCursor across processes: numbers follow commit order, so a
+// reader never skips an event that commits after it read past a larger
+// number.
+func followCursor(t *testing.T, s *Store, writes int, deadline time.Time) {
+	seen := map[string]int{}
+	got := map[string]int{}
+	var seq int64
+	for got["node-0"] < writes || got["node-1"] < writes {
+		if time.Now().After(deadline) {
+			t.Fatalf("events by node read by cursor = %v, want %d each", got, writes)
+		}
+		evs, last, _, err := s.EventsAfter(t.Context(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			if seen[e.ID]++; seen[e.ID] > 1 {
+				t.Fatalf("event %s read twice by cursor", e.ID)
+			}
+			got[e.NodeID]++
+		}
+		seq = last
+		time.Sleep(time.Millisecond)
 	}
 }
 
