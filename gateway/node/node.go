@@ -291,7 +291,7 @@ func (n *Node) Addr(listener string) string { return n.addrs[listener] }
 // Shutdown reports draining on /status/ready, keeps serving for
 // Options.DrainDelay (bounded by ctx), stops accepting, waits for in-flight
 // requests until ctx is done, stops the background loops, and closes the
-// cache backend.
+// cache backend and what the plugins hold open.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.draining.Store(true)
 	if n.drainDelay > 0 {
@@ -329,6 +329,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	// backend earlier would turn those into misses against the datastore.
 	if err := n.cache.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("node: cannot close cache_backend=%s: %w", n.cfg.CacheBackend, err))
+	}
+	if err := n.plugins.Close(); err != nil { // rate-limiting's Redis connections
+		errs = append(errs, fmt.Errorf("node: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"sort"
 )
@@ -141,6 +142,21 @@ func (r *Registry) Names() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// Close releases what the registered plugins hold open (rate-limiting's
+// Redis connections): it calls Close on every plugin that is an
+// io.Closer, and returns their errors joined.
+func (r *Registry) Close() error {
+	var errs []error
+	for _, name := range r.Names() {
+		if c, ok := r.byName[name].(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("plugins: closing %s: %w", name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // FieldErrors maps config field names to what is wrong with them. The key
