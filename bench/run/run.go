@@ -149,6 +149,9 @@ func Run(ctx context.Context, opts Options) (*report.Results, error) {
 	}
 	switch opts.Database {
 	case "sqlite", "postgres", "cassandra":
+	case "off":
+		return nil, fmt.Errorf("bench: --database off: DB-less nodes are not benchmarked yet (the bench writes " +
+			"its entities through the Admin API, which a DB-less node refuses); want sqlite, postgres or cassandra")
 	default:
 		return nil, fmt.Errorf("bench: --database %q: want sqlite, postgres or cassandra", opts.Database)
 	}
