@@ -52,6 +52,18 @@ func TestRunRejectsUnknownSkip(t *testing.T) {
 	}
 }
 
+// TestRunRejectsBadDatabase checks that --database names the allowed
+// values, and says why DB-less nodes are not among them.
+func TestRunRejectsBadDatabase(t *testing.T) {
+	for db, want := range map[string]string{"mysql": "want sqlite, postgres or cassandra", "off": "DB-less nodes are not benchmarked yet"} {
+		_, err := Run(context.Background(), Options{Binary: "/nonexistent/sluice", Profile: Profiles["smoke"], Out: t.TempDir(),
+			Database: db, Nodes: 2})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Run with --database %s: %v; want an error saying %q", db, err, want)
+		}
+	}
+}
+
 // TestMiniProfile runs the whole bench on real node processes with a tiny
 // profile and checks results.json has sane rows. Nothing about speed is
 // asserted.
