@@ -379,7 +379,7 @@ func every(ctx context.Context, d time.Duration, fn func()) {
 // queues what it accepts; another goroutine applies everything queued in
 // one batch. Applying waits for the snapshots' rebuild, so applying each
 // event as it arrived queued a burst of changes behind one rebuild each
-// (a p99 of 518 ms at 60 changes/s, bench/RESULTS.md).
+// (a p99 of 479-518 ms at 60 changes/s, 53 ms batched; bench/RESULTS.md).
 func (c *Cluster) pushLoop(ctx context.Context, n store.Notifier) {
 	q := &pushQueue{ready: make(chan struct{}, 1)}
 	applied := make(chan struct{})
@@ -428,7 +428,7 @@ func (c *Cluster) pushLoop(ctx context.Context, n store.Notifier) {
 type pushQueue struct {
 	mu    sync.Mutex
 	evs   []store.Event
-	ready chan struct{} // holds a token while evs is not empty
+	ready chan struct{} // a token: evs may hold events
 }
 
 func (q *pushQueue) push(ev store.Event) {
