@@ -36,7 +36,10 @@ func TestMiniSoak(t *testing.T) {
 	if s.CapacityRPS <= 0 || s.RateRPS != soakRate(s.CapacityRPS, 0) {
 		t.Errorf("rate %d/s for capacity %.0f rps, want half", s.RateRPS, s.CapacityRPS)
 	}
-	if n := len(s.Intervals); n < 4 || n > 7 {
+	// 6 ticks and the attack's tail; one more tick when the last answers
+	// straggle past the 6 s (a loaded machine: make test runs packages
+	// side by side).
+	if n := len(s.Intervals); n < 4 || n > 8 {
 		t.Fatalf("%d intervals over 6 s sampled every 1 s", n)
 	}
 	var requests, unauth, changes int
