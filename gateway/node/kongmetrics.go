@@ -1,8 +1,6 @@
 package node
 
 import (
-	"github.com/sluice-gw/sluice/gateway/admin"
-	"github.com/valyala/fasthttp"
 	"net"
 	"net/http"
 	"os"
@@ -13,7 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/valyala/fasthttp"
 
+	"github.com/sluice-gw/sluice/gateway/admin"
 	"github.com/sluice-gw/sluice/gateway/cache"
 	"github.com/sluice-gw/sluice/gateway/proxy"
 )
