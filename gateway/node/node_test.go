@@ -12,6 +12,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/sluice-gw/sluice/cachebackends"
 	"github.com/sluice-gw/sluice/cachebackends/freecache"
 	"github.com/sluice-gw/sluice/cachebackends/redis"
 	"github.com/sluice-gw/sluice/gateway/config"
@@ -28,17 +29,8 @@ func TestShutdownClosesCacheBackend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Default()
-	cfg.CacheBackend = "redis"
-	cfg.ProxyListen, cfg.AdminListen, cfg.StatusListen = "127.0.0.1:0", "127.0.0.1:0", "off"
-	n, err := New(Options{Config: cfg, Store: openStore(t), Backend: backend})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := startNode(t, "redis", backend)
 	ctx := context.Background()
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	if err := backend.Set([]byte("k"), []byte("v"), time.Minute); err != nil { // expires on its own
 		t.Fatalf("Set while the node runs: %v", err)
 	}
@@ -74,20 +66,12 @@ func TestShutdownClosesPluginConnections(t *testing.T) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer upstream.Close()
 
-	cfg := config.Default()
-	cfg.ProxyListen, cfg.AdminListen, cfg.StatusListen = "127.0.0.1:0", "127.0.0.1:0", "off"
 	backend, err := freecache.New(freecache.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(Options{Config: cfg, Store: openStore(t), Backend: backend})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := startNode(t, "freecache", backend)
 	ctx := context.Background()
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	admin := "http://" + n.Addr("admin")
 	for _, w := range []struct{ path, body string }{
 		{"/services", `{"name":"up","url":"` + upstream.URL + `"}`},
@@ -129,4 +113,22 @@ func TestShutdownClosesPluginConnections(t *testing.T) {
 	if got := conns(); got != 0 {
 		t.Errorf("%d connections of the rate-limiting plugin still open on Redis after Shutdown, want 0", got)
 	}
+}
+
+// startNode starts a node on a fresh SQLite file with cache backend b
+// (named cacheBackend in its configuration), its proxy and Admin API on
+// loopback ports and no status listener; the caller shuts it down.
+func startNode(t *testing.T, cacheBackend string, b cachebackends.Backend) *Node {
+	t.Helper()
+	cfg := config.Default()
+	cfg.CacheBackend = cacheBackend
+	cfg.ProxyListen, cfg.AdminListen, cfg.StatusListen = "127.0.0.1:0", "127.0.0.1:0", "off"
+	n, err := New(Options{Config: cfg, Store: openStore(t), Backend: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
