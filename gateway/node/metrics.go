@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"errors"
 	"strconv"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/sluice-gw/sluice/gateway/cache"
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/proxy"
+	"github.com/sluice-gw/sluice/gateway/router"
 	"github.com/sluice-gw/sluice/gateway/store"
 )
 
@@ -26,9 +26,6 @@ type metrics struct {
 	upstream       *prometheus.HistogramVec
 	queries        *prometheus.HistogramVec
 	reachable      prometheus.Gauge
-	rebuilds       prometheus.Counter
-	routes         prometheus.Gauge
-	rebuildSeconds *prometheus.HistogramVec
 	clientErrors   *prometheus.CounterVec
 
 	// up mirrors reachable for the Kong compat collector.
@@ -95,17 +92,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reachable: f.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_datastore_reachable", Help: "1 when the last datastore check or lookup succeeded, else 0.",
 		}),
-		rebuilds: f.NewCounter(prometheus.CounterOpts{
-			Name: "sluice_router_rebuilds_total", Help: "Route table rebuilds.",
-		}),
-		routes: f.NewGauge(prometheus.GaugeOpts{
-			Name: "sluice_router_routes", Help: "Routes in the current route table.",
-		}),
-		rebuildSeconds: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "sluice_snapshot_rebuild_duration_seconds",
-			Help:    "Time to rebuild a snapshot (routes: the route table; plugins: the plugin set) from the datastore; failed rebuilds are not counted.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
-		}, []string{"snapshot"}),
 		clientErrors: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_client_errors_total",
 			Help: "Requests refused or cut short because of the client: malformed framing, a timeout reading it, a body or head over the limits, a connection closed mid-body.",
@@ -184,40 +170,79 @@ func (rm *routeMetrics) counters(m *metrics, status int, fromUpstream bool) *cod
 // prune deletes the series of every (service, route) pair that is not in
 // live, from each per-route vector and from the children cache, so that a
 // deleted or renamed route or service stops being exported. It runs after
-// each route table rebuild, off the request path; the empty pair of
-// unmatched requests is always kept.
+// each full route table rebuild (routeChanged handles single changes),
+// off the request path; the empty pair of unmatched requests is always
+// kept.
 //
 // A request matched by the previous table and observed after prune
-// re-creates its pair's series; the next rebuild deletes them again. An
-// increment made through a child that prune has just deleted is lost,
-// which only affects a route that no longer exists.
+// re-creates its pair's series, until the next full rebuild. An increment
+// made through a child that prune has just deleted is lost, which only
+// affects a route that no longer exists.
 func (m *metrics) prune(live map[labelPair]bool) {
 	m.children.Range(func(k, _ any) bool {
-		key := k.(labelPair)
-		if key == (labelPair{}) || live[key] {
-			return true
-		}
-		m.children.Delete(key)
-		labels := prometheus.Labels{"service": key.service, "route": key.route}
-		for _, v := range m.perRoute() {
-			v.DeletePartialMatch(labels)
+		if key := k.(labelPair); !live[key] {
+			m.forget(key)
 		}
 		return true
 	})
 }
 
-// seriesDeleter is the part of a metric vector that prune uses.
-type seriesDeleter interface {
-	DeletePartialMatch(prometheus.Labels) int
+// routeChanged deletes the series of was's (service, route) pair when
+// now has other labels (renamed) or is gone. It is the snapshots'
+// OnRouteChanged.
+func (m *metrics) routeChanged(was, now router.Target) {
+	old := labelPair{serviceLabel(was.Service), routeLabel(was.Route)}
+	if now.Route != nil && old == (labelPair{serviceLabel(now.Service), routeLabel(now.Route)}) {
+		return
+	}
+	m.forget(old)
 }
 
-// perRoute lists the vectors labelled by service and route.
-func (m *metrics) perRoute() []seriesDeleter {
-	vs := []seriesDeleter{m.requests, m.requestSeconds, m.upstream}
-	if k := m.kong; k != nil {
-		vs = append(vs, k.requests, k.bandwidth, k.kongLat, k.upstreamLat, k.reqLat)
+// rebuilt prunes the series of every pair not in the rebuilt table. It is
+// the snapshots' OnRebuilt.
+func (m *metrics) rebuilt(all []router.Target) {
+	live := make(map[labelPair]bool, len(all))
+	for _, t := range all {
+		live[labelPair{serviceLabel(t.Service), routeLabel(t.Route)}] = true
 	}
-	return vs
+	m.prune(live)
+}
+
+// forget deletes the series of one (service, route) pair; the empty pair
+// of unmatched requests is kept.
+// Series exist only for pairs that served requests (in children), and
+// the pair's own instruments name them exactly, so this costs no scan of
+// the vectors, except for Kong's families (prometheus_kong_compat).
+func (m *metrics) forget(key labelPair) {
+	if key == (labelPair{}) {
+		return
+	}
+	v, ok := m.children.LoadAndDelete(key)
+	if !ok {
+		return
+	}
+	rm := v.(*routeMetrics)
+	m.requestSeconds.DeleteLabelValues(key.service, key.route)
+	m.upstream.DeleteLabelValues(key.service, key.route)
+	rm.codes.Range(func(k, _ any) bool {
+		code := "other"
+		if status := k.(int) / 2; status > 0 {
+			code = statusCodes[status]
+		}
+		m.requests.DeleteLabelValues(key.service, key.route, code)
+		return true
+	})
+	if k := m.kong; k != nil {
+		labels := prometheus.Labels{"service": key.service, "route": key.route}
+		for _, v := range []seriesDeleter{k.requests, k.bandwidth, k.kongLat, k.upstreamLat, k.reqLat} {
+			v.DeletePartialMatch(labels)
+		}
+	}
+}
+
+// seriesDeleter is the part of a metric vector that forget uses.
+type seriesDeleter interface {
+	DeletePartialMatch(prometheus.Labels) int
 }
 
 func (m *metrics) query(op string, start time.Time, err error) {
@@ -236,25 +261,6 @@ func (m *metrics) setReachable(ok bool) {
 	} else {
 		m.reachable.Set(0)
 	}
-}
-
-// timed wraps the build of snapshot so that every successful build is
-// observed in sluice_snapshot_rebuild_duration_seconds.
-func (m *metrics) timed(snapshot string, build func(context.Context) error) func(context.Context) error {
-	h := m.rebuildSeconds.WithLabelValues(snapshot)
-	return func(ctx context.Context) error {
-		start := time.Now()
-		if err := build(ctx); err != nil {
-			return err
-		}
-		h.Observe(time.Since(start).Seconds())
-		return nil
-	}
-}
-
-func (m *metrics) routerRebuilt(routes int) {
-	m.rebuilds.Inc()
-	m.routes.Set(float64(routes))
 }
 
 // serviceLabel is Kong's service label: the name, else the host.

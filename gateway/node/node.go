@@ -1,6 +1,6 @@
 // Package node assembles one gateway node: the entity cache over the
-// chosen backend, the route table and plugin snapshots rebuilt on
-// invalidation, the cluster event loops, and the proxy, Admin API and status
+// chosen backend, the route table and plugin snapshots (gateway/snapshot)
+// fed with invalidations, the cluster event loops, and the proxy, Admin API and status
 // listeners. cmd/sluice builds the concrete datastore and cache backend and
 // hands them in; tests do the same with real ones.
 package node
@@ -35,6 +35,7 @@ import (
 	"github.com/sluice-gw/sluice/gateway/plugins/ratelimiting"
 	"github.com/sluice-gw/sluice/gateway/plugins/requesttermination"
 	"github.com/sluice-gw/sluice/gateway/proxy"
+	"github.com/sluice-gw/sluice/gateway/snapshot"
 	"github.com/sluice-gw/sluice/gateway/store"
 )
 
@@ -59,30 +60,23 @@ type Options struct {
 
 // Node is one gateway node.
 type Node struct {
-	// targets holds the services' host:port, refreshed with the route
-	// table, for kong_upstream_target_health.
-	targets atomic.Pointer[[]upstreamTarget]
 	// conns counts the proxy listener's connections (GET /status).
 	conns *connStats
 
-	cfg      *config.Config
-	st       store.Store
-	log      *slog.Logger
-	reg      *prometheus.Registry
-	nodeID   string
-	cache    *cache.Cache
-	cluster  *cluster.Cluster
-	plugins  *plugins.Registry
-	proxy    *proxy.Proxy
-	admin    http.Handler
-	status   http.Handler
-	routes   *rebuilder
-	pluginsR *rebuilder
-	// routeMemo and pluginMemo spare the rebuilds decoding unchanged
-	// records.
-	routeMemo, pluginMemo decodeMemo
-	metrics               *metrics
-	tracer                trace.Tracer // nil when tracing is off
+	cfg     *config.Config
+	st      store.Store
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	nodeID  string
+	cache   *cache.Cache
+	cluster *cluster.Cluster
+	plugins *plugins.Registry
+	proxy   *proxy.Proxy
+	admin   http.Handler
+	status  http.Handler
+	snaps   *snapshot.Snapshots
+	metrics *metrics
+	tracer  trace.Tracer // nil when tracing is off
 
 	draining   atomic.Bool
 	drainDelay time.Duration
@@ -120,7 +114,7 @@ func New(opts Options) (*Node, error) {
 	if cfg.PrometheusKongCompat {
 		n.metrics.kong = newKongMetrics(n.reg)
 		n.metrics.kong.conns = n.conns
-		n.reg.MustRegister(newKongCollector(n.metrics, n.cache, &n.targets, n.nodeID, opts.Version, int64(cfg.MemCacheSize)))
+		n.reg.MustRegister(newKongCollector(n.metrics, n.cache, func() []snapshot.Upstream { return n.snaps.Upstreams() }, n.nodeID, opts.Version, int64(cfg.MemCacheSize)))
 	}
 	var err error
 	n.cluster, err = cluster.New(opts.Store, n, cluster.Options{
@@ -146,8 +140,9 @@ func New(opts Options) (*Node, error) {
 		HeaderTimeout:  cfg.ClientHeaderTimeout, BodyTimeout: cfg.ClientBodyTimeout,
 		KeepaliveTimeout: cfg.KeepaliveTimeout, SendTimeout: cfg.SendTimeout,
 	})
-	n.routes = newRebuilder("routes", n.log, n.metrics.timed("routes", n.buildRouter))
-	n.pluginsR = newRebuilder("plugins", n.log, n.metrics.timed("plugins", n.buildPlugins))
+	n.snaps = snapshot.New(opts.Store, n.plugins, n.proxy, snapshot.Options{
+		Logger: n.log, Registerer: n.reg, OnRouteChanged: n.metrics.routeChanged, OnRebuilt: n.metrics.rebuilt,
+	})
 	host, _ := os.Hostname()
 	n.admin = traceServer(opts.TracerProvider, "sluice.admin", admin.New(admin.Options{
 		Store: opts.Store, Cache: n.cache, Plugins: n.plugins, Cluster: n.cluster,
@@ -188,8 +183,7 @@ func (n *Node) Cache() *cache.Cache { return n.cache }
 func (n *Node) Start(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	go n.routes.run(bg)
-	go n.pluginsR.run(bg)
+	n.snaps.Start(bg)
 	if err := n.cluster.Start(ctx); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
@@ -337,32 +331,19 @@ func (n *Node) Shutdown(ctx context.Context) error {
 }
 
 // Invalidate implements cluster.Applier: it purges keys from the cache and
-// rebuilds the snapshots they name, waiting (boundedly) for the rebuild so
+// hands them to the snapshots, waiting (boundedly) for them to apply so
 // that the next request sees the change.
 func (n *Node) Invalidate(ctx context.Context, keys []entity.CacheKey) {
-	var routesGen, pluginsGen uint64
-	local := cluster.Local(ctx)
 	for _, k := range keys {
-		switch k {
-		case entity.RouterVersion:
-			routesGen = n.routes.request(local)
-		case entity.PluginsVersion:
-			pluginsGen = n.pluginsR.request(local)
-		default:
+		if k != entity.RouterVersion && k != entity.PluginsVersion {
 			n.cache.Invalidate(k)
 		}
 	}
+	t := n.snaps.Invalidate(keys, cluster.Local(ctx))
 	ctx, cancel := context.WithTimeout(ctx, rebuildWait)
 	defer cancel()
-	if routesGen > 0 {
-		if err := n.routes.wait(ctx, routesGen); err != nil {
-			n.log.Warn("route table rebuild still pending", "err", err)
-		}
-	}
-	if pluginsGen > 0 {
-		if err := n.pluginsR.wait(ctx, pluginsGen); err != nil {
-			n.log.Warn("plugin set rebuild still pending", "err", err)
-		}
+	if err := n.snaps.Wait(ctx, t); err != nil {
+		n.log.Warn("snapshot update still pending", "err", err)
 	}
 }
 
@@ -378,10 +359,9 @@ func (n *Node) InvalidateAll(ctx context.Context) {
 const rebuildWait = 10 * time.Second
 
 func (n *Node) rebuildAll(ctx context.Context) error {
-	rg, pg := n.routes.request(true), n.pluginsR.request(true)
 	ctx, cancel := context.WithTimeout(ctx, rebuildWait)
 	defer cancel()
-	return errors.Join(n.routes.wait(ctx, rg), n.pluginsR.wait(ctx, pg))
+	return n.snaps.RebuildAll(ctx)
 }
 
 // load is the cache's Loader: the only place the proxy's lookups reach the

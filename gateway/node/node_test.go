@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/sluice-gw/sluice/cachebackends/freecache"
 	"github.com/sluice-gw/sluice/cachebackends/redis"
 	"github.com/sluice-gw/sluice/gateway/config"
+	"github.com/sluice-gw/sluice/gateway/store/sqlite"
 	"github.com/sluice-gw/sluice/internal/testenv"
 )
 
@@ -131,4 +133,20 @@ func startNode(t *testing.T, cacheBackend string, b cachebackends.Backend) *Node
 		t.Fatal(err)
 	}
 	return n
+}
+
+// openStore returns a migrated SQLite store in a temporary directory,
+// closed when the test ends.
+func openStore(tb testing.TB) *sqlite.Store {
+	tb.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(tb.TempDir(), "n.db")})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	if err := st.Up(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	return st
 }

@@ -18,7 +18,7 @@ func (n *Node) statusHandler() http.Handler {
 		switch {
 		case n.draining.Load():
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"message": "draining"})
-		case !n.routes.built() || !n.pluginsR.built():
+		case !n.snaps.Ready():
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"message": "route table and plugins not yet built"})
 		default:
 			writeJSON(w, http.StatusOK, map[string]string{"message": "ready"})
