@@ -3,9 +3,8 @@
 // invalidation keys: one entity key (route:<id>, service:<id>,
 // plugin:<id>) reads that one entity and changes the snapshot in place of
 // a full rebuild, at a cost that does not grow with the number of routes.
-// A version key alone (router:version, plugins_iterator:version: an old
-// event, a DB-less configuration, a purge), start-up and RebuildAll read
-// everything instead. Each snapshot has one worker goroutine that
+// A version key that matches no entity key (an old event), start-up and
+// RebuildAll (a purge after lost events) read everything instead. Each snapshot has one worker goroutine that
 // coalesces changes; the proxy swaps each new snapshot in atomically, and
 // requests never wait for one.
 package snapshot
@@ -15,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -56,6 +56,12 @@ type Snapshots struct {
 	plugins *pluginSet
 	rw, pw  *worker
 	log     *slog.Logger
+
+	// mu guards the fields below.
+	mu sync.Mutex
+	// routeCredit and pluginCredit count the entity keys whose version
+	// key has not arrived yet (see Invalidate).
+	routeCredit, pluginCredit int
 }
 
 // Ticket identifies the snapshot generations that cover a set of changes;
@@ -88,31 +94,51 @@ func (s *Snapshots) Start(ctx context.Context) {
 // concern and returns the Ticket that covers them. Keys of other entities
 // are ignored. urgent marks a write made on this node, which no rate limit
 // holds back.
+//
+// Every write emits its entity's key with its snapshot's version key
+// (entity.InvalidationKeys), but the two may arrive in different batches
+// (PostgreSQL pushes events one by one). A version key is therefore
+// matched with an entity key of the same snapshot, in this batch or an
+// earlier one; only one that matches none (an old event, a write made by
+// something that emits version keys alone) asks for a full rebuild.
 func (s *Snapshots) Invalidate(keys []entity.CacheKey, urgent bool) Ticket {
 	var routeKeys, pluginKeys []entity.CacheKey
-	var routerVersion, pluginsVersion bool
+	var routerVersions, pluginsVersions int
 	for _, k := range keys {
 		switch {
 		case k == entity.RouterVersion:
-			routerVersion = true
+			routerVersions++
 		case k == entity.PluginsVersion:
-			pluginsVersion = true
+			pluginsVersions++
 		case k.Kind == entity.KindRoute || k.Kind == entity.KindService:
 			routeKeys = append(routeKeys, k)
 		case k.Kind == entity.KindPlugin:
 			pluginKeys = append(pluginKeys, k)
 		}
 	}
+	s.mu.Lock()
+	routesFull := unmatched(&s.routeCredit, len(routeKeys), routerVersions)
+	pluginsFull := unmatched(&s.pluginCredit, len(pluginKeys), pluginsVersions)
+	s.mu.Unlock()
 	var t Ticket
-	// A version key with entity keys is one write's pair (the entity
-	// names the change); alone it names no change: read everything.
-	if len(routeKeys) > 0 || routerVersion {
-		t.routes = s.rw.request(routeKeys, routerVersion && len(routeKeys) == 0, urgent)
+	if len(routeKeys) > 0 || routesFull {
+		t.routes = s.rw.request(routeKeys, routesFull, urgent)
 	}
-	if len(pluginKeys) > 0 || pluginsVersion {
-		t.plugins = s.pw.request(pluginKeys, pluginsVersion && len(pluginKeys) == 0, urgent)
+	if len(pluginKeys) > 0 || pluginsFull {
+		t.plugins = s.pw.request(pluginKeys, pluginsFull, urgent)
 	}
 	return t
+}
+
+// unmatched adds a batch's entity and version keys of one snapshot to
+// credit and reports whether some version key matched no entity key.
+func unmatched(credit *int, entities, versions int) bool {
+	*credit += entities - versions
+	if *credit < 0 {
+		*credit = 0
+		return true
+	}
+	return false
 }
 
 // Wait blocks until the snapshots covering t are swapped in, or ctx is
@@ -135,6 +161,9 @@ func (s *Snapshots) Wait(ctx context.Context, t Ticket) error {
 // RebuildAll rebuilds both snapshots from everything in the datastore and
 // waits for them (bounded by ctx).
 func (s *Snapshots) RebuildAll(ctx context.Context) error {
+	s.mu.Lock()
+	s.routeCredit, s.pluginCredit = 0, 0 // the rebuild covers every pending pair
+	s.mu.Unlock()
 	return s.Wait(ctx, Ticket{routes: s.rw.request(nil, true, true), plugins: s.pw.request(nil, true, true)})
 }
 

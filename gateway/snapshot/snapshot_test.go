@@ -283,3 +283,34 @@ func TestFailedReadRetries(t *testing.T) {
 		t.Errorf("%v rebuilds, want the start-up one only: a failed read is retried, not rebuilt", n)
 	}
 }
+
+// TestPairsSplitAcrossBatches: a write's route key and router:version
+// arriving in two batches (as PostgreSQL pushes them) cost no rebuild, in
+// either order after the first; an unmatched router:version still does.
+func TestPairsSplitAcrossBatches(t *testing.T) {
+	const r1 = "00000000-0000-4000-8001-000000000001"
+	st := openStore(t, "")
+	f := newFixture(t, st)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := st.Apply(ctx, []store.Op{op(t, store.OpInsert, rt(r1, "", "/a"))}, nil); err != nil {
+		t.Fatal(err)
+	}
+	rebuilds := func() float64 { return testutil.ToFloat64(f.s.routes.m.rebuilds) }
+	for _, batch := range [][]entity.CacheKey{{{Kind: entity.KindRoute, ID: r1}}, {entity.RouterVersion}} {
+		if err := f.s.Wait(ctx, f.s.Invalidate(batch, false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if id, _ := f.out.match("/a"); id != r1 || rebuilds() != 1 {
+		t.Fatalf("split pair: /a -> %q after %v rebuilds, want r1 and the start-up rebuild only", id, rebuilds())
+	}
+	for _, batch := range [][]entity.CacheKey{{entity.RouterVersion, entity.RouterVersion}, {{Kind: entity.KindRoute, ID: r1}}} {
+		if err := f.s.Wait(ctx, f.s.Invalidate(batch, false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rebuilds() != 2 {
+		t.Errorf("two router:version keys for no entity key: %v rebuilds, want 2 (one more)", rebuilds())
+	}
+}
