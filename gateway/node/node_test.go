@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-gw/sluice/cachebackends/freecache"
 	"github.com/sluice-gw/sluice/cachebackends/redis"
 	"github.com/sluice-gw/sluice/gateway/config"
+	"github.com/sluice-gw/sluice/gateway/store"
 	"github.com/sluice-gw/sluice/gateway/store/sqlite"
 	"github.com/sluice-gw/sluice/internal/testenv"
 )
@@ -120,12 +121,18 @@ func TestShutdownClosesPluginConnections(t *testing.T) {
 // startNode starts a node on a fresh SQLite file with cache backend b
 // (named cacheBackend in its configuration), its proxy and Admin API on
 // loopback ports and no status listener; the caller shuts it down.
-func startNode(t *testing.T, cacheBackend string, b cachebackends.Backend) *Node {
+func startNode(t testing.TB, cacheBackend string, b cachebackends.Backend) *Node {
+	t.Helper()
+	return startNodeOn(t, openStore(t), cacheBackend, b)
+}
+
+// startNodeOn is startNode on the datastore st.
+func startNodeOn(t testing.TB, st store.Store, cacheBackend string, b cachebackends.Backend) *Node {
 	t.Helper()
 	cfg := config.Default()
 	cfg.CacheBackend = cacheBackend
 	cfg.ProxyListen, cfg.AdminListen, cfg.StatusListen = "127.0.0.1:0", "127.0.0.1:0", "off"
-	n, err := New(Options{Config: cfg, Store: openStore(t), Backend: b})
+	n, err := New(Options{Config: cfg, Store: st, Backend: b})
 	if err != nil {
 		t.Fatal(err)
 	}
