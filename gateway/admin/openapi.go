@@ -469,6 +469,9 @@ func fieldSchema(t entity.FieldType) map[string]any {
 		return objectSchema(map[string]any{"id": map[string]any{"type": "string", "format": "uuid"}}, "id")
 	case entity.TypeRecord:
 		return map[string]any{"type": "object"}
+	case entity.TypeCIDRPorts:
+		return arrayOf(objectSchema(map[string]any{"ip": map[string]any{"type": "string"},
+			"port": map[string]any{"type": "integer", "minimum": 0, "maximum": 65535}}))
 	}
 	return map[string]any{"type": "string"}
 }

@@ -139,6 +139,12 @@ func kongField(kind entity.Kind, f entity.Field, def any, s entity.Schema) map[s
 	case entity.TypeRecord:
 		out["type"] = "record"
 		out["abstract"] = true
+	case entity.TypeCIDRPorts:
+		out["type"] = "set"
+		out["elements"] = map[string]any{"type": "record", "fields": []any{
+			map[string]any{"ip": map[string]any{"type": "string"}},
+			map[string]any{"port": map[string]any{"type": "integer", "between": []int{0, 65535}}},
+		}, "entity_checks": []any{map[string]any{"at_least_one_of": []any{"ip", "port"}}}}
 	}
 	switch f.Name {
 	case "id":

@@ -29,6 +29,9 @@ const (
 	// TypeRecord is an object whose schema is not the entity's (a plugin's
 	// config).
 	TypeRecord
+	// TypeCIDRPorts is a set of {"ip": ip or CIDR, "port": integer}
+	// records (a stream route's sources and destinations).
+	TypeCIDRPorts
 )
 
 // Field describes one field of an entity: its type and the constraints
@@ -85,7 +88,7 @@ var fieldDefs = map[Kind][]Field{
 	KindRoute: {
 		idField, createdAtField, updatedAtField,
 		{Name: "name", Type: TypeString, Nullable: true},
-		{Name: "protocols", Type: TypeSet, Required: true, OneOf: []any{"http", "https"}},
+		{Name: "protocols", Type: TypeSet, Required: true, OneOf: stringsAny(RouteProtocols)},
 		{Name: "methods", Type: TypeSet, Nullable: true},
 		{Name: "hosts", Type: TypeArray, Nullable: true},
 		{Name: "paths", Type: TypeArray, Nullable: true},
@@ -99,6 +102,8 @@ var fieldDefs = map[Kind][]Field{
 		{Name: "request_buffering", Type: TypeBoolean, Required: true},
 		{Name: "response_buffering", Type: TypeBoolean, Required: true},
 		{Name: "snis", Type: TypeSet, Nullable: true},
+		{Name: "sources", Type: TypeCIDRPorts, Nullable: true},
+		{Name: "destinations", Type: TypeCIDRPorts, Nullable: true},
 		tagsField,
 		{Name: "service", Type: TypeForeign, Nullable: true},
 	},

@@ -39,8 +39,17 @@ type Route struct {
 	RequestBuffering        bool                `json:"request_buffering"`
 	ResponseBuffering       bool                `json:"response_buffering"`
 	Snis                    []string            `json:"snis"`
+	Sources                 []CIDRPort          `json:"sources"`
+	Destinations            []CIDRPort          `json:"destinations"`
 	Tags                    []string            `json:"tags"`
 	Service                 *Ref                `json:"service"`
+}
+
+// CIDRPort is one element of a stream route's sources or destinations: an
+// IP address or CIDR range, a port, or both (Kong's record {ip, port}).
+type CIDRPort struct {
+	IP   *string `json:"ip"`
+	Port *int    `json:"port"`
 }
 
 // Consumer is an API user, as Kong's consumers entity.
