@@ -17,6 +17,7 @@ func init() {
 				{"path":{"type":"string","starts_with":"/"}},
 				{"connect_timeout":{"default":60000}},{"write_timeout":{"default":60000}},{"read_timeout":{"default":60000}},
 				{"tags":{"type":"set","elements":{"type":"string"}}},
+				{"client_certificate":{"type":"foreign","reference":"certificates","on_delete":"<absent>"}},
 				{"enabled":{"type":"boolean","required":true,"default":true}}]}`},
 			{method: "GET", path: "/schemas/routes", status: 200, want: `{"fields":[{"id":{}},{"created_at":{}},{"updated_at":{}},{"name":{}},
 				{"protocols":{"type":"set","required":true,"default":["http","https"],"elements":{"type":"string",

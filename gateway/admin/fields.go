@@ -18,7 +18,7 @@ var extraFields = map[entity.Kind]map[string]entity.Field{
 // send them unset (null or empty) are accepted and the field is dropped;
 // a value is refused.
 var kongOnlyFields = map[entity.Kind][]string{
-	entity.KindService: {"client_certificate", "tls_verify", "tls_verify_depth", "ca_certificates"},
+	entity.KindService: {"tls_verify", "tls_verify_depth", "ca_certificates"},
 }
 
 // normalize checks body's fields against kind's field types and returns the

@@ -15,6 +15,8 @@ var RouteProtocols = []string{"grpc", "grpcs", "http", "https", "tcp", "tls", "t
 // unknown kind. The caller owns the result.
 func Default(k Kind) Entity {
 	switch k {
+	case KindCertificate:
+		return &Certificate{}
 	case KindService:
 		return &Service{Retries: 5, Protocol: "http", Port: 80, ConnectTimeout: 60000,
 			WriteTimeout: 60000, ReadTimeout: 60000, Enabled: true}

@@ -71,6 +71,17 @@ var (
 // fieldDefs holds the fields of every kind in Kong's order. It is never
 // modified.
 var fieldDefs = map[Kind][]Field{
+	KindCertificate: {
+		idField, createdAtField, updatedAtField,
+		{Name: "cert", Type: TypeString, Required: true},
+		{Name: "key", Type: TypeString, Required: true},
+		{Name: "cert_alt", Type: TypeString, Nullable: true},
+		{Name: "key_alt", Type: TypeString, Nullable: true},
+		tagsField,
+		// Not in Kong's schema: Kong keeps snis as entities of their own
+		// and shows them with their certificate.
+		{Name: "snis", Type: TypeSet, Nullable: true},
+	},
 	KindService: {
 		idField, createdAtField, updatedAtField,
 		{Name: "name", Type: TypeString, Nullable: true},
@@ -83,6 +94,7 @@ var fieldDefs = map[Kind][]Field{
 		{Name: "write_timeout", Type: TypeInteger, Between: timeout},
 		{Name: "read_timeout", Type: TypeInteger, Between: timeout},
 		tagsField,
+		{Name: "client_certificate", Type: TypeForeign, Nullable: true},
 		{Name: "enabled", Type: TypeBoolean, Required: true},
 	},
 	KindRoute: {

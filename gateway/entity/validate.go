@@ -28,6 +28,8 @@ func Validate(e Entity) FieldErrors {
 	}
 	checkFields(e, errs)
 	switch v := e.(type) {
+	case *Certificate:
+		validateCertificate(v, errs)
 	case *Service:
 		validateService(v, errs)
 	case *Route:
@@ -47,6 +49,10 @@ func Validate(e Entity) FieldErrors {
 
 func validateService(s *Service, errs FieldErrors) {
 	checkName(s.Name, errs)
+	checkRef(s.ClientCertificate, "client_certificate", errs)
+	if s.ClientCertificate != nil && s.Protocol != "https" {
+		errs["client_certificate"] = "value must be null"
+	}
 	checkTags(s.Tags, errs)
 	if s.Host != "" && !validHost(s.Host) {
 		errs["host"] = "invalid value: " + s.Host
