@@ -52,7 +52,7 @@ func init() {
 				body: `{"url":"http://up.example.com","client_certificate":{"id":"${c1}"}}`, status: 400,
 				want: `{"fields":{"client_certificate":"value must be null"}}`},
 			{name: "unknown certificate", method: "POST", path: "/services",
-				body: `{"url":"https://up.example.com","client_certificate":{"id":"6b4f0b2c-9d47-4a7e-8a67-2f2bd1b0b001"}}`,
+				body:   `{"url":"https://up.example.com","client_certificate":{"id":"6b4f0b2c-9d47-4a7e-8a67-2f2bd1b0b001"}}`,
 				status: 400, want: `{"code":4,"name":"foreign key violation"}`},
 			{name: "delete while a service uses it", method: "DELETE", path: "/certificates/${c1}", status: 400,
 				want: `{"code":4,"name":"foreign key violation","message":"an existing 'services' entity references this 'certificates' entity"}`},
