@@ -81,8 +81,11 @@ type Node struct {
 	// routeMemo and pluginMemo spare the rebuilds decoding unchanged
 	// records.
 	routeMemo, pluginMemo decodeMemo
-	metrics               *metrics
-	tracer                trace.Tracer // nil when tracing is off
+	// parsedCerts holds the client certificates the last route table
+	// build parsed, by entity; only that build's goroutine uses it.
+	parsedCerts map[*entity.Certificate]*proxy.ClientCertificate
+	metrics     *metrics
+	tracer      trace.Tracer // nil when tracing is off
 
 	draining   atomic.Bool
 	drainDelay time.Duration
