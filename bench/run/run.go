@@ -224,7 +224,7 @@ func Run(ctx context.Context, opts Options) (*report.Results, error) {
 		errs = append(errs, err)
 	}
 	for _, budget := range []time.Duration{100 * time.Millisecond, time.Second, 5 * time.Second} {
-		if len(res.Consistency) > 0 {
+		if slices.ContainsFunc(res.Consistency, func(c report.Consistency) bool { return c.Via == "" }) {
 			res.Recommendations = append(res.Recommendations, report.Recommend(res.Consistency, budget))
 		}
 	}

@@ -107,6 +107,9 @@ func TestMiniProfileDBless(t *testing.T) {
 	if c.Write.N != 16 || c.Window.Max < c.Window.P50 || c.RPS <= 0 {
 		t.Errorf("consistency row: %d POSTs, window p50 %.1f max %.1f, %.0f rps; want 16 POSTs and a closed loop measured", c.Write.N, c.Window.P50, c.Window.Max, c.RPS)
 	}
+	if len(r.Recommendations) != 0 {
+		t.Errorf("recommendations %q from a DB-less run, want none (db_update_frequency does not apply)", r.Recommendations)
+	}
 	if r.Storm != nil || !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.HasPrefix(n, "storm: not run on DB-less nodes") }) {
 		t.Errorf("storm %+v, notes %q; want no storm and a note saying why", r.Storm, r.Notes)
 	}
