@@ -278,6 +278,17 @@ func fromForm(t entity.FieldType, v any) any {
 		}
 	case entity.TypeRecord:
 		return inferForm(v)
+	case entity.TypeCIDRPorts:
+		// destinations[1].ip=10.0.0.1&destinations[1].port=80
+		if list, ok := v.([]any); ok {
+			for _, el := range list {
+				if m, ok := el.(map[string]any); ok {
+					for k, fv := range m {
+						m[k] = fromForm(map[string]entity.FieldType{"ip": entity.TypeString, "port": entity.TypeInteger}[k], fv)
+					}
+				}
+			}
+		}
 	}
 	return v
 }
