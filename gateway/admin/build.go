@@ -116,6 +116,8 @@ func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced m
 	switch v := e.(type) {
 	case *entity.Plugin:
 		h.pluginConfig(v, d.form, fields)
+	case *entity.Certificate:
+		slices.Sort(v.SNIs) // Kong shows a certificate's snis in order
 	case *entity.Route:
 		for field, eps := range map[string][]entity.CIDRPort{"sources": v.Sources, "destinations": v.Destinations} {
 			if bad := entity.CIDRPortErrors(eps); bad != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"reflect"
+	"strings"
 )
 
 // KeyPair returns the certificate and key as a tls.Certificate, the form a
@@ -26,7 +27,7 @@ func (c *Certificate) KeyPair() (tls.Certificate, error) {
 func validateCertificate(c *Certificate, errs FieldErrors) {
 	checkTags(c.Tags, errs)
 	for _, sni := range c.SNIs {
-		if checkRouteHost(sni) != "" || net.ParseIP(sni) != nil {
+		if !validSNI(sni) {
 			errs["snis"] = "invalid value: " + sni
 		}
 	}
@@ -42,6 +43,19 @@ func validateCertificate(c *Certificate, errs FieldErrors) {
 		errs["@entity"] = "certificate and alternative certificate need to have different type " +
 			"(e.g. RSA and ECDSA), the provided certificates were both of the same type"
 	}
+}
+
+// validSNI reports whether name is a server name a certificate may be
+// for: a hostname, not an IP address and without a port, whose leftmost or
+// rightmost label may be a wildcard.
+func validSNI(name string) bool {
+	if net.ParseIP(name) != nil || strings.Contains(name, ":") || strings.Count(name, "*") > 1 {
+		return false
+	}
+	if strings.HasPrefix(name, "*.") || strings.HasSuffix(name, ".*") {
+		name = strings.Replace(name, "*", "wildcard", 1)
+	}
+	return validHost(name)
 }
 
 // checkPair parses one certificate and its key, reporting errors under

@@ -53,6 +53,9 @@ func TestValidate(t *testing.T) {
 		{"route partial wildcard", route(func(r *Route) { r.Hosts = []string{"a*.com"} }), "hosts", "leftmost or rightmost"},
 		{"route two wildcards", route(func(r *Route) { r.Hosts = []string{"*.a.*"} }), "hosts", "at most one"},
 		{"route method", route(func(r *Route) { r.Methods = []string{"get"} }), "methods", "invalid value"},
+		{"certificate sni with a port", &Certificate{ID: uid, SNIs: []string{"a.example.com:443"}}, "snis", "invalid value"},
+		{"certificate sni ip", &Certificate{ID: uid, SNIs: []string{"10.0.0.1"}}, "snis", "invalid value"},
+		{"certificate unparsable", &Certificate{ID: uid, Cert: "x", Key: "y"}, "cert", "invalid certificate: "},
 		{"route protocols", route(func(r *Route) { r.Protocols = []string{"ftp"} }), "protocols", "expected one of"},
 		{"route tcp with paths", route(func(r *Route) { r.Protocols = []string{"tcp"} }), "paths", "cannot set 'paths'"},
 		{"route tcp destination", route(func(r *Route) {
