@@ -35,6 +35,7 @@ import (
 	"github.com/sluice-gw/sluice/gateway/plugins/ratelimiting"
 	"github.com/sluice-gw/sluice/gateway/plugins/requesttermination"
 	"github.com/sluice-gw/sluice/gateway/proxy"
+	"github.com/sluice-gw/sluice/gateway/proxymetrics"
 	"github.com/sluice-gw/sluice/gateway/store"
 )
 
@@ -71,6 +72,7 @@ type Node struct {
 	reg      *prometheus.Registry
 	nodeID   string
 	cache    *cache.Cache
+	observer *proxymetrics.Observer
 	cluster  *cluster.Cluster
 	plugins  *plugins.Registry
 	proxy    *proxy.Proxy
@@ -117,10 +119,9 @@ func New(opts Options) (*Node, error) {
 	}
 	n.cache = cache.New(opts.Backend, n.load, copts)
 	n.reg.MustRegister(newCacheCollector(n.cache, cfg.CacheBackend))
+	n.observer = proxymetrics.New(n.reg, proxymetrics.Options{KongCompat: cfg.PrometheusKongCompat})
 	if cfg.PrometheusKongCompat {
-		n.metrics.kong = newKongMetrics(n.reg)
-		n.metrics.kong.conns = n.conns
-		n.reg.MustRegister(newKongCollector(n.metrics, n.cache, &n.targets, n.nodeID, opts.Version, int64(cfg.MemCacheSize)))
+		n.reg.MustRegister(newKongCollector(n.metrics.up.Load, n.conns, n.cache, &n.targets, n.nodeID, opts.Version, int64(cfg.MemCacheSize)))
 	}
 	var err error
 	n.cluster, err = cluster.New(opts.Store, n, cluster.Options{
@@ -139,7 +140,7 @@ func New(opts Options) (*Node, error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	n.proxy = proxy.New(proxy.Options{
-		Version: opts.Version, TracerProvider: opts.TracerProvider, OnResponse: n.metrics.observe,
+		Version: opts.Version, TracerProvider: opts.TracerProvider, Observer: n.observer,
 		Logger: n.log, UpstreamRootCAs: roots,
 		MaxHeaderSize: int(cfg.ProxyMaxHeaderSize), MaxBodySize: int64(cfg.ClientMaxBodySize),
 		BodyBufferSize: int(cfg.ClientBodyBufferSize),
