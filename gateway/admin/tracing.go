@@ -13,14 +13,19 @@ import (
 // the caller's W3C trace (traceparent), so that an Admin API write and the
 // invalidation events it emits (which carry its traceparent) share one
 // trace. The span records http.method, http.target and http.status_code,
-// and is an error for a 5xx answer. With no tracer provider h is returned
-// as is.
+// and is an error for a 5xx answer. Scrapes of /metrics (Options.Metrics)
+// are not traced: a trace per scrape would drown the Admin API's. With no
+// tracer provider h is returned as is.
 func Traced(tp trace.TracerProvider, name string, h http.Handler) http.Handler {
 	if tp == nil {
 		return h
 	}
 	tracer := tp.Tracer("github.com/sluice-gw/sluice/gateway/admin")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" {
+			h.ServeHTTP(w, r)
+			return
+		}
 		ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 		ctx, span := tracer.Start(ctx, name+" "+r.Method, trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(attribute.String("http.method", r.Method), attribute.String("http.target", r.URL.Path)))
