@@ -167,6 +167,7 @@ func New(opts Options) (*Node, error) {
 		Store: opts.Store, Cache: n.cache, Plugins: n.plugins, Cluster: n.cluster,
 		NodeID: n.nodeID, Version: opts.Version, Hostname: host, Configuration: cfg.Public(),
 		Reachable: n.reachable, Logger: n.log, Server: n.conns.serverStats, DBLess: opts.DBLess,
+		Metrics: n.metricsHandler(),
 	}))
 	n.status = n.statusHandler()
 	return n, nil
@@ -189,9 +190,7 @@ func (n *Node) NodeID() string { return n.nodeID }
 
 // Admin returns the Admin API handler, with /metrics, behind admin_token
 // when it is set.
-func (n *Node) Admin() http.Handler {
-	return admin.RequireToken(n.cfg.AdminToken, n.withMetrics(n.admin))
-}
+func (n *Node) Admin() http.Handler { return admin.RequireToken(n.cfg.AdminToken, n.admin) }
 
 // Cache returns the node's entity cache.
 func (n *Node) Cache() *cache.Cache { return n.cache }
