@@ -42,6 +42,10 @@ type Observer struct {
 	// request carries the same route and service entities it was made
 	// for (entities are immutable, so their labels are the same too).
 	byRoute sync.Map // route id -> *resolved
+	// mu serializes the creation of a pair's instruments with Forget, so
+	// that Forget never deletes the series of instruments created while it
+	// runs (which would leave them counting unexported).
+	mu sync.Mutex
 }
 
 // Pair is the (service, route) label pair of a request.
@@ -132,6 +136,8 @@ func (m *Observer) Prune(live map[Pair]bool) {
 // route table. A request still in flight for it may re-create them, as
 // with Prune.
 func (m *Observer) Forget(p Pair) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	v, ok := m.pairs.LoadAndDelete(p)
 	if !ok {
 		return
@@ -191,6 +197,11 @@ func (m *Observer) pair(p Pair) *pairMetrics {
 	if v, ok := m.pairs.Load(p); ok {
 		return v.(*pairMetrics)
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if v, ok := m.pairs.Load(p); ok {
+		return v.(*pairMetrics)
+	}
 	pm := &pairMetrics{
 		pair:     p,
 		seconds:  m.requestSeconds.WithLabelValues(p.Service, p.Route),
@@ -200,8 +211,8 @@ func (m *Observer) pair(p Pair) *pairMetrics {
 	if m.kong != nil && p.Route != "" {
 		pm.kong = m.kong.route(p.Service, p.Route) // Kong counts matched requests only
 	}
-	v, _ := m.pairs.LoadOrStore(p, pm)
-	return v.(*pairMetrics)
+	m.pairs.Store(p, pm)
+	return pm
 }
 
 // seriesDeleter is the part of a metric vector that Forget uses.
@@ -230,7 +241,8 @@ type pairMetrics struct {
 	// dead is set once Forget has deleted the pair.
 	dead atomic.Bool
 
-	// mu guards ids, dead's setting and the additions to codes.
+	// mu guards ids, dead's setting and the additions to codes. Forget
+	// takes it inside Observer.mu; never take Observer.mu inside it.
 	mu sync.Mutex
 	// ids are the route ids resolved to this pair, whose byRoute entries
 	// Forget deletes.
@@ -268,17 +280,32 @@ func (pm *pairMetrics) counters(m *Observer, status int, fromUpstream bool) *cod
 	return pm.addCounters(m, k, status, fromUpstream)
 }
 
-// addCounters adds the counters of key k (see counters) to pm.codes.
+// addCounters adds the counters of key k (see counters) to pm.codes. On
+// a pair that Forget has deleted, it counts in the pair's new instruments
+// instead, so that no series is created that Forget and Prune no longer
+// know of.
 func (pm *pairMetrics) addCounters(m *Observer, k, status int, fromUpstream bool) *codeCounters {
+	if cc, ok := pm.addCountersLive(m, k, status, fromUpstream); ok {
+		return cc
+	}
+	return m.pair(pm.pair).counters(m, status, fromUpstream)
+}
+
+// addCountersLive is addCounters on a pair not yet forgotten; it reports
+// false on a forgotten one.
+func (pm *pairMetrics) addCountersLive(m *Observer, k, status int, fromUpstream bool) (*codeCounters, bool) {
 	pm.mu.Lock()
 	defer pm.mu.Unlock()
+	if pm.dead.Load() {
+		return nil, false
+	}
 	var old []codeCounters
 	if cs := pm.codes.Load(); cs != nil {
 		old = *cs
 	}
 	for i := range old {
 		if old[i].key == k {
-			return &old[i]
+			return &old[i], true
 		}
 	}
 	code := "other"
@@ -293,7 +320,7 @@ func (pm *pairMetrics) addCounters(m *Observer, k, status int, fromUpstream bool
 	copy(next, old)
 	next[len(old)] = cc
 	pm.codes.Store(&next)
-	return &next[len(old)]
+	return &next[len(old)], true
 }
 
 // statusCodes holds the label value of every HTTP status, so that the

@@ -341,3 +341,27 @@ func BenchmarkObserve(b *testing.B) {
 		})
 	}
 }
+
+// TestStragglerAfterForget: a request that resolved its pair before Forget
+// and counts a new status code after it leaves no series that a later
+// Forget cannot delete.
+func TestStragglerAfterForget(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg, Options{KongCompat: true})
+	observeAll(m, testService, testRoute)
+	p := PairOf(testService, testRoute)
+	stale := m.resolve(testRoute, testService) // held by a request in flight
+	m.Forget(p)
+	checkPairs(t, reg)
+	stale.counters(m, 503, true).inc() // that request ends with a new code
+	if got := series(t, reg, "sluice_http_requests_total"); fmt.Sprint(got) != "[orders/orders-route/503]" {
+		t.Errorf("after the straggler: %v, want its 503 counted", got)
+	}
+	m.Forget(p)
+	if got := series(t, reg, "sluice_http_requests_total"); len(got) != 0 {
+		t.Errorf("after a second Forget: %v, want no series", got)
+	}
+	if got := series(t, reg, "kong_http_requests_total"); len(got) != 0 {
+		t.Errorf("kong_http_requests_total after a second Forget: %v, want no series", got)
+	}
+}
