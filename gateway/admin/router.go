@@ -52,6 +52,9 @@ func (h *handler) routes() []endpoint {
 		{pattern: []string{"key-auths"}, methods: map[string]endpointFunc{
 			http.MethodGet: h.list(collection{kind: entity.KindKeyAuth})}},
 	}
+	if h.opts.Metrics != nil {
+		eps = append(eps, endpoint{pattern: []string{"metrics"}, methods: map[string]endpointFunc{http.MethodGet: h.serveMetrics}})
+	}
 	top := map[string]entity.Kind{"certificates": entity.KindCertificate, "services": entity.KindService,
 		"routes": entity.KindRoute, "consumers": entity.KindConsumer, "plugins": entity.KindPlugin}
 	for _, name := range []string{"certificates", "services", "routes", "consumers", "plugins"} {
