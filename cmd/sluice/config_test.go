@@ -50,7 +50,7 @@ plugins:
 		return out.String()
 	}
 	use("a.db")
-	want := "1 services, 1 routes, 1 consumers, 1 plugins, 1 keyauth_credentials"
+	want := "0 certificates, 1 services, 1 routes, 1 consumers, 1 plugins, 1 keyauth_credentials"
 	if got := run("parse", file); !strings.Contains(got, "parse successful: "+want) {
 		t.Errorf("parse: %q", got)
 	}

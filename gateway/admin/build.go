@@ -93,6 +93,9 @@ func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced m
 	for k, v := range forced {
 		merged[k] = v
 	}
+	if kind == entity.KindRoute && fresh && body["strip_path"] == nil && isGRPC(merged["protocols"]) {
+		merged["strip_path"] = false // Kong's grpc subschema default
+	}
 	keep := d.keepUpdatedAt && !isZero(body["updated_at"])
 	h.autoFields(kind, merged, keep)
 	defaults := defaultObject(kind)
@@ -113,6 +116,14 @@ func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced m
 	switch v := e.(type) {
 	case *entity.Plugin:
 		h.pluginConfig(v, d.form, fields)
+	case *entity.Certificate:
+		slices.Sort(v.SNIs) // Kong shows a certificate's snis in order
+	case *entity.Route:
+		for field, eps := range map[string][]entity.CIDRPort{"sources": v.Sources, "destinations": v.Destinations} {
+			if bad := entity.CIDRPortErrors(eps); bad != nil {
+				fields[field] = cidrPortErrors(bad)
+			}
+		}
 	case *entity.KeyAuthCredential:
 		if v.Key == "" {
 			v.Key = randomKey()
@@ -136,6 +147,45 @@ func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced m
 		return nil, schemaViolation(fields)
 	}
 	return e, nil
+}
+
+// isGRPC reports whether a route's protocols (as merged from a body) are
+// grpc or grpcs only.
+func isGRPC(protocols any) bool {
+	list, ok := protocols.([]any)
+	if !ok || len(list) == 0 {
+		return false
+	}
+	for _, p := range list {
+		if p != "grpc" && p != "grpcs" {
+			return false
+		}
+	}
+	return true
+}
+
+// cidrPortErrors gives entity.CIDRPortErrors Kong's shape: an array with
+// each bad element's fields at its index and null for the good ones.
+func cidrPortErrors(bad []map[string]string) []any {
+	last := len(bad) - 1
+	for last > 0 && bad[last] == nil {
+		last--
+	}
+	out := make([]any, last+1)
+	for i, m := range bad[:last+1] {
+		if m == nil {
+			continue
+		}
+		el := map[string]any{}
+		for k, msg := range m {
+			el[k] = msg
+			if k == "@entity" {
+				el[k] = []string{msg}
+			}
+		}
+		out[i] = el
+	}
+	return out
 }
 
 // autoFields sets a missing id and created_at, and updated_at when kind has

@@ -49,7 +49,7 @@ var formatVersions = []string{"1.1", "2.1", "3.0"}
 
 // absentKeys are the top-level keys of entities this node does not have:
 // accepted empty, refused otherwise.
-var absentKeys = []string{"upstreams", "targets", "certificates", "snis", "ca_certificates", "vaults", "keys", "key_sets",
+var absentKeys = []string{"upstreams", "targets", "snis", "ca_certificates", "vaults", "keys", "key_sets",
 	"consumer_groups", "hmacauth_credentials", "jwt_secrets", "basicauth_credentials", "acls", "oauth2_credentials",
 	"mtls_auth_credentials", "filter_chains", "partials"}
 
@@ -90,7 +90,7 @@ func (d *Declarative) Parse(data []byte) ([]entity.Entity, error) {
 			if list, _ := v.([]any); len(list) > 0 {
 				bad(k, "not supported by this node yet")
 			}
-		case !slices.Contains([]string{"services", "routes", "consumers", "plugins", "keyauth_credentials"}, k):
+		case !slices.Contains([]string{"certificates", "services", "routes", "consumers", "plugins", "keyauth_credentials"}, k):
 			bad(k, "unknown field")
 		}
 	}
@@ -147,7 +147,7 @@ var topLevel = []struct {
 	key  string
 	kind entity.Kind
 }{
-	{"services", entity.KindService}, {"routes", entity.KindRoute}, {"consumers", entity.KindConsumer},
+	{"certificates", entity.KindCertificate}, {"services", entity.KindService}, {"routes", entity.KindRoute}, {"consumers", entity.KindConsumer},
 	{"plugins", entity.KindPlugin}, {"keyauth_credentials", entity.KindKeyAuth},
 }
 
@@ -188,6 +188,8 @@ func flatten(doc map[string]any, bad func(at, msg string)) ([]declEntry, map[ent
 			case id != "":
 			case name != "":
 				id = stableID(string(kind) + ":" + name)
+			case kind == entity.KindCertificate && body["cert"] != nil:
+				id = stableID(fmt.Sprintf("certificates:%v", body["cert"]))
 			case kind == entity.KindPlugin:
 				// Named by what it applies to, once references are resolved
 				// (buildEntry); nothing nests under a plugin.

@@ -191,3 +191,75 @@ func TestDeclarativeImportExport(t *testing.T) {
 		})
 	}
 }
+
+// TestDeclarativeCertificatesAndStreamRoutes reads a file with a
+// certificate, an https service presenting it and a stream route, imports
+// it, and checks that its export parses back into the same entities; a
+// certificate without an id gets the same one on every parse.
+func TestDeclarativeCertificatesAndStreamRoutes(t *testing.T) {
+	cert, key := selfSigned("client.example.com", true)
+	indent := func(pem string) string { return strings.ReplaceAll(strings.TrimSpace(pem), "\n", "\n    ") }
+	config := `
+_format_version: "3.0"
+certificates:
+- id: 0d5e5c52-4e38-4c2b-9d44-6a4b8a1e7c01
+  cert: |
+    ` + indent(cert) + `
+  key: |
+    ` + indent(key) + `
+  snis: [client.example.com]
+- cert: |
+    ` + indent(cert) + `
+  key: |
+    ` + indent(key) + `
+services:
+- name: mtls
+  url: https://upstream.internal
+  client_certificate: 0d5e5c52-4e38-4c2b-9d44-6a4b8a1e7c01
+  routes:
+  - name: tcp-route
+    protocols: [tcp, tls]
+    destinations: [{ip: 10.0.0.0/8, port: 80}]
+`
+	ctx := context.Background()
+	d := NewDeclarative(Options{Store: newStore(t), Plugins: testRegistry()})
+	ents, err := d.Parse([]byte(config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 4 || ents[0].EntityKind() != entity.KindCertificate || ents[1].EntityKind() != entity.KindCertificate {
+		t.Fatalf("entities %v, want the two certificates first, then the service and its route", ents)
+	}
+	again, err := d.Parse([]byte(config))
+	if err != nil || again[1].PrimaryKey() != ents[1].PrimaryKey() {
+		t.Errorf("a certificate without an id got %s, then %s (%v); want the same id", ents[1].PrimaryKey(), again[1].PrimaryKey(), err)
+	}
+	svc := ents[2].(*entity.Service)
+	route := ents[3].(*entity.Route)
+	if svc.ClientCertificate == nil || svc.ClientCertificate.ID != ents[0].PrimaryKey() ||
+		len(route.Destinations) != 1 || *route.Destinations[0].IP != "10.0.0.0/8" || *route.Destinations[0].Port != 80 {
+		t.Fatalf("service %+v, route %+v; want the certificate referenced and the destination read", svc, route)
+	}
+	if err := d.Import(ctx, ents); err != nil {
+		t.Fatal(err)
+	}
+	exported, err := d.Export(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := d.Parse(exported)
+	if err != nil {
+		t.Fatalf("the export does not parse: %v\n%s", err, exported)
+	}
+	if len(back) != len(ents) {
+		t.Fatalf("the export holds %d entities, want %d:\n%s", len(back), len(ents), exported)
+	}
+	for i := range back {
+		if back[i].PrimaryKey() != ents[i].PrimaryKey() {
+			t.Errorf("entity %d: %s %s after the round trip, want %s", i, back[i].EntityKind(), back[i].PrimaryKey(), ents[i].PrimaryKey())
+		}
+	}
+	if c := back[0].(*entity.Certificate); c.Cert != cert || len(c.SNIs) != 1 {
+		t.Errorf("certificate after the round trip: snis %v, cert equal %v", c.SNIs, c.Cert == cert)
+	}
+}

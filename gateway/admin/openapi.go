@@ -41,17 +41,17 @@ const (
 // paramNames the segment to the name of the path parameter below it.
 var (
 	collectionKinds = map[string]entity.Kind{
-		"services": entity.KindService, "routes": entity.KindRoute, "consumers": entity.KindConsumer,
+		"certificates": entity.KindCertificate, "services": entity.KindService, "routes": entity.KindRoute, "consumers": entity.KindConsumer,
 		"plugins": entity.KindPlugin, "key-auth": entity.KindKeyAuth, "key-auths": entity.KindKeyAuth,
 	}
 	paramNames = map[string]string{
-		"services": "service", "routes": "route", "consumers": "consumer", "plugins": "plugin",
+		"certificates": "certificate", "services": "service", "routes": "route", "consumers": "consumer", "plugins": "plugin",
 		"key-auth": "key_auth", "key-auths": "key_auth", "cache": "cache_key", "tags": "tag",
 		"schemas": "entity",
 	}
 	// schemaNames names each kind's component schema.
 	schemaNames = map[entity.Kind]string{
-		entity.KindService: "Service", entity.KindRoute: "Route", entity.KindConsumer: "Consumer",
+		entity.KindCertificate: "Certificate", entity.KindService: "Service", entity.KindRoute: "Route", entity.KindConsumer: "Consumer",
 		entity.KindPlugin: "Plugin", entity.KindKeyAuth: "KeyAuthCredential",
 	}
 )
@@ -475,6 +475,9 @@ func fieldSchema(t entity.FieldType) map[string]any {
 		return objectSchema(map[string]any{"id": map[string]any{"type": "string", "format": "uuid"}}, "id")
 	case entity.TypeRecord:
 		return map[string]any{"type": "object"}
+	case entity.TypeCIDRPorts:
+		return arrayOf(objectSchema(map[string]any{"ip": map[string]any{"type": "string"},
+			"port": map[string]any{"type": "integer", "minimum": 0, "maximum": 65535}}))
 	}
 	return map[string]any{"type": "string"}
 }

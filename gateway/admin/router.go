@@ -55,9 +55,9 @@ func (h *handler) routes() []endpoint {
 	if h.opts.Metrics != nil {
 		eps = append(eps, endpoint{pattern: []string{"metrics"}, methods: map[string]endpointFunc{http.MethodGet: h.serveMetrics}})
 	}
-	top := map[string]entity.Kind{"services": entity.KindService, "routes": entity.KindRoute,
-		"consumers": entity.KindConsumer, "plugins": entity.KindPlugin}
-	for _, name := range []string{"services", "routes", "consumers", "plugins"} {
+	top := map[string]entity.Kind{"certificates": entity.KindCertificate, "services": entity.KindService,
+		"routes": entity.KindRoute, "consumers": entity.KindConsumer, "plugins": entity.KindPlugin}
+	for _, name := range []string{"certificates", "services", "routes", "consumers", "plugins"} {
 		eps = append(eps, h.entityEndpoints([]string{name}, collection{kind: top[name]})...)
 	}
 	eps = append(eps, h.itemEndpoint([]string{"key-auths", "*"}, collection{kind: entity.KindKeyAuth}))

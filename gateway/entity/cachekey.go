@@ -46,7 +46,8 @@ func LookupKey(e Entity) CacheKey {
 func InvalidationKeys(e Entity) []CacheKey {
 	keys := []CacheKey{LookupKey(e)}
 	switch e.(type) {
-	case *Service, *Route:
+	case *Service, *Route, *Certificate:
+		// The route table carries the client certificates of services.
 		keys = append(keys, RouterVersion)
 	case *Plugin:
 		keys = append(keys, PluginsVersion)

@@ -1,5 +1,5 @@
-// Package entity defines the gateway's configuration entities (services,
-// routes, consumers, plugins and key-auth credentials) with Kong's field
+// Package entity defines the gateway's configuration entities (certificates,
+// services, routes, consumers, plugins and key-auth credentials) with Kong's field
 // names, defaults and cache keys. It performs no I/O.
 //
 // Every entity is stored as its JSON encoding. A Schema describes how the
@@ -18,16 +18,17 @@ type Kind string
 
 // The kinds the gateway knows.
 const (
-	KindService  Kind = "services"
-	KindRoute    Kind = "routes"
-	KindConsumer Kind = "consumers"
-	KindPlugin   Kind = "plugins"
-	KindKeyAuth  Kind = "keyauth_credentials"
+	KindCertificate Kind = "certificates"
+	KindService     Kind = "services"
+	KindRoute       Kind = "routes"
+	KindConsumer    Kind = "consumers"
+	KindPlugin      Kind = "plugins"
+	KindKeyAuth     Kind = "keyauth_credentials"
 )
 
 // Kinds lists every entity kind in dependency order: a kind appears after
 // every kind it references.
-var Kinds = []Kind{KindService, KindRoute, KindConsumer, KindPlugin, KindKeyAuth}
+var Kinds = []Kind{KindCertificate, KindService, KindRoute, KindConsumer, KindPlugin, KindKeyAuth}
 
 // Ref is a foreign key as Kong writes it: {"id": "<uuid>"}. A nil *Ref is
 // JSON null.
@@ -50,7 +51,9 @@ type Schema struct {
 
 // Schemas holds the schema of every kind, keyed by kind.
 var Schemas = map[Kind]Schema{
-	KindService:  {Kind: KindService, Unique: []string{"name"}},
+	KindCertificate: {Kind: KindCertificate},
+	KindService: {Kind: KindService, Unique: []string{"name"},
+		Foreign: map[string]Kind{"client_certificate": KindCertificate}},
 	KindRoute:    {Kind: KindRoute, Unique: []string{"name"}, Foreign: map[string]Kind{"service": KindService}},
 	KindConsumer: {Kind: KindConsumer, Unique: []string{"username", "custom_id"}},
 	KindPlugin: {Kind: KindPlugin, Unique: []string{"cache_key", "instance_name"},
@@ -75,6 +78,8 @@ type Entity interface {
 func Decode(k Kind, data []byte) (Entity, error) {
 	var e Entity
 	switch k {
+	case KindCertificate:
+		e = new(Certificate)
 	case KindService:
 		e = new(Service)
 	case KindRoute:

@@ -17,7 +17,28 @@ type Service struct {
 	WriteTimeout   int      `json:"write_timeout"`
 	ReadTimeout    int      `json:"read_timeout"`
 	Tags           []string `json:"tags"`
-	Enabled        bool     `json:"enabled"`
+	// ClientCertificate is the certificate presented to the upstream of
+	// an https service.
+	ClientCertificate *Ref `json:"client_certificate"`
+	Enabled           bool `json:"enabled"`
+}
+
+// Certificate is a TLS certificate and its private key in PEM, with an
+// optional alternative pair of another key type, as Kong's certificates
+// entity. Services present it to their upstream (client_certificate).
+type Certificate struct {
+	ID        string   `json:"id"`
+	CreatedAt int64    `json:"created_at"`
+	UpdatedAt int64    `json:"updated_at"`
+	Cert      string   `json:"cert"`
+	Key       string   `json:"key"`
+	CertAlt   *string  `json:"cert_alt"`
+	KeyAlt    *string  `json:"key_alt"`
+	Tags      []string `json:"tags"`
+	// SNIs are the server names the certificate is for, accepted and
+	// shown with the certificate as Kong's Admin API does (Kong keeps them
+	// as snis entities; this node stores them on the certificate).
+	SNIs []string `json:"snis"`
 }
 
 // Route decides which requests reach a service, as Kong's routes entity.
@@ -39,8 +60,17 @@ type Route struct {
 	RequestBuffering        bool                `json:"request_buffering"`
 	ResponseBuffering       bool                `json:"response_buffering"`
 	Snis                    []string            `json:"snis"`
+	Sources                 []CIDRPort          `json:"sources"`
+	Destinations            []CIDRPort          `json:"destinations"`
 	Tags                    []string            `json:"tags"`
 	Service                 *Ref                `json:"service"`
+}
+
+// CIDRPort is one element of a stream route's sources or destinations: an
+// IP address or CIDR range, a port, or both (Kong's record {ip, port}).
+type CIDRPort struct {
+	IP   *string `json:"ip"`
+	Port *int    `json:"port"`
 }
 
 // Consumer is an API user, as Kong's consumers entity.
@@ -88,6 +118,15 @@ type KeyAuthCredential struct {
 }
 
 // EntityKind implements Entity.
+func (*Certificate) EntityKind() Kind { return KindCertificate }
+
+// PrimaryKey implements Entity.
+func (c *Certificate) PrimaryKey() string { return c.ID }
+
+// Index implements Entity. A certificate has no unique or foreign field.
+func (c *Certificate) Index() (map[string]string, map[string]string) { return nil, nil }
+
+// EntityKind implements Entity.
 func (*Service) EntityKind() Kind { return KindService }
 
 // PrimaryKey implements Entity.
@@ -95,7 +134,7 @@ func (s *Service) PrimaryKey() string { return s.ID }
 
 // Index implements Entity.
 func (s *Service) Index() (map[string]string, map[string]string) {
-	return map[string]string{"name": str(s.Name)}, nil
+	return map[string]string{"name": str(s.Name)}, map[string]string{"client_certificate": refID(s.ClientCertificate)}
 }
 
 // EntityKind implements Entity.
@@ -151,6 +190,7 @@ func (k *KeyAuthCredential) Index() (map[string]string, map[string]string) {
 }
 
 var (
+	_ Entity = (*Certificate)(nil)
 	_ Entity = (*Service)(nil)
 	_ Entity = (*Route)(nil)
 	_ Entity = (*Consumer)(nil)

@@ -53,7 +53,24 @@ func TestValidate(t *testing.T) {
 		{"route partial wildcard", route(func(r *Route) { r.Hosts = []string{"a*.com"} }), "hosts", "leftmost or rightmost"},
 		{"route two wildcards", route(func(r *Route) { r.Hosts = []string{"*.a.*"} }), "hosts", "at most one"},
 		{"route method", route(func(r *Route) { r.Methods = []string{"get"} }), "methods", "invalid value"},
-		{"route protocols", route(func(r *Route) { r.Protocols = []string{"tcp"} }), "protocols", "expected one of"},
+		{"certificate sni with a port", &Certificate{ID: uid, SNIs: []string{"a.example.com:443"}}, "snis", "invalid value"},
+		{"certificate sni ip", &Certificate{ID: uid, SNIs: []string{"10.0.0.1"}}, "snis", "invalid value"},
+		{"certificate unparsable", &Certificate{ID: uid, Cert: "x", Key: "y"}, "cert", "invalid certificate: "},
+		{"route protocols", route(func(r *Route) { r.Protocols = []string{"ftp"} }), "protocols", "expected one of"},
+		{"route tcp with paths", route(func(r *Route) { r.Protocols = []string{"tcp"} }), "paths", "cannot set 'paths'"},
+		{"route tcp destination", route(func(r *Route) {
+			r.Protocols, r.Paths, r.Destinations = []string{"tcp"}, nil, []CIDRPort{{IP: ptr("10.0.0.0/8")}}
+		}), "", ""},
+		{"route tcp bad source", route(func(r *Route) {
+			r.Protocols, r.Paths, r.Sources = []string{"tcp"}, nil, []CIDRPort{{IP: ptr("10.0.0.0/33")}}
+		}), "sources", "invalid ip or cidr range"},
+		{"route tls_passthrough without snis", route(func(r *Route) {
+			r.Protocols, r.Paths, r.Destinations = []string{"tls_passthrough"}, nil, []CIDRPort{{IP: ptr("10.0.0.1")}}
+		}), "@entity", "must set snis"},
+		{"route http with destinations", route(func(r *Route) { r.Destinations = []CIDRPort{{IP: ptr("10.0.0.1")}} }),
+			"destinations", "cannot set 'destinations'"},
+		{"route mixed protocols", route(func(r *Route) { r.Protocols = []string{"https", "tls"} }),
+			"protocols", "mutually exclusive"},
 		{"route path handling", route(func(r *Route) { r.PathHandling = "v2" }), "path_handling", "v0, v1"},
 		{"route redirect", route(func(r *Route) { r.HTTPSRedirectStatusCode = 303 }), "https_redirect_status_code", "426"},
 		{"route service ref", route(func(r *Route) { r.Service = &Ref{ID: "x"} }), "service", "expected a valid UUID"},
@@ -127,3 +144,5 @@ func TestFieldsMatchEntityJSON(t *testing.T) {
 		})
 	}
 }
+
+func ptr(s string) *string { return &s }

@@ -101,7 +101,10 @@ type Node struct {
 	// routeMemo and pluginMemo spare the rebuilds decoding unchanged
 	// records.
 	routeMemo, pluginMemo decodeMemo
-	metrics               *metrics
+	// parsedCerts holds the client certificates the last route table
+	// build parsed, by entity; only that build's goroutine uses it.
+	parsedCerts map[*entity.Certificate]*proxy.ClientCertificate
+	metrics     *metrics
 
 	draining   atomic.Bool
 	drainDelay time.Duration

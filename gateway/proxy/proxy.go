@@ -130,6 +130,7 @@ type Proxy struct {
 	clock     *coarseClock
 	lastPort  atomic.Pointer[formattedPort]
 	addrs     atomic.Pointer[addrCache]
+	certs     atomic.Pointer[ClientCertificates]
 	draining  atomic.Bool
 	exchanges sync.Pool // *exchange
 }
