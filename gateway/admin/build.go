@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -192,16 +193,35 @@ func (h *handler) pluginConfig(p *entity.Plugin, form bool, fields map[string]an
 	}
 	switch {
 	case len(errs) > 0:
-		nested := make(map[string]any, len(errs))
-		for k, v := range errs {
-			nested[k] = v
-		}
-		fields["config"] = nested
+		fields["config"] = nestFieldErrors(errs)
 	case err != nil:
 		fields["config"] = map[string]any{"@entity": []string{err.Error()}}
 	default:
 		p.Config = cfg
 	}
+}
+
+// nestFieldErrors turns a plugin's field errors, a nested record's keyed
+// "record.field", into Kong's nested body: {"record": {"field": msg}}.
+func nestFieldErrors(errs map[string]string) map[string]any {
+	out := make(map[string]any, len(errs))
+	for k, msg := range errs {
+		m := out
+		parts := strings.Split(k, ".")
+		if k == "@entity" {
+			parts = []string{k}
+		}
+		for _, p := range parts[:len(parts)-1] {
+			sub, ok := m[p].(map[string]any)
+			if !ok {
+				sub = map[string]any{}
+				m[p] = sub
+			}
+			m = sub
+		}
+		m[parts[len(parts)-1]] = msg
+	}
+	return out
 }
 
 // regroupConfig rewrites the form-decoded config so that the top-level
