@@ -50,7 +50,8 @@ type Request interface {
 
 // Upstream edits the request sent to the service (kong.service.request).
 type Upstream interface {
-	// SetHeader replaces every value of header name with value.
+	// SetHeader replaces every value of header name with value. Setting
+	// Host sends that Host to the service, whatever preserve_host says.
 	SetHeader(name, value string)
 	// AddHeader adds a value to header name.
 	AddHeader(name, value string)

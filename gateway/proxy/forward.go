@@ -69,7 +69,7 @@ func (p *Proxy) prepareUpstream(x *exchange, a *svcAddr) {
 	}
 	x.scratch = uri
 	req.SetRequestURIBytes(uri)
-	if !x.match.Route.PreserveHost {
+	if !x.match.Route.PreserveHost && !x.hostSet {
 		h.SetHost(a.host)
 	}
 }

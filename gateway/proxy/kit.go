@@ -35,6 +35,7 @@ type exchange struct {
 	// upMethod and upPath are set by Upstream.SetMethod and SetPath; empty
 	// keeps the client's method and the routed path.
 	upMethod, upPath string
+	hostSet          bool // a plugin set the Host header: it is sent as set
 
 	start, sent time.Time
 	upstream    time.Duration
@@ -176,7 +177,13 @@ func (r *kitRequest) VisitHeaders(fn func(name, value string)) {
 // in place and becomes the upstream request.
 type kitUpstream struct{ x *exchange }
 
-func (u *kitUpstream) SetHeader(name, value string) { u.x.ctx.Request.Header.Set(name, value) }
+func (u *kitUpstream) SetHeader(name, value string) {
+	if strings.EqualFold(name, "Host") {
+		u.x.hostSet = true
+	}
+	u.x.ctx.Request.Header.Set(name, value)
+}
+
 func (u *kitUpstream) AddHeader(name, value string) { u.x.ctx.Request.Header.Add(name, value) }
 func (u *kitUpstream) ClearHeader(name string)      { u.x.ctx.Request.Header.Del(name) }
 func (u *kitUpstream) SetRawQuery(query string)     { u.x.query, u.x.queryEdited = query, true }
