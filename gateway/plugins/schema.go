@@ -210,14 +210,14 @@ func fieldSchema(v reflect.Value, c constraints) map[string]any {
 	if t.Kind() == reflect.Slice {
 		el := map[string]any{"type": kongType(t.Elem())}
 		if c.oneOf != nil {
-			el["one_of"] = c.oneOf
+			el["one_of"] = oneOfValues(t.Elem(), c.oneOf)
 		}
 		s["elements"] = el
 		if c.set {
 			s["type"] = "set"
 		}
 	} else if c.oneOf != nil {
-		s["one_of"] = c.oneOf
+		s["one_of"] = oneOfValues(t, c.oneOf)
 	}
 	if t.Kind() == reflect.Map {
 		s["keys"] = map[string]any{"type": kongType(t.Key())}
@@ -247,6 +247,19 @@ func fieldSchema(v reflect.Value, c constraints) map[string]any {
 		s["default"] = v.Interface()
 	}
 	return s
+}
+
+// oneOfValues returns a one_of list as values of t's Kong type: numbers
+// for a number field ([-1, 1]), strings otherwise.
+func oneOfValues(t reflect.Type, oneOf []string) any {
+	if k := kongType(t); k != "integer" && k != "number" {
+		return oneOf
+	}
+	out := make([]float64, len(oneOf))
+	for i, v := range oneOf {
+		out[i] = mustFloat(v)
+	}
+	return out
 }
 
 func kongType(t reflect.Type) string {

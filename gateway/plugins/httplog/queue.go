@@ -1,0 +1,250 @@
+package httplog
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// queue holds the entries of one configuration (Kong names its queues
+// after the config) and sends them from its own goroutine, in batches,
+// retrying with exponential backoff. The request path only ever adds to
+// a buffered channel: a full queue drops the entry, counts and logs it.
+type queue struct {
+	s       settings
+	client  *http.Client
+	entries chan []byte
+	bytes   atomic.Int64 // bytes waiting, for max_bytes
+	m       *metrics
+	log     *slog.Logger
+	// stop is closed by shutdown: the goroutine sends what is waiting,
+	// trying each batch once, and returns.
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup // the run goroutine and unlimited senders
+	lastWarn atomic.Int64   // unix nanos of the last "queue full" warning
+}
+
+func newQueue(s settings, m *metrics, log *slog.Logger) *queue {
+	tr := &http.Transport{IdleConnTimeout: s.keepalive, MaxIdleConnsPerHost: 4,
+		// Kong's http-log does not verify the log server's certificate
+		// (ssl_verify = false).
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // Kong's behaviour, documented
+	if s.keepalive <= 0 {
+		tr.DisableKeepAlives = true
+	}
+	q := &queue{s: s, client: &http.Client{Transport: tr, Timeout: s.timeout}, entries: make(chan []byte, s.maxEntries),
+		m: m, log: log, stop: make(chan struct{})}
+	q.wg.Add(1)
+	go q.run()
+	return q
+}
+
+// add queues e without blocking, or drops it when the queue is full.
+func (q *queue) add(e []byte) {
+	select {
+	case <-q.stop:
+		q.m.dropped.WithLabelValues("shutdown").Inc()
+		return
+	default:
+	}
+	n := int64(len(e))
+	if q.s.maxBytes > 0 && q.bytes.Add(n) > q.s.maxBytes {
+		q.bytes.Add(-n)
+		q.drop("max_bytes")
+		return
+	}
+	select {
+	case q.entries <- e:
+		if q.s.maxBytes <= 0 {
+			return
+		}
+	default:
+		if q.s.maxBytes > 0 {
+			q.bytes.Add(-n)
+		}
+		q.drop("queue_full")
+	}
+}
+
+// drop counts a dropped entry and warns, at most once a second.
+func (q *queue) drop(reason string) {
+	q.m.dropped.WithLabelValues(reason).Inc()
+	now := time.Now().UnixNano()
+	if last := q.lastWarn.Load(); now-last > int64(time.Second) && q.lastWarn.CompareAndSwap(last, now) {
+		q.log.Warn("http-log: queue full, log entry dropped", "endpoint", q.s.endpoint, "reason", reason,
+			"max_entries", q.s.maxEntries, "max_bytes", q.s.maxBytes)
+	}
+}
+
+// run collects batches: up to max_batch_size entries, waiting at most
+// max_coalescing_delay after the first.
+func (q *queue) run() {
+	defer q.wg.Done()
+	for {
+		var first []byte
+		select {
+		case first = <-q.entries:
+		case <-q.stop:
+			q.flush()
+			return
+		}
+		batch := [][]byte{first}
+		stopped := false
+		if q.s.batch > 1 {
+			timer := time.NewTimer(q.s.coalesce)
+		collect:
+			for len(batch) < q.s.batch {
+				select {
+				case e := <-q.entries:
+					batch = append(batch, e)
+				case <-timer.C:
+					break collect
+				case <-q.stop:
+					stopped = true
+					break collect
+				}
+			}
+			timer.Stop()
+		}
+		q.release(batch)
+		if stopped {
+			q.sendOnce(batch)
+			q.flush()
+			return
+		}
+		if q.s.unlimited {
+			q.wg.Add(1)
+			go func() { defer q.wg.Done(); q.deliver(batch) }()
+			continue
+		}
+		q.deliver(batch)
+	}
+}
+
+func (q *queue) release(batch [][]byte) {
+	if q.s.maxBytes <= 0 {
+		return
+	}
+	for _, e := range batch {
+		q.bytes.Add(-int64(len(e)))
+	}
+}
+
+// deliver sends batch, retrying failures after initial_retry_delay,
+// doubled each time up to max_retry_delay, until max_retry_time has
+// passed; then the batch is dropped. Shutdown stops the retries.
+func (q *queue) deliver(batch [][]byte) {
+	start := time.Now()
+	delay := q.s.initialDelay
+	for {
+		err := q.send(batch)
+		if err == nil {
+			q.m.sent.Add(float64(len(batch)))
+			return
+		}
+		q.m.sendErrors.Inc()
+		if time.Since(start)+delay > q.s.maxRetryTime {
+			q.m.dropped.WithLabelValues("retries_exhausted").Add(float64(len(batch)))
+			q.log.Error("http-log: giving up on a batch after max_retry_time", "endpoint", q.s.endpoint,
+				"entries", len(batch), "err", err)
+			return
+		}
+		q.log.Warn("http-log: sending failed, retrying", "endpoint", q.s.endpoint, "in", delay, "err", err)
+		select {
+		case <-time.After(delay):
+		case <-q.stop:
+			q.m.dropped.WithLabelValues("shutdown").Add(float64(len(batch)))
+			return
+		}
+		delay = min(2*delay, q.s.maxRetryDelay)
+	}
+}
+
+// flush sends what is waiting at shutdown, each batch tried once.
+func (q *queue) flush() {
+	for {
+		batch := make([][]byte, 0, q.s.batch)
+		for len(batch) < max(q.s.batch, 1) {
+			select {
+			case e := <-q.entries:
+				batch = append(batch, e)
+				continue
+			default:
+			}
+			break
+		}
+		if len(batch) == 0 {
+			return
+		}
+		q.release(batch)
+		q.sendOnce(batch)
+	}
+}
+
+func (q *queue) sendOnce(batch [][]byte) {
+	if err := q.send(batch); err != nil {
+		q.m.sendErrors.Inc()
+		q.m.dropped.WithLabelValues("shutdown").Add(float64(len(batch)))
+		q.log.Error("http-log: sending at shutdown failed", "endpoint", q.s.endpoint, "entries", len(batch), "err", err)
+		return
+	}
+	q.m.sent.Add(float64(len(batch)))
+}
+
+// send makes one request: the entry itself when max_batch_size is 1, else
+// a JSON array of the batch, as Kong does.
+func (q *queue) send(batch [][]byte) error {
+	var body []byte
+	if q.s.batch == 1 && len(batch) == 1 {
+		body = batch[0]
+	} else {
+		body = append(bytes.Join(batch, []byte{','}), ']')
+		body = append([]byte{'['}, body...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), q.s.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, q.s.method, q.s.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("http-log: %w", err)
+	}
+	for k, v := range q.s.headers {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("Content-Type", q.s.contentType)
+	if q.s.auth != "" {
+		req.Header.Set("Authorization", q.s.auth)
+	}
+	resp, err := q.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("http-log: request to %s: %w", q.s.endpoint, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("http-log: request to %s returned status code %d and body %q", q.s.endpoint, resp.StatusCode, msg)
+	}
+	return nil
+}
+
+// shutdown stops the queue and waits for what is waiting to be sent, at
+// most until ctx is done.
+func (q *queue) shutdown(ctx context.Context) error {
+	q.stopOnce.Do(func() { close(q.stop) })
+	done := make(chan struct{})
+	go func() { q.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		q.client.CloseIdleConnections()
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("http-log: queue for %s: %w", q.s.endpoint, ctx.Err())
+	}
+}
