@@ -26,7 +26,7 @@ type logServer struct {
 	mu       sync.Mutex
 	bodies   [][]byte
 	headers  []http.Header
-	fail     atomic.Int32 // answer 500 to this many requests first
+	fail     atomic.Int32  // answer 500 to this many requests first
 	block    chan struct{} // when set, requests wait on it
 	requests atomic.Int32
 }

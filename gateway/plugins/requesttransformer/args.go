@@ -75,7 +75,7 @@ func (a args) without(name string) args {
 type selector func(o *ops) (names []string, pairs []pair)
 
 func selectQuery(o *ops) ([]string, []pair) { return o.query, o.queryPairs }
-func selectBody(o *ops) ([]string, []pair) { return o.body, o.bodyPairs }
+func selectBody(o *ops) ([]string, []pair)  { return o.body, o.bodyPairs }
 
 // apply runs remove, rename, replace, add and append on a. existing is
 // false for an empty body, where Kong only adds and appends.
