@@ -33,8 +33,12 @@ type metrics struct {
 
 	// up mirrors reachable for the Kong compat collector.
 	up atomic.Bool
-	// kong is set when prometheus_kong_compat is on.
+	// kong is set when prometheus_kong_compat is on: every matched
+	// request is recorded in Kong's families.
 	kong *kongMetrics
+	// kongFamilies are Kong's per-request families, which the prometheus
+	// plugin records in when kong is nil; pruned with the others.
+	kongFamilies *kongMetrics
 	// children caches the per (service, route) instruments: the request
 	// path then does one map lookup instead of hashing label values into
 	// each vector.
@@ -214,7 +218,7 @@ type seriesDeleter interface {
 // perRoute lists the vectors labelled by service and route.
 func (m *metrics) perRoute() []seriesDeleter {
 	vs := []seriesDeleter{m.requests, m.requestSeconds, m.upstream}
-	if k := m.kong; k != nil {
+	if k := m.kongFamilies; k != nil {
 		vs = append(vs, k.requests, k.bandwidth, k.kongLat, k.upstreamLat, k.reqLat)
 	}
 	return vs

@@ -31,9 +31,12 @@ import (
 	"github.com/sluice-gw/sluice/gateway/config"
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
+	"github.com/sluice-gw/sluice/gateway/plugins/httplog"
 	"github.com/sluice-gw/sluice/gateway/plugins/keyauth"
+	promplugin "github.com/sluice-gw/sluice/gateway/plugins/prometheus"
 	"github.com/sluice-gw/sluice/gateway/plugins/ratelimiting"
 	"github.com/sluice-gw/sluice/gateway/plugins/requesttermination"
+	"github.com/sluice-gw/sluice/gateway/plugins/requesttransformer"
 	"github.com/sluice-gw/sluice/gateway/proxy"
 	"github.com/sluice-gw/sluice/gateway/store"
 )
@@ -117,8 +120,12 @@ func New(opts Options) (*Node, error) {
 	}
 	n.cache = cache.New(opts.Backend, n.load, copts)
 	n.reg.MustRegister(newCacheCollector(n.cache, cfg.CacheBackend))
+	// Kong's per-request families exist on every node: the prometheus
+	// plugin records in them (kongplugin.go); with compat on, every
+	// request does.
+	n.metrics.kongFamilies = newKongMetrics(n.reg)
 	if cfg.PrometheusKongCompat {
-		n.metrics.kong = newKongMetrics(n.reg)
+		n.metrics.kong = n.metrics.kongFamilies
 		n.metrics.kong.conns = n.conns
 		n.reg.MustRegister(newKongCollector(n.metrics, n.cache, &n.targets, n.nodeID, opts.Version, int64(cfg.MemCacheSize)))
 	}
@@ -133,7 +140,8 @@ func New(opts Options) (*Node, error) {
 	if opts.TracerProvider != nil {
 		n.tracer = opts.TracerProvider.Tracer("github.com/sluice-gw/sluice/gateway/node")
 	}
-	n.plugins = pluginRegistry(opts.Store, credentials{c: n.cache, tracer: n.tracer})
+	n.plugins = pluginRegistry(opts.Store, pluginDeps{creds: credentials{c: n.cache, tracer: n.tracer},
+		kong: kongExporter{k: n.metrics.kongFamilies, compat: cfg.PrometheusKongCompat}, reg: n.reg, log: n.log})
 	roots, err := trustedCAs(cfg.LuaSSLTrustedCertificate)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
@@ -160,14 +168,23 @@ func New(opts Options) (*Node, error) {
 
 // PluginRegistry returns the plugins a node on st has, for tools that
 // validate plugin configurations without serving requests (sluice config).
-func PluginRegistry(st store.Store) *plugins.Registry { return pluginRegistry(st, nil) }
+func PluginRegistry(st store.Store) *plugins.Registry { return pluginRegistry(st, pluginDeps{}) }
 
-// pluginRegistry returns the plugins of a node on st whose key-auth looks
-// credentials up through creds.
-func pluginRegistry(st store.Store, creds keyauth.Credentials) *plugins.Registry {
+// pluginDeps is what a node's plugins use of it; the zero value suits
+// tools that only validate configurations.
+type pluginDeps struct {
+	creds keyauth.Credentials   // key-auth's credential lookups
+	kong  promplugin.Exporter   // where the prometheus plugin records
+	reg   prometheus.Registerer // http-log's metrics
+	log   *slog.Logger          // http-log's warnings
+}
+
+// pluginRegistry returns the plugins of a node on st.
+func pluginRegistry(st store.Store, d pluginDeps) *plugins.Registry {
 	counters, _ := st.(store.Counters) // nil: rate-limiting refuses policy cluster
-	return plugins.NewRegistry(keyauth.New(creds), ratelimiting.New(ratelimiting.Options{Cluster: counters}),
-		requesttermination.New())
+	return plugins.NewRegistry(keyauth.New(d.creds), ratelimiting.New(ratelimiting.Options{Cluster: counters}),
+		requesttermination.New(), requesttransformer.New(), httplog.New(httplog.Options{Registerer: d.reg, Logger: d.log}),
+		promplugin.New(d.kong))
 }
 
 // NodeID returns the node's id in cluster events.
