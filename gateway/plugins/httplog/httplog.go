@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,16 +25,23 @@ const (
 	Priority = 12
 )
 
-// closeTimeout bounds how long Close waits for the queues to send what is
-// waiting.
-const closeTimeout = 5 * time.Second
+const (
+	// closeTimeout bounds how long Close waits for the queues to send
+	// what is waiting.
+	closeTimeout = 5 * time.Second
+	// idleTimeout is how long a queue without entries lives on: a
+	// configuration that changed or went away leaves no goroutine behind.
+	idleTimeout = time.Minute
+)
 
 // Plugin is the http-log plugin. It owns the queues, one per distinct
-// configuration, so they survive plugin set rebuilds; Close sends what
-// is waiting and stops them. It is safe for concurrent use.
+// configuration, so they survive plugin set rebuilds; a queue idle for a
+// minute ends, and the next entry starts another. Close sends what is
+// waiting and stops them. It is safe for concurrent use.
 type Plugin struct {
-	m   *metrics
-	log *slog.Logger
+	m    *metrics
+	log  *slog.Logger
+	idle time.Duration // idleTimeout; tests shorten it
 
 	// mu guards queues and closed.
 	mu     sync.Mutex
@@ -60,7 +68,7 @@ func New(opts Options) *Plugin {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Plugin{m: newMetrics(reg), log: log, queues: map[string]*queue{}}
+	return &Plugin{m: newMetrics(reg), log: log, idle: idleTimeout, queues: map[string]*queue{}}
 }
 
 // Name implements plugins.Plugin.
@@ -101,7 +109,7 @@ func (p *Plugin) Close() error {
 	return errors.Join(errs...)
 }
 
-// queue returns the queue of config key, started on first use; nil after
+// queue returns the queue of h's config, started on first use; nil after
 // Close.
 func (p *Plugin) queue(h *handler) *queue {
 	p.mu.Lock()
@@ -111,10 +119,20 @@ func (p *Plugin) queue(h *handler) *queue {
 	}
 	q := p.queues[h.key]
 	if q == nil {
-		q = newQueue(h.s, p.m, p.log)
-		p.queues[h.key] = q
+		key := h.key
+		q = newQueue(h.s, p.m, p.log, p.idle, func(q *queue) { p.forget(key, q) })
+		p.queues[key] = q
 	}
 	return q
+}
+
+// forget removes the retired queue q of config key.
+func (p *Plugin) forget(key string, q *queue) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.queues[key] == q {
+		delete(p.queues, key)
+	}
 }
 
 // handler is one configured instance; its JSON form is its Config.
@@ -123,24 +141,31 @@ type handler struct {
 	p   *Plugin
 	s   settings
 	key string
-	// q is the queue, looked up once.
-	q     sync.Once
-	queue *queue
+	// cur is the queue last used; looked up again when it retired.
+	cur atomic.Pointer[queue]
 }
 
 // Log implements plugins.Logger: it serializes the request and queues it.
 func (h *handler) Log(c *plugins.Context) {
-	h.q.Do(func() { h.queue = h.p.queue(h) })
-	if h.queue == nil {
-		h.p.m.dropped.WithLabelValues("shutdown").Inc()
-		return
-	}
 	e, err := serialize(c)
 	if err != nil {
 		h.p.log.Error("http-log: cannot serialize a log entry", "err", err)
 		return
 	}
-	h.queue.add(e)
+	for {
+		q := h.cur.Load()
+		if q == nil {
+			if q = h.p.queue(h); q == nil {
+				h.p.m.dropped.WithLabelValues("shutdown").Inc()
+				return
+			}
+			h.cur.Store(q)
+		}
+		if q.add(e) {
+			return
+		}
+		h.cur.CompareAndSwap(q, nil) // retired: the next lookup starts a new one
+	}
 }
 
 var (

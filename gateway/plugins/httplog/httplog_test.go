@@ -274,3 +274,26 @@ func TestSchema(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleQueueRetires: a queue without entries for the idle time ends
+// (no goroutine stays behind a config that changed); the next entry
+// starts a new one and arrives.
+func TestIdleQueueRetires(t *testing.T) {
+	ls := newLogServer(t)
+	p := New(Options{})
+	p.idle = 50 * time.Millisecond
+	set := newSet(t, p, `{"http_endpoint":"`+ls.URL+`"}`)
+	queues := func() int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.queues)
+	}
+	request(set, "/")
+	waitFor(t, "the first entry", func() bool { b, _ := ls.received(); return len(b) == 1 })
+	waitFor(t, "the idle queue to retire", func() bool { return queues() == 0 })
+	request(set, "/")
+	waitFor(t, "the entry after the queue retired", func() bool { b, _ := ls.received(); return len(b) == 2 })
+	if queues() != 1 {
+		t.Errorf("%d queues after a new entry, want 1", queues())
+	}
+}

@@ -28,11 +28,19 @@ type queue struct {
 	// trying each batch once, and returns.
 	stop     chan struct{}
 	stopOnce sync.Once
+	// idle is how long the goroutine waits for an entry before it retires
+	// the queue; forget removes a retired queue from its plugin.
+	idle   time.Duration
+	forget func(*queue)
+	// mu guards retired: add holds it shared, retiring exclusively, so
+	// no entry is added to a queue whose goroutine is gone.
+	mu       sync.RWMutex
+	retired  bool
 	wg       sync.WaitGroup // the run goroutine and unlimited senders
 	lastWarn atomic.Int64   // unix nanos of the last "queue full" warning
 }
 
-func newQueue(s settings, m *metrics, log *slog.Logger) *queue {
+func newQueue(s settings, m *metrics, log *slog.Logger, idle time.Duration, forget func(*queue)) *queue {
 	tr := &http.Transport{IdleConnTimeout: s.keepalive, MaxIdleConnsPerHost: 4,
 		// Kong's http-log does not verify the log server's certificate
 		// (ssl_verify = false).
@@ -41,37 +49,57 @@ func newQueue(s settings, m *metrics, log *slog.Logger) *queue {
 		tr.DisableKeepAlives = true
 	}
 	q := &queue{s: s, client: &http.Client{Transport: tr, Timeout: s.timeout}, entries: make(chan []byte, s.maxEntries),
-		m: m, log: log, stop: make(chan struct{})}
+		m: m, log: log, stop: make(chan struct{}), idle: idle, forget: forget}
 	q.wg.Add(1)
 	go q.run()
 	return q
 }
 
-// add queues e without blocking, or drops it when the queue is full.
-func (q *queue) add(e []byte) {
+// add queues e without blocking, or drops it when the queue is full or
+// stopped. It reports false, having done nothing, when the queue has
+// retired: the caller gets a new one.
+func (q *queue) add(e []byte) bool {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.retired {
+		return false
+	}
 	select {
 	case <-q.stop:
 		q.m.dropped.WithLabelValues("shutdown").Inc()
-		return
+		return true
 	default:
 	}
 	n := int64(len(e))
 	if q.s.maxBytes > 0 && q.bytes.Add(n) > q.s.maxBytes {
 		q.bytes.Add(-n)
 		q.drop("max_bytes")
-		return
+		return true
 	}
 	select {
 	case q.entries <- e:
-		if q.s.maxBytes <= 0 {
-			return
-		}
 	default:
 		if q.s.maxBytes > 0 {
 			q.bytes.Add(-n)
 		}
 		q.drop("queue_full")
 	}
+	return true
+}
+
+// retire ends the queue when nothing is waiting, and reports whether it
+// did.
+func (q *queue) retire() bool {
+	q.mu.Lock()
+	if len(q.entries) > 0 {
+		q.mu.Unlock()
+		return false
+	}
+	q.retired = true
+	q.mu.Unlock()
+	q.forget(q)
+	q.client.CloseIdleConnections()
+	return true
 }
 
 // drop counts a dropped entry and warns, at most once a second.
@@ -85,16 +113,25 @@ func (q *queue) drop(reason string) {
 }
 
 // run collects batches: up to max_batch_size entries, waiting at most
-// max_coalescing_delay after the first.
+// max_coalescing_delay after the first. After idle without an entry it
+// retires the queue.
 func (q *queue) run() {
 	defer q.wg.Done()
+	idle := time.NewTimer(q.idle)
+	defer idle.Stop()
 	for {
 		var first []byte
+		idle.Reset(q.idle)
 		select {
 		case first = <-q.entries:
 		case <-q.stop:
 			q.flush()
 			return
+		case <-idle.C:
+			if q.retire() {
+				return
+			}
+			continue
 		}
 		batch := [][]byte{first}
 		stopped := false
