@@ -126,6 +126,9 @@ func TestEntryArrives(t *testing.T) {
 	if e["client_ip"] != plugintest.ClientIP || e["upstream_uri"] != "/a/b?x=1&x=2&flag" || e["started_at"].(float64) <= 0 {
 		t.Errorf("entry = %s", bodies[0])
 	}
+	if e["source"] != "service" || e["upstream_status"] != "201" {
+		t.Errorf("source %v upstream_status %v, want service and 201", e["source"], e["upstream_status"])
+	}
 	if _, ok := e["latencies"].(map[string]any)["request"]; !ok {
 		t.Errorf("no latencies: %s", bodies[0])
 	}

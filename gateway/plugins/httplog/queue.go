@@ -125,7 +125,7 @@ func (q *queue) run() {
 		select {
 		case first = <-q.entries:
 		case <-q.stop:
-			q.flush()
+			q.flush(nil)
 			return
 		case <-idle.C:
 			if q.retire() {
@@ -151,12 +151,11 @@ func (q *queue) run() {
 			}
 			timer.Stop()
 		}
-		q.release(batch)
 		if stopped {
-			q.sendOnce(batch)
-			q.flush()
+			q.flush(batch)
 			return
 		}
+		q.release(batch)
 		if q.s.unlimited {
 			q.wg.Add(1)
 			go func() { defer q.wg.Done(); q.deliver(batch) }()
@@ -205,10 +204,10 @@ func (q *queue) deliver(batch [][]byte) {
 	}
 }
 
-// flush sends what is waiting at shutdown, each batch tried once.
-func (q *queue) flush() {
+// flush sends batch and what is waiting at shutdown, each batch tried
+// once.
+func (q *queue) flush(batch [][]byte) {
 	for {
-		batch := make([][]byte, 0, q.s.batch)
 		for len(batch) < max(q.s.batch, 1) {
 			select {
 			case e := <-q.entries:
@@ -223,6 +222,7 @@ func (q *queue) flush() {
 		}
 		q.release(batch)
 		q.sendOnce(batch)
+		batch = nil
 	}
 }
 

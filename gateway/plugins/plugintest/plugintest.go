@@ -381,6 +381,8 @@ func Run(set *plugins.Set, c *plugins.Context) {
 	c.Served = plugins.Served{Total: time.Since(c.Start), RequestBytes: int64(len(r.body)), ResponseBytes: int64(len(out))}
 	c.Served.Proxy = c.Served.Total
 	if r.forwarded {
+		c.Served.Upstream = max(c.Served.Total/2, 1) // the fake service answers at once; nonzero says it did
+		c.Served.Proxy = c.Served.Total - c.Served.Upstream
 		c.Served.UpstreamURI = r.up.Path()
 		if r.rawQuery != "" {
 			c.Served.UpstreamURI += "?" + r.rawQuery
