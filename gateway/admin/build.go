@@ -224,9 +224,10 @@ func nestFieldErrors(errs map[string]string) map[string]any {
 	return out
 }
 
-// regroupConfig rewrites the form-decoded config so that the top-level
-// fields errs reports as needing an array or a string get one: "apikey"
-// becomes ["apikey"], 5 becomes "5". It reports whether it changed anything.
+// regroupConfig rewrites the form-decoded config so that the fields
+// (nested records' included) errs reports as needing an array or a string
+// get one: "apikey" becomes ["apikey"], 5 becomes "5". It reports whether
+// it changed anything.
 func regroupConfig(config json.RawMessage, errs map[string]string) (json.RawMessage, bool) {
 	m, err := decodeObject(config)
 	if err != nil {
@@ -234,13 +235,26 @@ func regroupConfig(config json.RawMessage, errs map[string]string) (json.RawMess
 	}
 	changed := false
 	for field, msg := range errs {
-		switch v := m[field].(type) {
+		// A nested record's field is "record.field": walk down to it.
+		parent, name := m, field
+		for {
+			head, rest, nested := strings.Cut(name, ".")
+			if !nested {
+				break
+			}
+			sub, ok := parent[head].(map[string]any)
+			if !ok {
+				break
+			}
+			parent, name = sub, rest
+		}
+		switch v := parent[name].(type) {
 		case string, json.Number, bool:
 			switch msg {
 			case "expected an array", "expected a set":
-				m[field], changed = []any{v}, true
+				parent[name], changed = []any{v}, true
 			case "expected a string":
-				m[field], changed = fmt.Sprint(v), true
+				parent[name], changed = fmt.Sprint(v), true
 			}
 		}
 	}
