@@ -84,7 +84,7 @@ func parseConfig(raw json.RawMessage) (Config, *rules, error) {
 		fe["http_method"] = "invalid value: " + *c.HTTPMethod
 	}
 	r := &rules{}
-	checkNames(fe, "remove.headers", c.Remove.Headers, true)
+	checkHeaderNames(fe, "remove.headers", c.Remove.Headers)
 	r.remove = ops{body: c.Remove.Body, headers: c.Remove.Headers, query: c.Remove.Querystring}
 	r.rename = compileOps(fe, "rename", c.Rename.Body, c.Rename.Headers, c.Rename.Querystring, true)
 	r.replace = compileOps(fe, "replace", c.Replace.Body, c.Replace.Headers, c.Replace.Querystring, false)
@@ -106,10 +106,10 @@ func parseConfig(raw json.RawMessage) (Config, *rules, error) {
 	return c, r, nil
 }
 
-// checkNames checks remove's header names.
-func checkNames(fe plugins.FieldErrors, field string, names []string, headers bool) {
+// checkHeaderNames checks remove's header names.
+func checkHeaderNames(fe plugins.FieldErrors, field string, names []string) {
 	for _, n := range names {
-		if headers && !headerName.MatchString(n) {
+		if !headerName.MatchString(n) {
 			fe[field] = fmt.Sprintf("'%s' is not a valid header", n)
 		}
 	}
