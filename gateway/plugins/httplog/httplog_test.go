@@ -300,3 +300,22 @@ func TestIdleQueueRetires(t *testing.T) {
 		t.Errorf("%d queues after a new entry, want 1", queues())
 	}
 }
+
+// TestMaxBytes: entries beyond queue.max_bytes waiting are dropped.
+func TestMaxBytes(t *testing.T) {
+	ls := newLogServer(t)
+	ls.block = make(chan struct{})
+	p := New(Options{})
+	// An entry is about 1,300 bytes: one fits while the sender is stuck, the
+	// second does not.
+	set := newSet(t, p, `{"http_endpoint":"`+ls.URL+`","queue":{"max_bytes":2000}}`)
+	request(set, "/")
+	waitFor(t, "the sender to block", func() bool { return ls.requests.Load() == 1 })
+	request(set, "/")
+	request(set, "/")
+	if got := testutil.ToFloat64(p.m.dropped.WithLabelValues("max_bytes")); got != 1 {
+		t.Errorf("dropped for max_bytes: %v, want 1", got)
+	}
+	close(ls.block)
+	waitFor(t, "the two kept entries", func() bool { b, _ := ls.received(); return len(b) == 2 })
+}

@@ -15,15 +15,16 @@ import (
 
 // queue holds the entries of one configuration (Kong names its queues
 // after the config) and sends them from its own goroutine, in batches,
-// retrying with exponential backoff. The request path only ever adds to
-// a buffered channel: a full queue drops the entry, counts and logs it.
+// retrying with exponential backoff. The request path only appends to a
+// slice under a mutex: a full queue drops the entry, counts and logs it.
+// Memory follows the entries waiting, not max_entries.
 type queue struct {
-	s       settings
-	client  *http.Client
-	entries chan []byte
-	bytes   atomic.Int64 // bytes waiting, for max_bytes
-	m       *metrics
-	log     *slog.Logger
+	s      settings
+	client *http.Client
+	m      *metrics
+	log    *slog.Logger
+	// wake tells the goroutine that an entry was added.
+	wake chan struct{}
 	// stop is closed by shutdown: the goroutine sends what is waiting,
 	// trying each batch once, and returns.
 	stop     chan struct{}
@@ -32,9 +33,12 @@ type queue struct {
 	// the queue; forget removes a retired queue from its plugin.
 	idle   time.Duration
 	forget func(*queue)
-	// mu guards retired: add holds it shared, retiring exclusively, so
-	// no entry is added to a queue whose goroutine is gone.
-	mu       sync.RWMutex
+
+	// mu guards pending, bytes and retired. Once retired, add refuses
+	// entries: the goroutine is gone.
+	mu       sync.Mutex
+	pending  [][]byte
+	bytes    int64
 	retired  bool
 	wg       sync.WaitGroup // the run goroutine and unlimited senders
 	lastWarn atomic.Int64   // unix nanos of the last "queue full" warning
@@ -48,8 +52,8 @@ func newQueue(s settings, m *metrics, log *slog.Logger, idle time.Duration, forg
 	if s.keepalive <= 0 {
 		tr.DisableKeepAlives = true
 	}
-	q := &queue{s: s, client: &http.Client{Transport: tr, Timeout: s.timeout}, entries: make(chan []byte, s.maxEntries),
-		m: m, log: log, stop: make(chan struct{}), idle: idle, forget: forget}
+	q := &queue{s: s, client: &http.Client{Transport: tr}, m: m, log: log, wake: make(chan struct{}, 1),
+		stop: make(chan struct{}), idle: idle, forget: forget}
 	q.wg.Add(1)
 	go q.run()
 	return q
@@ -59,47 +63,43 @@ func newQueue(s settings, m *metrics, log *slog.Logger, idle time.Duration, forg
 // stopped. It reports false, having done nothing, when the queue has
 // retired: the caller gets a new one.
 func (q *queue) add(e []byte) bool {
-	q.mu.RLock()
-	defer q.mu.RUnlock()
-	if q.retired {
+	reason := q.addLocked(e)
+	switch reason {
+	case "retired":
 		return false
-	}
-	select {
-	case <-q.stop:
-		q.m.dropped.WithLabelValues("shutdown").Inc()
-		return true
-	default:
-	}
-	n := int64(len(e))
-	if q.s.maxBytes > 0 && q.bytes.Add(n) > q.s.maxBytes {
-		q.bytes.Add(-n)
-		q.drop("max_bytes")
-		return true
-	}
-	select {
-	case q.entries <- e:
-	default:
-		if q.s.maxBytes > 0 {
-			q.bytes.Add(-n)
+	case "shutdown":
+		q.m.dropped.WithLabelValues(reason).Inc()
+	case "":
+		select {
+		case q.wake <- struct{}{}:
+		default:
 		}
-		q.drop("queue_full")
+	default:
+		q.drop(reason)
 	}
 	return true
 }
 
-// retire ends the queue when nothing is waiting, and reports whether it
-// did.
-func (q *queue) retire() bool {
+// addLocked appends e under q.mu, or says why not.
+func (q *queue) addLocked(e []byte) string {
 	q.mu.Lock()
-	if len(q.entries) > 0 {
-		q.mu.Unlock()
-		return false
+	defer q.mu.Unlock()
+	select {
+	case <-q.stop:
+		return "shutdown"
+	default:
 	}
-	q.retired = true
-	q.mu.Unlock()
-	q.forget(q)
-	q.client.CloseIdleConnections()
-	return true
+	switch {
+	case q.retired:
+		return "retired"
+	case len(q.pending) >= q.s.maxEntries:
+		return "queue_full"
+	case q.s.maxBytes > 0 && q.bytes+int64(len(e)) > q.s.maxBytes:
+		return "max_bytes"
+	}
+	q.pending = append(q.pending, e)
+	q.bytes += int64(len(e))
+	return ""
 }
 
 // drop counts a dropped entry and warns, at most once a second.
@@ -112,6 +112,42 @@ func (q *queue) drop(reason string) {
 	}
 }
 
+func (q *queue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.pending)
+}
+
+// take removes and returns up to n entries.
+func (q *queue) take(n int) [][]byte {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	k := min(n, len(q.pending))
+	batch := q.pending[:k:k]
+	for _, e := range batch {
+		q.bytes -= int64(len(e))
+	}
+	if q.pending = q.pending[k:]; len(q.pending) == 0 {
+		q.pending = nil // let the batches' backing array go
+	}
+	return batch
+}
+
+// retire ends the queue when nothing is waiting, and reports whether it
+// did.
+func (q *queue) retire() bool {
+	q.mu.Lock()
+	if len(q.pending) > 0 {
+		q.mu.Unlock()
+		return false
+	}
+	q.retired = true
+	q.mu.Unlock()
+	q.forget(q)
+	q.client.CloseIdleConnections()
+	return true
+}
+
 // run collects batches: up to max_batch_size entries, waiting at most
 // max_coalescing_delay after the first. After idle without an entry it
 // retires the queue.
@@ -120,42 +156,25 @@ func (q *queue) run() {
 	idle := time.NewTimer(q.idle)
 	defer idle.Stop()
 	for {
-		var first []byte
-		idle.Reset(q.idle)
-		select {
-		case first = <-q.entries:
-		case <-q.stop:
-			q.flush(nil)
-			return
-		case <-idle.C:
-			if q.retire() {
+		if q.len() == 0 {
+			idle.Reset(q.idle)
+			select {
+			case <-q.wake:
+			case <-q.stop:
+				q.flush()
 				return
+			case <-idle.C:
+				if q.retire() {
+					return
+				}
 			}
 			continue
 		}
-		batch := [][]byte{first}
-		stopped := false
-		if q.s.batch > 1 {
-			timer := time.NewTimer(q.s.coalesce)
-		collect:
-			for len(batch) < q.s.batch {
-				select {
-				case e := <-q.entries:
-					batch = append(batch, e)
-				case <-timer.C:
-					break collect
-				case <-q.stop:
-					stopped = true
-					break collect
-				}
-			}
-			timer.Stop()
-		}
-		if stopped {
-			q.flush(batch)
+		if q.s.batch > 1 && !q.coalesce() {
+			q.flush()
 			return
 		}
-		q.release(batch)
+		batch := q.take(q.s.batch)
 		if q.s.unlimited {
 			q.wg.Add(1)
 			go func() { defer q.wg.Done(); q.deliver(batch) }()
@@ -165,13 +184,21 @@ func (q *queue) run() {
 	}
 }
 
-func (q *queue) release(batch [][]byte) {
-	if q.s.maxBytes <= 0 {
-		return
+// coalesce waits until a batch is full or max_coalescing_delay has
+// passed; false when the queue was stopped meanwhile.
+func (q *queue) coalesce() bool {
+	timer := time.NewTimer(q.s.coalesce)
+	defer timer.Stop()
+	for q.len() < q.s.batch {
+		select {
+		case <-q.wake:
+		case <-timer.C:
+			return true
+		case <-q.stop:
+			return false
+		}
 	}
-	for _, e := range batch {
-		q.bytes.Add(-int64(len(e)))
-	}
+	return true
 }
 
 // deliver sends batch, retrying failures after initial_retry_delay,
@@ -204,25 +231,14 @@ func (q *queue) deliver(batch [][]byte) {
 	}
 }
 
-// flush sends batch and what is waiting at shutdown, each batch tried
-// once.
-func (q *queue) flush(batch [][]byte) {
+// flush sends what is waiting at shutdown, each batch tried once.
+func (q *queue) flush() {
 	for {
-		for len(batch) < max(q.s.batch, 1) {
-			select {
-			case e := <-q.entries:
-				batch = append(batch, e)
-				continue
-			default:
-			}
-			break
-		}
+		batch := q.take(max(q.s.batch, 1))
 		if len(batch) == 0 {
 			return
 		}
-		q.release(batch)
 		q.sendOnce(batch)
-		batch = nil
 	}
 }
 
@@ -246,7 +262,10 @@ func (q *queue) send(batch [][]byte) error {
 		body = append(bytes.Join(batch, []byte{','}), ']')
 		body = append([]byte{'['}, body...)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), q.s.timeout)
+	ctx, cancel := context.WithCancel(context.Background())
+	if q.s.timeout > 0 { // 0: no timeout
+		ctx, cancel = context.WithTimeout(ctx, q.s.timeout)
+	}
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, q.s.method, q.s.endpoint, bytes.NewReader(body))
 	if err != nil {
