@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -242,11 +243,7 @@ func (h *handler) pluginConfig(p *entity.Plugin, form bool, fields map[string]an
 	}
 	switch {
 	case len(errs) > 0:
-		nested := make(map[string]any, len(errs))
-		for k, v := range errs {
-			nested[k] = v
-		}
-		fields["config"] = nested
+		fields["config"] = nestFieldErrors(errs)
 	case err != nil:
 		fields["config"] = map[string]any{"@entity": []string{err.Error()}}
 	default:
@@ -254,9 +251,33 @@ func (h *handler) pluginConfig(p *entity.Plugin, form bool, fields map[string]an
 	}
 }
 
-// regroupConfig rewrites the form-decoded config so that the top-level
-// fields errs reports as needing an array or a string get one: "apikey"
-// becomes ["apikey"], 5 becomes "5". It reports whether it changed anything.
+// nestFieldErrors turns a plugin's field errors, a nested record's keyed
+// "record.field", into Kong's nested body: {"record": {"field": msg}}.
+func nestFieldErrors(errs map[string]string) map[string]any {
+	out := make(map[string]any, len(errs))
+	for k, msg := range errs {
+		m := out
+		parts := strings.Split(k, ".")
+		if k == "@entity" {
+			parts = []string{k}
+		}
+		for _, p := range parts[:len(parts)-1] {
+			sub, ok := m[p].(map[string]any)
+			if !ok {
+				sub = map[string]any{}
+				m[p] = sub
+			}
+			m = sub
+		}
+		m[parts[len(parts)-1]] = msg
+	}
+	return out
+}
+
+// regroupConfig rewrites the form-decoded config so that the fields
+// (nested records' included) errs reports as needing an array or a string
+// get one: "apikey" becomes ["apikey"], 5 becomes "5". It reports whether
+// it changed anything.
 func regroupConfig(config json.RawMessage, errs map[string]string) (json.RawMessage, bool) {
 	m, err := decodeObject(config)
 	if err != nil {
@@ -264,13 +285,26 @@ func regroupConfig(config json.RawMessage, errs map[string]string) (json.RawMess
 	}
 	changed := false
 	for field, msg := range errs {
-		switch v := m[field].(type) {
+		// A nested record's field is "record.field": walk down to it.
+		parent, name := m, field
+		for {
+			head, rest, nested := strings.Cut(name, ".")
+			if !nested {
+				break
+			}
+			sub, ok := parent[head].(map[string]any)
+			if !ok {
+				break
+			}
+			parent, name = sub, rest
+		}
+		switch v := parent[name].(type) {
 		case string, json.Number, bool:
 			switch msg {
 			case "expected an array", "expected a set":
-				m[field], changed = []any{v}, true
+				parent[name], changed = []any{v}, true
 			case "expected a string":
-				m[field], changed = fmt.Sprint(v), true
+				parent[name], changed = fmt.Sprint(v), true
 			}
 		}
 	}

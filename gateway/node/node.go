@@ -32,9 +32,12 @@ import (
 	"github.com/sluice-gw/sluice/gateway/config"
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
+	"github.com/sluice-gw/sluice/gateway/plugins/httplog"
 	"github.com/sluice-gw/sluice/gateway/plugins/keyauth"
+	promplugin "github.com/sluice-gw/sluice/gateway/plugins/prometheus"
 	"github.com/sluice-gw/sluice/gateway/plugins/ratelimiting"
 	"github.com/sluice-gw/sluice/gateway/plugins/requesttermination"
+	"github.com/sluice-gw/sluice/gateway/plugins/requesttransformer"
 	"github.com/sluice-gw/sluice/gateway/proxy"
 	"github.com/sluice-gw/sluice/gateway/proxymetrics"
 	"github.com/sluice-gw/sluice/gateway/store"
@@ -150,7 +153,7 @@ func New(opts Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	n.plugins = pluginRegistry(opts.Store, n.cache)
+	n.plugins = pluginRegistry(opts.Store, pluginDeps{creds: n.cache, kong: n.observer, reg: n.reg, log: n.log})
 	roots, err := trustedCAs(cfg.LuaSSLTrustedCertificate)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
@@ -178,14 +181,23 @@ func New(opts Options) (*Node, error) {
 
 // PluginRegistry returns the plugins a node on st has, for tools that
 // validate plugin configurations without serving requests (sluice config).
-func PluginRegistry(st store.Store) *plugins.Registry { return pluginRegistry(st, nil) }
+func PluginRegistry(st store.Store) *plugins.Registry { return pluginRegistry(st, pluginDeps{}) }
 
-// pluginRegistry returns the plugins of a node on st whose key-auth looks
-// credentials up through creds.
-func pluginRegistry(st store.Store, creds keyauth.Credentials) *plugins.Registry {
+// pluginDeps is what a node's plugins use of it; the zero value suits
+// tools that only validate configurations.
+type pluginDeps struct {
+	creds keyauth.Credentials   // key-auth's credential lookups
+	kong  promplugin.Exporter   // where the prometheus plugin records
+	reg   prometheus.Registerer // http-log's metrics
+	log   *slog.Logger          // http-log's warnings
+}
+
+// pluginRegistry returns the plugins of a node on st.
+func pluginRegistry(st store.Store, d pluginDeps) *plugins.Registry {
 	counters, _ := st.(store.Counters) // nil: rate-limiting refuses policy cluster
-	return plugins.NewRegistry(keyauth.New(creds), ratelimiting.New(ratelimiting.Options{Cluster: counters}),
-		requesttermination.New())
+	return plugins.NewRegistry(keyauth.New(d.creds), ratelimiting.New(ratelimiting.Options{Cluster: counters}),
+		requesttermination.New(), requesttransformer.New(), httplog.New(httplog.Options{Registerer: d.reg, Logger: d.log}),
+		promplugin.New(d.kong))
 }
 
 // NodeID returns the node's id in cluster events.

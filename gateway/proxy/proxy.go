@@ -332,22 +332,34 @@ func (p *Proxy) observe(x *exchange) {
 	if p.opts.Observer == nil {
 		return
 	}
-	end := p.clock.Precise()
+	s := p.served(x)
 	o := Observation{Route: x.match.Route, Service: x.match.Service, Status: x.status,
-		Upstream: x.upstream, Total: end.Sub(x.start), Proxy: end.Sub(x.start),
-		RequestBytes: x.body.received(), ResponseBytes: x.respBytes}
+		Upstream: s.Upstream, Total: s.Total, Proxy: s.Proxy,
+		RequestBytes: s.RequestBytes, ResponseBytes: s.ResponseBytes}
 	if x.clientErr != nil {
 		o.ClientError = reasonOf(x.clientErr)
 	}
-	if !x.sent.IsZero() {
-		o.Proxy = x.sent.Sub(x.start)
-	}
 	p.opts.Observer.Observe(o)
+}
+
+// served measures x as it ends.
+func (p *Proxy) served(x *exchange) plugins.Served {
+	end := p.clock.Precise()
+	s := plugins.Served{Upstream: x.upstream, Total: end.Sub(x.start), Proxy: end.Sub(x.start),
+		RequestBytes: x.body.received(), ResponseBytes: x.respBytes}
+	if !x.sent.IsZero() {
+		s.Proxy = x.sent.Sub(x.start)
+	}
+	return s
 }
 
 // release runs the log phase and returns x to the pool.
 func (p *Proxy) release(x *exchange) {
 	if x.set.Has(plugins.PhaseLog) {
+		x.pc.Served = p.served(x)
+		if !x.sent.IsZero() {
+			x.pc.Served.UpstreamURI = string(x.ctx.Request.RequestURI())
+		}
 		x.set.Log(&x.pc)
 	}
 	x.reset()

@@ -31,7 +31,11 @@ type Observer struct {
 	requestSeconds *prometheus.HistogramVec
 	upstream       *prometheus.HistogramVec
 	clientErrors   *prometheus.CounterVec
-	kong           *kongFamilies // nil without Kong compat
+	// kongFams are Kong's per-request families, registered on every
+	// node: the prometheus plugin records in them (Export); kong is
+	// kongFams with Kong compat, when every matched request is recorded,
+	// and nil without.
+	kongFams, kong *kongFamilies
 
 	// pairs holds the instruments of each (service, route) label pair
 	// seen. The set stays bounded by the routes configured, as Prune and
@@ -83,8 +87,9 @@ func New(reg prometheus.Registerer, opts Options) *Observer {
 	for _, r := range proxy.ClientErrorReasons {
 		m.clientErrors.WithLabelValues(r) // every reason is exported from the start, at 0
 	}
+	m.kongFams = newKongFamilies(f)
 	if opts.KongCompat {
-		m.kong = newKongFamilies(f)
+		m.kong = m.kongFams
 	}
 	return m
 }
@@ -223,9 +228,8 @@ type seriesDeleter interface {
 // perRoute lists the vectors labelled by service and route.
 func (m *Observer) perRoute() []seriesDeleter {
 	vs := []seriesDeleter{m.requests, m.requestSeconds, m.upstream}
-	if k := m.kong; k != nil {
-		vs = append(vs, k.requests, k.bandwidth, k.kongLat, k.upstreamLat, k.reqLat)
-	}
+	k := m.kongFams
+	vs = append(vs, k.requests, k.bandwidth, k.kongLat, k.upstreamLat, k.reqLat)
 	return vs
 }
 
