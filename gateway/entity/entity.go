@@ -1,5 +1,6 @@
 // Package entity defines the gateway's configuration entities (services,
-// routes, consumers, plugins and key-auth credentials) with Kong's field
+// routes, consumers, plugins and the key-auth, basic-auth and jwt
+// credentials) with Kong's field
 // names, defaults and cache keys. It performs no I/O.
 //
 // Every entity is stored as its JSON encoding. A Schema describes how the
@@ -18,16 +19,18 @@ type Kind string
 
 // The kinds the gateway knows.
 const (
-	KindService  Kind = "services"
-	KindRoute    Kind = "routes"
-	KindConsumer Kind = "consumers"
-	KindPlugin   Kind = "plugins"
-	KindKeyAuth  Kind = "keyauth_credentials"
+	KindService   Kind = "services"
+	KindRoute     Kind = "routes"
+	KindConsumer  Kind = "consumers"
+	KindPlugin    Kind = "plugins"
+	KindKeyAuth   Kind = "keyauth_credentials"
+	KindBasicAuth Kind = "basicauth_credentials"
+	KindJWT       Kind = "jwt_secrets"
 )
 
 // Kinds lists every entity kind in dependency order: a kind appears after
 // every kind it references.
-var Kinds = []Kind{KindService, KindRoute, KindConsumer, KindPlugin, KindKeyAuth}
+var Kinds = []Kind{KindService, KindRoute, KindConsumer, KindPlugin, KindKeyAuth, KindBasicAuth, KindJWT}
 
 // Ref is a foreign key as Kong writes it: {"id": "<uuid>"}. A nil *Ref is
 // JSON null.
@@ -46,6 +49,9 @@ type Schema struct {
 	// deletes this entity too. A foreign field not listed here blocks the
 	// deletion of the referenced entity (Kong's foreign key violation).
 	Cascade []string
+	// CacheKey is the unique field the proxy looks an entity up by (Kong's
+	// cache_key: a credential's key or username); empty for the id.
+	CacheKey string
 }
 
 // Schemas holds the schema of every kind, keyed by kind.
@@ -56,7 +62,11 @@ var Schemas = map[Kind]Schema{
 	KindPlugin: {Kind: KindPlugin, Unique: []string{"cache_key", "instance_name"},
 		Foreign: map[string]Kind{"route": KindRoute, "service": KindService, "consumer": KindConsumer},
 		Cascade: []string{"route", "service", "consumer"}},
-	KindKeyAuth: {Kind: KindKeyAuth, Unique: []string{"key"},
+	KindKeyAuth: {Kind: KindKeyAuth, Unique: []string{"key"}, CacheKey: "key",
+		Foreign: map[string]Kind{"consumer": KindConsumer}, Cascade: []string{"consumer"}},
+	KindBasicAuth: {Kind: KindBasicAuth, Unique: []string{"username"}, CacheKey: "username",
+		Foreign: map[string]Kind{"consumer": KindConsumer}, Cascade: []string{"consumer"}},
+	KindJWT: {Kind: KindJWT, Unique: []string{"key"}, CacheKey: "key",
 		Foreign: map[string]Kind{"consumer": KindConsumer}, Cascade: []string{"consumer"}},
 }
 
@@ -85,6 +95,10 @@ func Decode(k Kind, data []byte) (Entity, error) {
 		e = new(Plugin)
 	case KindKeyAuth:
 		e = new(KeyAuthCredential)
+	case KindBasicAuth:
+		e = new(BasicAuthCredential)
+	case KindJWT:
+		e = new(JWTSecret)
 	default:
 		return nil, fmt.Errorf("entity: unknown kind %q", k)
 	}

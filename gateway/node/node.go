@@ -31,6 +31,8 @@ import (
 	"github.com/sluice-gw/sluice/gateway/config"
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
+	"github.com/sluice-gw/sluice/gateway/plugins/basicauth"
+	"github.com/sluice-gw/sluice/gateway/plugins/jwt"
 	"github.com/sluice-gw/sluice/gateway/plugins/keyauth"
 	"github.com/sluice-gw/sluice/gateway/plugins/ratelimiting"
 	"github.com/sluice-gw/sluice/gateway/plugins/requesttermination"
@@ -160,14 +162,15 @@ func New(opts Options) (*Node, error) {
 
 // PluginRegistry returns the plugins a node on st has, for tools that
 // validate plugin configurations without serving requests (sluice config).
-func PluginRegistry(st store.Store) *plugins.Registry { return pluginRegistry(st, nil) }
+func PluginRegistry(st store.Store) *plugins.Registry { return pluginRegistry(st, credentials{}) }
 
-// pluginRegistry returns the plugins of a node on st whose key-auth looks
-// credentials up through creds.
-func pluginRegistry(st store.Store, creds keyauth.Credentials) *plugins.Registry {
+// pluginRegistry returns the plugins of a node on st whose auth plugins
+// look credentials up through creds (its zero value when the plugins only
+// validate configurations).
+func pluginRegistry(st store.Store, creds credentials) *plugins.Registry {
 	counters, _ := st.(store.Counters) // nil: rate-limiting refuses policy cluster
-	return plugins.NewRegistry(keyauth.New(creds), ratelimiting.New(ratelimiting.Options{Cluster: counters}),
-		requesttermination.New())
+	return plugins.NewRegistry(keyauth.New(creds), basicauth.New(creds), jwt.New(creds),
+		ratelimiting.New(ratelimiting.Options{Cluster: counters}), requesttermination.New())
 }
 
 // NodeID returns the node's id in cluster events.
@@ -408,8 +411,8 @@ func (n *Node) load(ctx context.Context, key entity.CacheKey) (_ entity.Entity, 
 		}()
 	}
 	start := time.Now()
-	if key.Kind == entity.KindKeyAuth {
-		rec, err = n.st.GetByUnique(ctx, key.Kind, "key", key.ID)
+	if field := entity.Schemas[key.Kind].CacheKey; field != "" {
+		rec, err = n.st.GetByUnique(ctx, key.Kind, field, key.ID)
 	} else {
 		rec, err = n.st.Get(ctx, key.Kind, key.ID)
 	}
@@ -448,7 +451,8 @@ func (n *Node) reachable(ctx context.Context) bool {
 // cacheResults names cache.Result values in span attributes.
 var cacheResults = [...]string{cache.Miss: "miss", cache.Hit: "hit", cache.NegativeHit: "negative_hit", cache.StaleHit: "stale_hit"}
 
-// credentials adapts the entity cache to keyauth.Credentials. When the
+// credentials adapts the entity cache to the auth plugins' Credentials
+// (keyauth, basicauth, jwt). When the
 // request is traced, each lookup is a "sluice.cache.get" span whose
 // sluice.cache.result says hit, miss, negative_hit or stale_hit; a miss's
 // datastore query is its child span.
@@ -463,6 +467,22 @@ func (cr credentials) Credential(ctx context.Context, key string) (*entity.KeyAu
 		return nil, err
 	}
 	return e.(*entity.KeyAuthCredential), nil
+}
+
+func (cr credentials) BasicAuth(ctx context.Context, username string) (*entity.BasicAuthCredential, error) {
+	e, err := cr.get(ctx, entity.CacheKey{Kind: entity.KindBasicAuth, ID: username})
+	if e == nil || err != nil {
+		return nil, err
+	}
+	return e.(*entity.BasicAuthCredential), nil
+}
+
+func (cr credentials) JWTSecret(ctx context.Context, key string) (*entity.JWTSecret, error) {
+	e, err := cr.get(ctx, entity.CacheKey{Kind: entity.KindJWT, ID: key})
+	if e == nil || err != nil {
+		return nil, err
+	}
+	return e.(*entity.JWTSecret), nil
 }
 
 func (cr credentials) Consumer(ctx context.Context, id string) (*entity.Consumer, error) {
@@ -528,5 +548,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 var (
 	_ cluster.Applier       = (*Node)(nil)
 	_ keyauth.Credentials   = credentials{}
+	_ basicauth.Credentials = credentials{}
+	_ jwt.Credentials       = credentials{}
 	_ admin.PluginValidator = (*plugins.Registry)(nil)
 )
