@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice/gateway/plugins"
+	"github.com/sluice-gw/sluice/gateway/plugins/basicauth"
+	"github.com/sluice-gw/sluice/gateway/plugins/jwt"
 	"github.com/sluice-gw/sluice/gateway/plugins/keyauth"
 	"github.com/sluice-gw/sluice/gateway/plugins/ratelimiting"
 	"github.com/sluice-gw/sluice/gateway/store"
@@ -64,7 +66,8 @@ func TestKongCompatibility(t *testing.T) {
 				t.Run(sc.name, func(t *testing.T) {
 					st := b.open(t)
 					counters, _ := st.(store.Counters)
-					reg := plugins.NewRegistry(ratelimiting.New(ratelimiting.Options{Cluster: counters}), keyauth.New(nil))
+					reg := plugins.NewRegistry(ratelimiting.New(ratelimiting.Options{Cluster: counters}), keyauth.New(nil),
+						basicauth.New(nil), jwt.New(nil))
 					srv := httptest.NewServer(New(Options{Store: st, Plugins: reg,
 						NodeID: "node-1", Version: "1.2.3-test", Hostname: "test-host",
 						Configuration: map[string]any{"database": b.name}}))

@@ -39,8 +39,6 @@ func (h *handler) routes() []endpoint {
 			http.MethodGet: h.cacheKeys, http.MethodDelete: h.cachePurge}},
 		{pattern: []string{"cache", "*"}, methods: map[string]endpointFunc{
 			http.MethodGet: h.cacheGet, http.MethodDelete: h.cacheInvalidate}},
-		{pattern: []string{"routes", "*", "service"}, methods: map[string]endpointFunc{
-			http.MethodGet: h.routeService, http.MethodPatch: h.routeService, http.MethodPut: h.routeService}},
 		{pattern: []string{"schemas", "plugins", "validate"}, methods: map[string]endpointFunc{http.MethodPost: h.validateSchema}},
 		{pattern: []string{"schemas", "plugins", "*"}, methods: map[string]endpointFunc{http.MethodGet: h.pluginSchema}},
 		{pattern: []string{"schemas", "*", "validate"}, methods: map[string]endpointFunc{http.MethodPost: h.validateSchema}},
@@ -49,15 +47,44 @@ func (h *handler) routes() []endpoint {
 			http.MethodGet: h.getConfig, http.MethodPost: h.postConfig}},
 		{pattern: []string{"tags"}, methods: map[string]endpointFunc{http.MethodGet: h.listTags}},
 		{pattern: []string{"tags", "*"}, methods: map[string]endpointFunc{http.MethodGet: h.listTags}},
-		{pattern: []string{"key-auths"}, methods: map[string]endpointFunc{
-			http.MethodGet: h.list(collection{kind: entity.KindKeyAuth})}},
+	}
+	foreign := []struct {
+		path  []string
+		c     collection
+		field string
+	}{
+		{[]string{"routes", "*", "service"}, collection{kind: entity.KindRoute}, "service"},
+		{[]string{"key-auths", "*", "consumer"}, collection{kind: entity.KindKeyAuth}, "consumer"},
+		{[]string{"basic-auths", "*", "consumer"}, collection{kind: entity.KindBasicAuth}, "consumer"},
+		{[]string{"jwts", "*", "consumer"}, collection{kind: entity.KindJWT}, "consumer"},
+	}
+	for _, f := range foreign {
+		fn := h.foreign(f.c, f.field)
+		eps = append(eps, endpoint{pattern: f.path, methods: map[string]endpointFunc{
+			http.MethodGet: fn, http.MethodPatch: fn, http.MethodPut: fn}})
+	}
+	// Credentials are listed and addressed at the top level, created under
+	// their consumer.
+	credentials := []struct {
+		top, nested string
+		kind        entity.Kind
+	}{
+		{"key-auths", "key-auth", entity.KindKeyAuth},
+		{"basic-auths", "basic-auth", entity.KindBasicAuth},
+		{"jwts", "jwt", entity.KindJWT},
+	}
+	for _, c := range credentials {
+		eps = append(eps, endpoint{pattern: []string{c.top}, methods: map[string]endpointFunc{
+			http.MethodGet: h.list(collection{kind: c.kind})}})
 	}
 	top := map[string]entity.Kind{"services": entity.KindService, "routes": entity.KindRoute,
 		"consumers": entity.KindConsumer, "plugins": entity.KindPlugin}
 	for _, name := range []string{"services", "routes", "consumers", "plugins"} {
 		eps = append(eps, h.entityEndpoints([]string{name}, collection{kind: top[name]})...)
 	}
-	eps = append(eps, h.itemEndpoint([]string{"key-auths", "*"}, collection{kind: entity.KindKeyAuth}))
+	for _, c := range credentials {
+		eps = append(eps, h.itemEndpoint([]string{c.top, "*"}, collection{kind: c.kind}))
+	}
 	nested := []struct {
 		parent, child string
 		c             collection
@@ -66,7 +93,12 @@ func (h *handler) routes() []endpoint {
 		{"services", "plugins", collection{kind: entity.KindPlugin, parent: entity.KindService, field: "service"}},
 		{"routes", "plugins", collection{kind: entity.KindPlugin, parent: entity.KindRoute, field: "route"}},
 		{"consumers", "plugins", collection{kind: entity.KindPlugin, parent: entity.KindConsumer, field: "consumer"}},
-		{"consumers", "key-auth", collection{kind: entity.KindKeyAuth, parent: entity.KindConsumer, field: "consumer"}},
+	}
+	for _, c := range credentials {
+		nested = append(nested, struct {
+			parent, child string
+			c             collection
+		}{"consumers", c.nested, collection{kind: c.kind, parent: entity.KindConsumer, field: "consumer"}})
 	}
 	for _, n := range nested {
 		eps = append(eps, h.entityEndpoints([]string{n.parent, "*", n.child}, n.c)...)
