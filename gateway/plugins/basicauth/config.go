@@ -16,7 +16,7 @@ type Config struct {
 	HideCredentials bool `json:"hide_credentials" kong:"required"`
 	// Realm is named in the 401's challenge, Basic realm="<realm>".
 	// Default "service".
-	Realm string `json:"realm" kong:"required"`
+	Realm string `json:"realm" kong:"required,len_min=1"`
 }
 
 // defaultConfig returns Kong's defaults.
