@@ -279,7 +279,7 @@ func TestAccess(t *testing.T) {
 		{name: "secret_is_base64", config: `{"secret_is_base64":true}`,
 			header: bearer(sign(t, "HS256", []byte("raw\x00secret"), `{"alg":"HS256"}`, `{"iss":"b64"}`)), wantCred: "b64"},
 		{name: "secret_is_base64 off", config: `{}`,
-			header: bearer(sign(t, "HS256", []byte("raw\x00secret"), `{"alg":"HS256"}`, `{"iss":"b64"}`)),
+			header:     bearer(sign(t, "HS256", []byte("raw\x00secret"), `{"alg":"HS256"}`, `{"iss":"b64"}`)),
 			wantStatus: 401, wantBody: msg("Invalid signature"), wantChallenge: invalid},
 		{name: "RS256", config: `{}`, header: bearer(sign(t, "RS256", k.rsa, `{"alg":"RS256"}`, `{"iss":"rs256"}`)), wantCred: "rs256"},
 		{name: "RS256 by another key", config: `{}`, header: bearer(sign(t, "RS256", k.rsa2, `{"alg":"RS256"}`, `{"iss":"rs256"}`)),
