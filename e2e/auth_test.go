@@ -34,8 +34,8 @@ func TestBasicAuthAndJWTAcrossNodes(t *testing.T) {
 	basic := func(pass string) http.Header {
 		return http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("alice-b:"+pass))}}
 	}
-	token := http.Header{"Authorization": {"Bearer " + hs256(`{"iss":"alice-iss","exp":` +
-		strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10) + `}`, "alice-secret")}}
+	token := http.Header{"Authorization": {"Bearer " + hs256(`{"iss":"alice-iss","exp":`+
+		strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)+`}`, "alice-secret")}}
 	// B caches that neither credential exists.
 	waitStatus(t, b, "/basic", basic("pw"), 401, limit)
 	waitStatus(t, b, "/jwt", token, 401, limit)
