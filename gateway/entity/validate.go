@@ -125,7 +125,7 @@ func validateKeyAuth(k *KeyAuthCredential, errs FieldErrors) {
 }
 
 // jwtNeedsPublicKey are the algorithms whose secrets must have an
-// rsa_public_key (Kong's entity check; ES* keys are checked when given).
+// rsa_public_key (Kong's entity check).
 var jwtNeedsPublicKey = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
 
 func validateJWT(j *JWTSecret, errs FieldErrors) {
@@ -137,7 +137,10 @@ func validateJWT(j *JWTSecret, errs FieldErrors) {
 			errs["rsa_public_key"] = "required field missing"
 			errs["@entity"] = "failed conditional validation given value of field 'algorithm'"
 		}
-	default:
+	case !strings.HasPrefix(j.Algorithm, "HS"):
+		// Kong checks the key of the algorithms that need one, and stores
+		// anything beside an HS* secret; ES* keys are checked here too, as
+		// verification needs them.
 		if _, err := ParsePublicKey(*j.RSAPublicKey); err != nil {
 			errs["rsa_public_key"] = "invalid key"
 		}

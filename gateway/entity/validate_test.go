@@ -72,7 +72,9 @@ func TestValidate(t *testing.T) {
 		{"jwt RS256 needs a key", &JWTSecret{ID: uid, Key: "k", Algorithm: "RS256", Consumer: &Ref{ID: uid}}, "rsa_public_key", "required field missing"},
 		{"jwt RS256 entity check", &JWTSecret{ID: uid, Key: "k", Algorithm: "RS256", Consumer: &Ref{ID: uid}}, "@entity", "failed conditional validation given value of field 'algorithm'"},
 		{"jwt ES256 key optional", &JWTSecret{ID: uid, Key: "k", Algorithm: "ES256", Consumer: &Ref{ID: uid}}, "", ""},
-		{"jwt bad key", &JWTSecret{ID: uid, Key: "k", Algorithm: "HS256", RSAPublicKey: name("x"), Consumer: &Ref{ID: uid}}, "rsa_public_key", "invalid key"},
+		{"jwt bad key", &JWTSecret{ID: uid, Key: "k", Algorithm: "RS512", RSAPublicKey: name("x"), Consumer: &Ref{ID: uid}}, "rsa_public_key", "invalid key"},
+		{"jwt bad key for ES", &JWTSecret{ID: uid, Key: "k", Algorithm: "ES384", RSAPublicKey: name("x"), Consumer: &Ref{ID: uid}}, "rsa_public_key", "invalid key"},
+		{"jwt key beside an HS secret is not checked", &JWTSecret{ID: uid, Key: "k", Algorithm: "HS256", RSAPublicKey: name("bar"), Consumer: &Ref{ID: uid}}, "", ""},
 		{"jwt RS256 with key", &JWTSecret{ID: uid, Key: "k", Algorithm: "RS256", RSAPublicKey: name(rsaPublicPEM), Consumer: &Ref{ID: uid}}, "", ""},
 	}
 	for _, tt := range tests {
