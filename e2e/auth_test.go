@@ -28,7 +28,7 @@ func TestBasicAuthAndJWTAcrossNodes(t *testing.T) {
 	admin(t, a, "POST", "/services/s/routes", form("name", "basic", "paths[]", "/basic"), 201)
 	admin(t, a, "POST", "/services/s/routes", form("name", "jwt", "paths[]", "/jwt"), 201)
 	admin(t, a, "POST", "/routes/basic/plugins", form("name", "basic-auth", "config.realm", "e2e"), 201)
-	admin(t, a, "POST", "/routes/jwt/plugins", form("name", "jwt", "config.claims_to_verify", "exp"), 201)
+	admin(t, a, "POST", "/routes/jwt/plugins", form("name", "jwt", "config.claims_to_verify", "exp", "config.cookie_names", "tok"), 201)
 	admin(t, a, "POST", "/consumers", form("username", "alice"), 201)
 
 	basic := func(pass string) http.Header {
@@ -62,6 +62,20 @@ func TestBasicAuthAndJWTAcrossNodes(t *testing.T) {
 	}
 	if status, _, _ := b.Get(context.Background(), "/basic", basic("wrong")); status != 401 {
 		t.Errorf("a wrong password answered %d, want 401", status)
+	}
+	// The other places the fasthttp engine must show the plugins.
+	raw := token.Get("Authorization")[len("Bearer "):]
+	for name, req := range map[string]struct {
+		path string
+		h    http.Header
+	}{
+		"Proxy-Authorization": {"/basic", http.Header{"Proxy-Authorization": basic("pw")["Authorization"]}},
+		"jwt query argument":  {"/jwt?jwt=" + raw, nil},
+		"jwt cookie":          {"/jwt", http.Header{"Cookie": {"a=b; tok=" + raw}}},
+	} {
+		if status, body, err := b.Get(context.Background(), req.path, req.h); err != nil || status != 200 {
+			t.Errorf("%s: %d %s, %v; want 200", name, status, body, err)
+		}
 	}
 
 	admin(t, a, "PATCH", "/basic-auths/alice-b", form("password", "new"), 200)
