@@ -119,8 +119,6 @@ func classify(pattern []string) role {
 		return roleCacheKeys
 	case "cache/*":
 		return roleCacheItem
-	case "routes/*/service", "key-auths/*/consumer", "basic-auths/*/consumer", "jwts/*/consumer":
-		return roleForeign
 	case "tags", "tags/*":
 		return roleTags
 	case "schemas/*", "schemas/plugins/*":
@@ -134,6 +132,9 @@ func classify(pattern []string) role {
 		return roleAbsent
 	}
 	n := len(pattern)
+	if n == 3 && pattern[1] == "*" && entity.Schemas[collectionKinds[pattern[0]]].Foreign[pattern[2]] != "" {
+		return roleForeign
+	}
 	switch {
 	case collectionKinds[pattern[n-1]] != "" && (n == 1 || n == 3 && pattern[1] == "*"):
 		return roleCollection

@@ -27,6 +27,20 @@ type collection struct {
 	field  string
 }
 
+// credentialKinds are the consumers' credentials: listed and addressed at
+// the top level (/key-auths), created under their consumer
+// (/consumers/{c}/key-auth), each with its consumer's endpoint
+// (/key-auths/{k}/consumer), as Kong's admin_api_name and
+// admin_api_nested_name.
+var credentialKinds = []struct {
+	top, nested string
+	kind        entity.Kind
+}{
+	{"key-auths", "key-auth", entity.KindKeyAuth},
+	{"basic-auths", "basic-auth", entity.KindBasicAuth},
+	{"jwts", "jwt", entity.KindJWT},
+}
+
 // routes builds the endpoint table. Earlier patterns win, so literal
 // segments come before "*" ones at the same position.
 func (h *handler) routes() []endpoint {
@@ -48,57 +62,38 @@ func (h *handler) routes() []endpoint {
 		{pattern: []string{"tags"}, methods: map[string]endpointFunc{http.MethodGet: h.listTags}},
 		{pattern: []string{"tags", "*"}, methods: map[string]endpointFunc{http.MethodGet: h.listTags}},
 	}
-	foreign := []struct {
-		path  []string
-		c     collection
-		field string
-	}{
-		{[]string{"routes", "*", "service"}, collection{kind: entity.KindRoute}, "service"},
-		{[]string{"key-auths", "*", "consumer"}, collection{kind: entity.KindKeyAuth}, "consumer"},
-		{[]string{"basic-auths", "*", "consumer"}, collection{kind: entity.KindBasicAuth}, "consumer"},
-		{[]string{"jwts", "*", "consumer"}, collection{kind: entity.KindJWT}, "consumer"},
-	}
-	for _, f := range foreign {
-		fn := h.foreign(f.c, f.field)
-		eps = append(eps, endpoint{pattern: f.path, methods: map[string]endpointFunc{
-			http.MethodGet: fn, http.MethodPatch: fn, http.MethodPut: fn}})
-	}
-	// Credentials are listed and addressed at the top level, created under
-	// their consumer.
-	credentials := []struct {
-		top, nested string
-		kind        entity.Kind
-	}{
-		{"key-auths", "key-auth", entity.KindKeyAuth},
-		{"basic-auths", "basic-auth", entity.KindBasicAuth},
-		{"jwts", "jwt", entity.KindJWT},
-	}
-	for _, c := range credentials {
-		eps = append(eps, endpoint{pattern: []string{c.top}, methods: map[string]endpointFunc{
-			http.MethodGet: h.list(collection{kind: c.kind})}})
+	routeService := h.foreign(collection{kind: entity.KindRoute}, "service")
+	eps = append(eps, endpoint{pattern: []string{"routes", "*", "service"}, methods: map[string]endpointFunc{
+		http.MethodGet: routeService, http.MethodPatch: routeService, http.MethodPut: routeService}})
+	for _, c := range credentialKinds {
+		consumer := h.foreign(collection{kind: c.kind}, "consumer")
+		eps = append(eps,
+			endpoint{pattern: []string{c.top, "*", "consumer"}, methods: map[string]endpointFunc{
+				http.MethodGet: consumer, http.MethodPatch: consumer, http.MethodPut: consumer}},
+			endpoint{pattern: []string{c.top}, methods: map[string]endpointFunc{
+				http.MethodGet: h.list(collection{kind: c.kind})}})
 	}
 	top := map[string]entity.Kind{"services": entity.KindService, "routes": entity.KindRoute,
 		"consumers": entity.KindConsumer, "plugins": entity.KindPlugin}
 	for _, name := range []string{"services", "routes", "consumers", "plugins"} {
 		eps = append(eps, h.entityEndpoints([]string{name}, collection{kind: top[name]})...)
 	}
-	for _, c := range credentials {
+	for _, c := range credentialKinds {
 		eps = append(eps, h.itemEndpoint([]string{c.top, "*"}, collection{kind: c.kind}))
 	}
-	nested := []struct {
+	type nesting struct {
 		parent, child string
 		c             collection
-	}{
+	}
+	nested := []nesting{
 		{"services", "routes", collection{kind: entity.KindRoute, parent: entity.KindService, field: "service"}},
 		{"services", "plugins", collection{kind: entity.KindPlugin, parent: entity.KindService, field: "service"}},
 		{"routes", "plugins", collection{kind: entity.KindPlugin, parent: entity.KindRoute, field: "route"}},
 		{"consumers", "plugins", collection{kind: entity.KindPlugin, parent: entity.KindConsumer, field: "consumer"}},
 	}
-	for _, c := range credentials {
-		nested = append(nested, struct {
-			parent, child string
-			c             collection
-		}{"consumers", c.nested, collection{kind: c.kind, parent: entity.KindConsumer, field: "consumer"}})
+	for _, c := range credentialKinds {
+		nested = append(nested, nesting{"consumers", c.nested,
+			collection{kind: c.kind, parent: entity.KindConsumer, field: "consumer"}})
 	}
 	for _, n := range nested {
 		eps = append(eps, h.entityEndpoints([]string{n.parent, "*", n.child}, n.c)...)
