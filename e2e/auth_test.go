@@ -17,10 +17,20 @@ import (
 // TestBasicAuthAndJWTAcrossNodes: basic-auth and jwt credentials written on
 // node A authenticate on node B once the cluster event arrives, although B
 // had cached their absence; a changed password and a deleted credential are
-// refused on B after the event.
+// refused on B after the event. On SQLite (polled events) and PostgreSQL
+// (pushed events).
 func TestBasicAuthAndJWTAcrossNodes(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		testAuthAcrossNodes(t, startCluster(t, 2, "SLUICE_DB_UPDATE_FREQUENCY=0.2"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		c, _, _ := startPGCluster(t, 2, "SLUICE_DB_UPDATE_FREQUENCY=0.2")
+		testAuthAcrossNodes(t, c)
+	})
+}
+
+func testAuthAcrossNodes(t *testing.T, c *harness.Cluster) {
 	up := upstream(t)
-	c := startCluster(t, 2, "SLUICE_DB_UPDATE_FREQUENCY=0.2")
 	a, b := c.Nodes[0], c.Nodes[1]
 	const limit = 5 * time.Second // 0.2 s polls, on a loaded 2-core machine
 
