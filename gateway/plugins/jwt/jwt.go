@@ -6,7 +6,6 @@ package jwt
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -226,10 +225,8 @@ func (h *handler) verify(t *token, secret *entity.JWTSecret) *failure {
 		key := []byte(secret.Secret)
 		if h.SecretIsBase64 {
 			var err error
-			if key, err = decodeSegment(secret.Secret); err != nil {
-				if key, err = base64.StdEncoding.DecodeString(secret.Secret); err != nil {
-					return h.invalidToken(msgBadSecret)
-				}
+			if key, err = decodeSegment(secret.Secret); err != nil { // base64url, as Kong's
+				return h.invalidToken(msgBadSecret)
 			}
 		}
 		if !t.verifyHMAC(key) {
@@ -254,21 +251,28 @@ func (h *handler) verify(t *token, secret *entity.JWTSecret) *failure {
 // clock, in whole seconds as Kong's ngx.time().
 func (h *handler) checkClaims(t *token) *failure {
 	now := float64(h.now().Unix())
-	errs := map[string]string{}
+	var errs map[string]string
 	for _, name := range h.ClaimsToVerify {
 		v, ok := number(t.claims[name])
+		msg := ""
 		switch {
 		case !ok:
-			errs[name] = "must be a number"
+			msg = "must be a number"
 		case name == "nbf" && v > now:
-			errs[name] = "token not valid yet"
+			msg = "token not valid yet"
 		case name == "exp" && v <= now:
-			errs[name] = "token expired"
+			msg = "token expired"
+		}
+		if msg != "" {
+			if errs == nil {
+				errs = map[string]string{}
+			}
+			errs[name] = msg
 		}
 	}
 	if len(errs) == 0 && h.MaximumExpiration > 0 {
 		if exp, ok := number(t.claims["exp"]); !ok || exp-now > h.MaximumExpiration {
-			errs["exp"] = "exceeds maximum allowed expiration"
+			errs = map[string]string{"exp": "exceeds maximum allowed expiration"}
 		}
 	}
 	if len(errs) > 0 {

@@ -155,6 +155,7 @@ func newCreds() *memCredentials {
 			"hs384":  secret("hs384", "HS384", "s3cr3t", nil),
 			"hs512":  secret("hs512", "HS512", "s3cr3t", nil),
 			"b64":    secret("b64", "HS256", b64([]byte("raw\x00secret")), nil),
+			"b64std": secret("b64std", "HS256", "cmF3+/8=", nil), // standard base64: Kong decodes base64url only
 			"rs256":  secret("rs256", "RS256", "unused", pemOf(&k.rsa.PublicKey)),
 			"rs384":  secret("rs384", "RS384", "unused", pemOf(&k.rsa.PublicKey)),
 			"rs512":  secret("rs512", "RS512", "unused", pemOf(&k.rsa.PublicKey)),
@@ -278,6 +279,8 @@ func TestAccess(t *testing.T) {
 		{name: "HS512", config: `{}`, header: bearer(sign(t, "HS512", secret, `{"alg":"HS512"}`, `{"iss":"hs512"}`)), wantCred: "hs512"},
 		{name: "secret_is_base64", config: `{"secret_is_base64":true}`,
 			header: bearer(sign(t, "HS256", []byte("raw\x00secret"), `{"alg":"HS256"}`, `{"iss":"b64"}`)), wantCred: "b64"},
+		{name: "secret_is_base64, not base64url", config: `{"secret_is_base64":true}`, header: bearer(hs(`{"iss":"b64std"}`)),
+			wantStatus: 401, wantBody: msg("Invalid key/secret"), wantChallenge: invalid},
 		{name: "secret_is_base64 off", config: `{}`,
 			header:     bearer(sign(t, "HS256", []byte("raw\x00secret"), `{"alg":"HS256"}`, `{"iss":"b64"}`)),
 			wantStatus: 401, wantBody: msg("Invalid signature"), wantChallenge: invalid},
