@@ -116,7 +116,7 @@ func newEnv(t *testing.T) *testEnv {
 	rec := &recorder{}
 	h := New(Options{Store: st, Plugins: testRegistry(), Cluster: rec,
 		NodeID: "node-1", Version: "1.2.3-test", Hostname: "test-host",
-		Configuration: map[string]any{"database": "sqlite"}})
+		Configuration: map[string]any{"database": "sqlite"}, Metrics: testMetrics})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &testEnv{t: t, srv: srv, store: st, rec: rec}

@@ -34,6 +34,7 @@ const (
 	roleSchema
 	roleSchemaValidate
 	roleConfig
+	roleMetrics
 )
 
 // collectionKinds maps a collection's URL segment to its kind, and
@@ -127,6 +128,8 @@ func classify(pattern []string) role {
 		return roleSchemaValidate
 	case "config":
 		return roleConfig
+	case "metrics":
+		return roleMetrics
 	}
 	if isAbsent(pattern) {
 		return roleAbsent
@@ -196,6 +199,9 @@ func (d described) operation(m string) map[string]any {
 			"enabled_plugins": arrayOf(map[string]any{"type": "string"})}, "enabled_plugins"))
 	case roleOpenAPI:
 		resp["200"] = jsonResponse("this document", map[string]any{"type": "object"})
+	case roleMetrics:
+		resp["200"] = map[string]any{"description": "the node's metrics in Prometheus' text exposition format",
+			"content": map[string]any{"text/plain": map[string]any{"schema": map[string]any{"type": "string"}}}}
 	case roleCacheKeys:
 		if m == http.MethodGet {
 			query = []any{queryParam("prefix", map[string]any{"type": "string"}), sizeParam()}

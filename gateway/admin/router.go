@@ -73,6 +73,9 @@ func (h *handler) routes() []endpoint {
 			endpoint{pattern: []string{c.top}, methods: map[string]endpointFunc{
 				http.MethodGet: h.list(collection{kind: c.kind})}})
 	}
+	if h.opts.Metrics != nil {
+		eps = append(eps, endpoint{pattern: []string{"metrics"}, methods: map[string]endpointFunc{http.MethodGet: h.serveMetrics}})
+	}
 	top := map[string]entity.Kind{"services": entity.KindService, "routes": entity.KindRoute,
 		"consumers": entity.KindConsumer, "plugins": entity.KindPlugin}
 	for _, name := range []string{"services", "routes", "consumers", "plugins"} {

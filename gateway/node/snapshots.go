@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
+	"github.com/sluice-gw/sluice/gateway/proxymetrics"
 	"github.com/sluice-gw/sluice/gateway/router"
 	"github.com/sluice-gw/sluice/gateway/store"
 )
@@ -32,7 +33,7 @@ func (n *Node) buildRouter(ctx context.Context) error {
 		return err
 	}
 	var targets []router.Target
-	live := make(map[labelPair]bool)
+	live := make(map[proxymetrics.Pair]bool)
 	err = each(ctx, n.st, entity.KindRoute, memo, func(e entity.Entity) {
 		r := e.(*entity.Route)
 		t := router.Target{Route: r}
@@ -40,7 +41,7 @@ func (n *Node) buildRouter(ctx context.Context) error {
 			t.Service = services[r.Service.ID]
 		}
 		targets = append(targets, t)
-		live[labelPair{serviceLabel(t.Service), routeLabel(r)}] = true
+		live[proxymetrics.PairOf(t.Service, r)] = true
 	})
 	if err != nil {
 		return err
@@ -54,7 +55,7 @@ func (n *Node) buildRouter(ctx context.Context) error {
 	hosts := upstreamTargets(services)
 	n.targets.Store(&hosts)
 	n.metrics.routerRebuilt(rt.Len())
-	n.metrics.prune(live)
+	n.observer.Prune(live)
 	return nil
 }
 

@@ -43,11 +43,11 @@ type Options struct {
 	// upstream try, whose W3C traceparent is sent upstream. Nil means no
 	// tracing.
 	TracerProvider trace.TracerProvider
-	// OnResponse, when set, is called once per request after the response
-	// is handed to the server, on the request's goroutine; it must be
-	// quick. Requests the server refuses before the handler (malformed
-	// heads) are reported too, with ClientError set.
-	OnResponse func(Observation)
+	// Observer, when set, is told of each request once its response is
+	// handed to the server, on the request's goroutine; it must be quick.
+	// Requests the server refuses before the handler (malformed heads) are
+	// reported too, with ClientError set.
+	Observer Observer
 	// Logger receives client and upstream errors; nil means slog.Default().
 	Logger *slog.Logger
 	// MaxConnsPerHost bounds the connections to one upstream address. 0
@@ -76,6 +76,18 @@ type Options struct {
 	// the client (send_timeout). 0 means nginx's 60s, 60s, 75s and 60s.
 	HeaderTimeout, BodyTimeout, KeepaliveTimeout, SendTimeout time.Duration
 }
+
+// Observer receives the Observation of every request: metrics
+// (gateway/proxymetrics) register one with the proxy through Options.
+type Observer interface {
+	Observe(Observation)
+}
+
+// ObserverFunc adapts a function to Observer.
+type ObserverFunc func(Observation)
+
+// Observe calls f(o).
+func (f ObserverFunc) Observe(o Observation) { f(o) }
 
 // Observation describes one request for metrics.
 type Observation struct {
@@ -314,9 +326,9 @@ func (p *Proxy) access(x *exchange) bool {
 	return true
 }
 
-// observe reports the request to Options.OnResponse.
+// observe reports the request to Options.Observer.
 func (p *Proxy) observe(x *exchange) {
-	if p.opts.OnResponse == nil {
+	if p.opts.Observer == nil {
 		return
 	}
 	end := p.clock.Precise()
@@ -329,7 +341,7 @@ func (p *Proxy) observe(x *exchange) {
 	if !x.sent.IsZero() {
 		o.Proxy = x.sent.Sub(x.start)
 	}
-	p.opts.OnResponse(o)
+	p.opts.Observer.Observe(o)
 }
 
 // release runs the log phase and returns x to the pool.
