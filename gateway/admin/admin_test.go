@@ -17,6 +17,8 @@ import (
 
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
+	"github.com/sluice-gw/sluice/gateway/plugins/basicauth"
+	"github.com/sluice-gw/sluice/gateway/plugins/jwt"
 	"github.com/sluice-gw/sluice/gateway/plugins/keyauth"
 	"github.com/sluice-gw/sluice/gateway/plugins/ratelimiting"
 	"github.com/sluice-gw/sluice/gateway/store"
@@ -105,7 +107,7 @@ func migrated[S interface {
 }
 
 func testRegistry() *plugins.Registry {
-	return plugins.NewRegistry(ratelimiting.New(), keyauth.New(nil))
+	return plugins.NewRegistry(ratelimiting.New(), keyauth.New(nil), basicauth.New(nil), jwt.New(nil))
 }
 
 func newEnv(t *testing.T) *testEnv {

@@ -29,6 +29,10 @@ type draft struct {
 	// keepUpdatedAt keeps the body's updated_at (a declarative import
 	// restores the entity as exported) instead of setting it to now.
 	keepUpdatedAt bool
+	// transformed says the body's values are stored as they are (a
+	// declarative file with _transform: false, as exports are): a
+	// basic-auth password is already its hash.
+	transformed bool
 }
 
 // readEntity reads and type-checks the body of a write to kind, and
@@ -78,7 +82,8 @@ func (h *handler) resolveRefs(ctx context.Context, kind entity.Kind, body map[st
 // PATCH, nil for Kong's defaults), overlaid by body and then by forced (the
 // URL's id, name or parent). It assigns the id and timestamps, expands a
 // service's url, validates a plugin's config, generates a missing key-auth
-// key and validates the result. body must have been normalized.
+// or jwt key (and jwt secret), hashes a basic-auth password the body sets
+// (Kong's transformation) and validates the result. body must have been normalized.
 func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced map[string]any) (entity.Entity, error) {
 	body := d.body
 	fresh := base == nil
@@ -134,6 +139,17 @@ func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced m
 			if v.TTL != nil && *v.TTL > 0 {
 				v.ExpiresAt = h.now().UnixMilli() + int64(*v.TTL)*1000
 			}
+		}
+	case *entity.BasicAuthCredential:
+		if _, ok := body["password"]; (ok || fresh) && !d.transformed && v.Password != "" && v.Consumer != nil {
+			v.Password = entity.HashPassword(v.Consumer.ID, v.Password)
+		}
+	case *entity.JWTSecret:
+		if v.Key == "" {
+			v.Key = randomKey()
+		}
+		if v.Secret == "" {
+			v.Secret = randomKey()
 		}
 	}
 	for k, msg := range entity.Validate(e) {

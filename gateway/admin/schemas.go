@@ -21,12 +21,17 @@ import (
 var schemaKinds = map[string]entity.Kind{
 	"certificates": entity.KindCertificate, "services": entity.KindService, "routes": entity.KindRoute, "consumers": entity.KindConsumer,
 	"plugins": entity.KindPlugin, "keyauth_credentials": entity.KindKeyAuth,
+	"basicauth_credentials": entity.KindBasicAuth, "jwt_secrets": entity.KindJWT,
 }
 
 // entityChecks are Kong's entity_checks that are not per field.
 var entityChecks = map[entity.Kind][]any{
 	entity.KindConsumer:    {map[string]any{"at_least_one_of": []string{"custom_id", "username"}}},
 	entity.KindCertificate: {map[string]any{"mutually_required": []string{"cert_alt", "key_alt"}}},
+	entity.KindJWT: {map[string]any{"conditional": map[string]any{"if_field": "algorithm",
+		"if_match": map[string]any{"match_any": map[string]any{"patterns": []string{
+			"^RS256$", "^RS384$", "^RS512$", "^PS256$", "^PS384$", "^PS512$", "^EdDSA$"}}},
+		"then_field": "rsa_public_key", "then_match": map[string]any{"required": true}}}},
 }
 
 // SchemaPluginValidator is implemented by plugin validators that can

@@ -8,16 +8,17 @@ import (
 	"github.com/sluice-gw/sluice/gateway/store"
 )
 
-// StoreLoader returns the Loader that reads each key from st: a key-auth
-// credential by its key (the unique field it is cached under), any other
-// entity by its id. Pass it an instrumented store (gateway/store/storeobs)
-// to time and trace the lookups.
+// StoreLoader returns the Loader that reads each key from st: a credential
+// by the unique field it is cached under (its schema's CacheKey: a key-auth
+// or jwt key, a basic-auth username), any other entity by its id. Pass it
+// an instrumented store (gateway/store/storeobs) to time and trace the
+// lookups.
 func StoreLoader(st store.Store) Loader {
 	return func(ctx context.Context, key entity.CacheKey) (entity.Entity, error) {
 		var rec store.Record
 		var err error
-		if key.Kind == entity.KindKeyAuth {
-			rec, err = st.GetByUnique(ctx, key.Kind, "key", key.ID)
+		if field := entity.Schemas[key.Kind].CacheKey; field != "" {
+			rec, err = st.GetByUnique(ctx, key.Kind, field, key.ID)
 		} else {
 			rec, err = st.Get(ctx, key.Kind, key.ID)
 		}
@@ -33,6 +34,18 @@ func StoreLoader(st store.Store) Loader {
 // credential source (keyauth.Credentials).
 func (c *Cache) Credential(ctx context.Context, key string) (*entity.KeyAuthCredential, error) {
 	return lookup[*entity.KeyAuthCredential](ctx, c, entity.CacheKey{Kind: entity.KindKeyAuth, ID: key})
+}
+
+// BasicAuth returns the basic-auth credential whose username is username,
+// or nil when there is none (basicauth.Credentials, with Consumer).
+func (c *Cache) BasicAuth(ctx context.Context, username string) (*entity.BasicAuthCredential, error) {
+	return lookup[*entity.BasicAuthCredential](ctx, c, entity.CacheKey{Kind: entity.KindBasicAuth, ID: username})
+}
+
+// JWTSecret returns the jwt secret whose key is key, or nil when there is
+// none (jwt.Credentials, with Consumer).
+func (c *Cache) JWTSecret(ctx context.Context, key string) (*entity.JWTSecret, error) {
+	return lookup[*entity.JWTSecret](ctx, c, entity.CacheKey{Kind: entity.KindJWT, ID: key})
 }
 
 // Consumer returns the consumer whose id is id, or nil when there is none.

@@ -33,7 +33,9 @@ func storeCache(t *testing.T, tp *sdktrace.TracerProvider) (*Cache, string) {
 		t.Fatal(err)
 	}
 	consumer := storetest.Consumer("alice", "")
-	ops := []store.Op{{Type: store.OpInsert, Record: consumer}, {Type: store.OpInsert, Record: storetest.KeyAuth("k1", consumer.ID)}}
+	ops := []store.Op{{Type: store.OpInsert, Record: consumer}, {Type: store.OpInsert, Record: storetest.KeyAuth("k1", consumer.ID)},
+		{Type: store.OpInsert, Record: storetest.BasicAuth("alice-b", consumer.ID)},
+		{Type: store.OpInsert, Record: storetest.JWT("alice-iss", consumer.ID)}}
 	if err := st.Apply(ctx, ops, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +50,9 @@ func storeCache(t *testing.T, tp *sdktrace.TracerProvider) (*Cache, string) {
 	return New(backend, StoreLoader(storeobs.New(st, oopts)), copts), consumer.ID
 }
 
-// TestTypedLookups: Credential finds a credential by its key and Consumer
-// a consumer by its id, through the store; unknown ones are nil without
+// TestTypedLookups: Credential finds a credential by its key, BasicAuth by
+// its username, JWTSecret by its key and Consumer a consumer by its id,
+// through the store; unknown ones are nil without
 // error; the second lookup is a hit.
 func TestTypedLookups(t *testing.T) {
 	c, consumerID := storeCache(t, nil)
@@ -69,10 +72,23 @@ func TestTypedLookups(t *testing.T) {
 		if cons, err := c.Consumer(ctx, "no-such-id"); cons != nil || err != nil {
 			t.Fatalf("Consumer(no-such-id) = %v, %v; want nil, nil", cons, err)
 		}
+		// basic-auth credentials by username, jwt secrets by key.
+		if b, err := c.BasicAuth(ctx, "alice-b"); err != nil || b == nil || b.Username != "alice-b" || b.Consumer.ID != consumerID {
+			t.Fatalf("BasicAuth(alice-b) = %+v, %v", b, err)
+		}
+		if b, err := c.BasicAuth(ctx, "alice"); b != nil || err != nil {
+			t.Fatalf("BasicAuth(alice) = %v, %v; want nil, nil (a consumer's username is not a credential's)", b, err)
+		}
+		if j, err := c.JWTSecret(ctx, "alice-iss"); err != nil || j == nil || j.Key != "alice-iss" || j.Consumer.ID != consumerID {
+			t.Fatalf("JWTSecret(alice-iss) = %+v, %v", j, err)
+		}
+		if j, err := c.JWTSecret(ctx, "k1"); j != nil || err != nil {
+			t.Fatalf("JWTSecret(k1) = %v, %v; want nil, nil (a key-auth key is not a jwt key)", j, err)
+		}
 	}
 	for _, k := range c.Stats().Kinds {
 		switch k.Kind {
-		case entity.KindKeyAuth, entity.KindConsumer:
+		case entity.KindKeyAuth, entity.KindConsumer, entity.KindBasicAuth, entity.KindJWT:
 			if k.Misses != 2 || k.Hits != 1 || k.NegativeHits != 1 {
 				t.Errorf("%s: misses %d hits %d negative hits %d, want 2, 1, 1", k.Kind, k.Misses, k.Hits, k.NegativeHits)
 			}

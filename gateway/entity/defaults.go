@@ -30,6 +30,10 @@ func Default(k Kind) Entity {
 			Protocols: append([]string(nil), PluginProtocols...)}
 	case KindKeyAuth:
 		return &KeyAuthCredential{}
+	case KindBasicAuth:
+		return &BasicAuthCredential{}
+	case KindJWT:
+		return &JWTSecret{Algorithm: "HS256"}
 	}
 	return nil
 }

@@ -145,7 +145,28 @@ var fieldDefs = map[Kind][]Field{
 		{Name: "ttl", Type: TypeInteger, Nullable: true, Between: between(0, 100000000)},
 		tagsField,
 	},
+	KindBasicAuth: {
+		idField, createdAtField,
+		{Name: "consumer", Type: TypeForeign, Nullable: true, Required: true},
+		{Name: "username", Type: TypeString, Required: true},
+		{Name: "password", Type: TypeString, Required: true},
+		tagsField,
+	},
+	KindJWT: {
+		idField, createdAtField,
+		{Name: "consumer", Type: TypeForeign, Nullable: true, Required: true},
+		{Name: "key", Type: TypeString, Auto: true},
+		{Name: "secret", Type: TypeString, Auto: true},
+		{Name: "rsa_public_key", Type: TypeString, Nullable: true},
+		{Name: "algorithm", Type: TypeString, OneOf: stringsAny(JWTAlgorithms)},
+		tagsField,
+	},
 }
+
+// JWTAlgorithms are the values of a jwt_secrets algorithm, Kong's list.
+// Callers must not modify it.
+var JWTAlgorithms = []string{"HS256", "HS384", "HS512", "RS256", "RS384", "RS512",
+	"ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA"}
 
 func stringsAny(ss []string) []any {
 	out := make([]any, len(ss))

@@ -117,6 +117,32 @@ type KeyAuthCredential struct {
 	ExpiresAt int64 `json:"expires_at,omitempty"`
 }
 
+// BasicAuthCredential is a username and password owned by a consumer, as
+// Kong's basicauth_credentials entity (endpoint /consumers/{c}/basic-auth).
+// Password holds Kong's hash, never the password: see HashPassword.
+type BasicAuthCredential struct {
+	ID        string   `json:"id"`
+	CreatedAt int64    `json:"created_at"`
+	Consumer  *Ref     `json:"consumer"`
+	Username  string   `json:"username"`
+	Password  string   `json:"password"`
+	Tags      []string `json:"tags"`
+}
+
+// JWTSecret is the key and secret (or public key) that verify a consumer's
+// JSON Web Tokens, as Kong's jwt_secrets entity (endpoint
+// /consumers/{c}/jwt). Key is the value of the token's key claim.
+type JWTSecret struct {
+	ID           string   `json:"id"`
+	CreatedAt    int64    `json:"created_at"`
+	Consumer     *Ref     `json:"consumer"`
+	Key          string   `json:"key"`
+	Secret       string   `json:"secret"`
+	RSAPublicKey *string  `json:"rsa_public_key"`
+	Algorithm    string   `json:"algorithm"`
+	Tags         []string `json:"tags"`
+}
+
 // EntityKind implements Entity.
 func (*Certificate) EntityKind() Kind { return KindCertificate }
 
@@ -189,6 +215,28 @@ func (k *KeyAuthCredential) Index() (map[string]string, map[string]string) {
 	return map[string]string{"key": k.Key}, map[string]string{"consumer": refID(k.Consumer)}
 }
 
+// EntityKind implements Entity.
+func (*BasicAuthCredential) EntityKind() Kind { return KindBasicAuth }
+
+// PrimaryKey implements Entity.
+func (b *BasicAuthCredential) PrimaryKey() string { return b.ID }
+
+// Index implements Entity.
+func (b *BasicAuthCredential) Index() (map[string]string, map[string]string) {
+	return map[string]string{"username": b.Username}, map[string]string{"consumer": refID(b.Consumer)}
+}
+
+// EntityKind implements Entity.
+func (*JWTSecret) EntityKind() Kind { return KindJWT }
+
+// PrimaryKey implements Entity.
+func (j *JWTSecret) PrimaryKey() string { return j.ID }
+
+// Index implements Entity.
+func (j *JWTSecret) Index() (map[string]string, map[string]string) {
+	return map[string]string{"key": j.Key}, map[string]string{"consumer": refID(j.Consumer)}
+}
+
 var (
 	_ Entity = (*Certificate)(nil)
 	_ Entity = (*Service)(nil)
@@ -196,4 +244,6 @@ var (
 	_ Entity = (*Consumer)(nil)
 	_ Entity = (*Plugin)(nil)
 	_ Entity = (*KeyAuthCredential)(nil)
+	_ Entity = (*BasicAuthCredential)(nil)
+	_ Entity = (*JWTSecret)(nil)
 )

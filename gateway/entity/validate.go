@@ -40,6 +40,11 @@ func Validate(e Entity) FieldErrors {
 		validatePlugin(v, errs)
 	case *KeyAuthCredential:
 		validateKeyAuth(v, errs)
+	case *BasicAuthCredential:
+		checkTags(v.Tags, errs)
+		checkRef(v.Consumer, "consumer", errs)
+	case *JWTSecret:
+		validateJWT(v, errs)
 	}
 	if len(errs) == 0 {
 		return nil
@@ -258,6 +263,29 @@ func validateKeyAuth(k *KeyAuthCredential, errs FieldErrors) {
 		errs["key"] = "required field missing"
 	}
 	checkRef(k.Consumer, "consumer", errs)
+}
+
+// jwtNeedsPublicKey are the algorithms whose secrets must have an
+// rsa_public_key (Kong's entity check).
+var jwtNeedsPublicKey = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
+
+func validateJWT(j *JWTSecret, errs FieldErrors) {
+	checkTags(j.Tags, errs)
+	checkRef(j.Consumer, "consumer", errs)
+	switch {
+	case j.RSAPublicKey == nil || *j.RSAPublicKey == "":
+		if slices.Contains(jwtNeedsPublicKey, j.Algorithm) {
+			errs["rsa_public_key"] = "required field missing"
+			errs["@entity"] = "failed conditional validation given value of field 'algorithm'"
+		}
+	case !strings.HasPrefix(j.Algorithm, "HS"):
+		// Kong checks the key of the algorithms that need one, and stores
+		// anything beside an HS* secret; ES* keys are checked here too, as
+		// verification needs them.
+		if _, err := ParsePublicKey(*j.RSAPublicKey); err != nil {
+			errs["rsa_public_key"] = "invalid key"
+		}
+	}
 }
 
 // CheckRoutePath returns why p is not a valid route path, or "" when it

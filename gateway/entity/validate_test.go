@@ -80,6 +80,19 @@ func TestValidate(t *testing.T) {
 		{"plugin protocol", &Plugin{ID: uid, Name: "x", Protocols: []string{"udp"}}, "protocols", "expected one of"},
 		{"key-auth no consumer", &KeyAuthCredential{ID: uid, Key: "k"}, "consumer", "required"},
 		{"key-auth ok", &KeyAuthCredential{ID: uid, Key: "k", Consumer: &Ref{ID: uid}}, "", ""},
+		{"basic-auth ok", &BasicAuthCredential{ID: uid, Username: "u", Password: "h", Consumer: &Ref{ID: uid}}, "", ""},
+		{"basic-auth no username", &BasicAuthCredential{ID: uid, Password: "h", Consumer: &Ref{ID: uid}}, "username", "required field missing"},
+		{"basic-auth no password", &BasicAuthCredential{ID: uid, Username: "u", Consumer: &Ref{ID: uid}}, "password", "required field missing"},
+		{"basic-auth no consumer", &BasicAuthCredential{ID: uid, Username: "u", Password: "h"}, "consumer", "required"},
+		{"jwt ok", &JWTSecret{ID: uid, Key: "k", Secret: "s", Algorithm: "HS256", Consumer: &Ref{ID: uid}}, "", ""},
+		{"jwt algorithm", &JWTSecret{ID: uid, Key: "k", Algorithm: "none", Consumer: &Ref{ID: uid}}, "algorithm", "expected one of: HS256"},
+		{"jwt RS256 needs a key", &JWTSecret{ID: uid, Key: "k", Algorithm: "RS256", Consumer: &Ref{ID: uid}}, "rsa_public_key", "required field missing"},
+		{"jwt RS256 entity check", &JWTSecret{ID: uid, Key: "k", Algorithm: "RS256", Consumer: &Ref{ID: uid}}, "@entity", "failed conditional validation given value of field 'algorithm'"},
+		{"jwt ES256 key optional", &JWTSecret{ID: uid, Key: "k", Algorithm: "ES256", Consumer: &Ref{ID: uid}}, "", ""},
+		{"jwt bad key", &JWTSecret{ID: uid, Key: "k", Algorithm: "RS512", RSAPublicKey: name("x"), Consumer: &Ref{ID: uid}}, "rsa_public_key", "invalid key"},
+		{"jwt bad key for ES", &JWTSecret{ID: uid, Key: "k", Algorithm: "ES384", RSAPublicKey: name("x"), Consumer: &Ref{ID: uid}}, "rsa_public_key", "invalid key"},
+		{"jwt key beside an HS secret is not checked", &JWTSecret{ID: uid, Key: "k", Algorithm: "HS256", RSAPublicKey: name("bar"), Consumer: &Ref{ID: uid}}, "", ""},
+		{"jwt RS256 with key", &JWTSecret{ID: uid, Key: "k", Algorithm: "RS256", RSAPublicKey: name(rsaPublicPEM), Consumer: &Ref{ID: uid}}, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

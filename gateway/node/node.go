@@ -32,7 +32,9 @@ import (
 	"github.com/sluice-gw/sluice/gateway/config"
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
+	"github.com/sluice-gw/sluice/gateway/plugins/basicauth"
 	"github.com/sluice-gw/sluice/gateway/plugins/httplog"
+	"github.com/sluice-gw/sluice/gateway/plugins/jwt"
 	"github.com/sluice-gw/sluice/gateway/plugins/keyauth"
 	promplugin "github.com/sluice-gw/sluice/gateway/plugins/prometheus"
 	"github.com/sluice-gw/sluice/gateway/plugins/ratelimiting"
@@ -186,7 +188,7 @@ func PluginRegistry(st store.Store) *plugins.Registry { return pluginRegistry(st
 // pluginDeps is what a node's plugins use of it; the zero value suits
 // tools that only validate configurations.
 type pluginDeps struct {
-	creds keyauth.Credentials   // key-auth's credential lookups
+	creds *cache.Cache          // the auth plugins' credential lookups
 	kong  promplugin.Exporter   // where the prometheus plugin records
 	reg   prometheus.Registerer // http-log's metrics
 	log   *slog.Logger          // http-log's warnings
@@ -195,9 +197,9 @@ type pluginDeps struct {
 // pluginRegistry returns the plugins of a node on st.
 func pluginRegistry(st store.Store, d pluginDeps) *plugins.Registry {
 	counters, _ := st.(store.Counters) // nil: rate-limiting refuses policy cluster
-	return plugins.NewRegistry(keyauth.New(d.creds), ratelimiting.New(ratelimiting.Options{Cluster: counters}),
-		requesttermination.New(), requesttransformer.New(), httplog.New(httplog.Options{Registerer: d.reg, Logger: d.log}),
-		promplugin.New(d.kong))
+	return plugins.NewRegistry(keyauth.New(d.creds), basicauth.New(d.creds), jwt.New(d.creds),
+		ratelimiting.New(ratelimiting.Options{Cluster: counters}), requesttermination.New(), requesttransformer.New(),
+		httplog.New(httplog.Options{Registerer: d.reg, Logger: d.log}), promplugin.New(d.kong))
 }
 
 // NodeID returns the node's id in cluster events.
@@ -419,5 +421,7 @@ func (n *Node) reachable(ctx context.Context) bool { return n.lookups.Check(ctx)
 var (
 	_ cluster.Applier       = (*Node)(nil)
 	_ keyauth.Credentials   = (*cache.Cache)(nil)
+	_ basicauth.Credentials = (*cache.Cache)(nil)
+	_ jwt.Credentials       = (*cache.Cache)(nil)
 	_ admin.PluginValidator = (*plugins.Registry)(nil)
 )

@@ -28,6 +28,18 @@ func jsonFields(dst any) map[string]bool {
 	return names
 }
 
+// setFields returns the JSON names of the fields of the struct dst points
+// to whose `kong` tag says "set".
+func setFields(dst any) map[string]bool {
+	sets := map[string]bool{}
+	for _, f := range configFields(reflect.Indirect(reflect.ValueOf(dst)).Type()) {
+		if f.c.set {
+			sets[f.name] = true
+		}
+	}
+	return sets
+}
+
 // fieldDoc returns the one-field document {name: raw}, so that a field is
 // decoded on its own and its type error is attributed to it.
 func fieldDoc(name string, raw json.RawMessage) []byte {

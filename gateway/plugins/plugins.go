@@ -201,6 +201,7 @@ func DecodeConfig(config json.RawMessage, dst any) error {
 	}
 	fe := FieldErrors{}
 	known := jsonFields(dst)
+	sets := setFields(dst)
 	for name, raw := range fields {
 		if !known[name] {
 			fe[name] = "unknown field"
@@ -212,6 +213,9 @@ func DecodeConfig(config json.RawMessage, dst any) error {
 		}
 		if err := json.Unmarshal(fieldDoc(name, raw), dst); err != nil {
 			fe[name] = typeMessage(err)
+			if fe[name] == "expected an array" && sets[name] {
+				fe[name] = "expected a set"
+			}
 		}
 	}
 	if len(fe) == 0 {
