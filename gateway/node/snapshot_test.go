@@ -181,3 +181,4 @@ func insertOp(b *testing.B, e entity.Entity) store.Op {
 	}
 	return store.Op{Type: store.OpInsert, Record: store.NewRecord(e, data)}
 }
+func ptr[T any](v T) *T { return &v }

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sluice-gw/sluice/gateway/entity"
+	"github.com/sluice-gw/sluice/gateway/proxy"
 	"github.com/sluice-gw/sluice/gateway/router"
 	"github.com/sluice-gw/sluice/gateway/store"
 )
@@ -37,6 +39,12 @@ type routeTable struct {
 	// sorted key set, rebuilt when a key comes or goes.
 	upstreamN    map[Upstream]int
 	upstreamList atomic.Pointer[[]Upstream]
+	// certs holds the parsed client certificates the services reference,
+	// by certificate id, and certUse how many services reference each;
+	// certsChanged says the proxy needs a new copy.
+	certs        proxy.ClientCertificates
+	certUse      map[string]int
+	certsChanged bool
 	// changed holds the OnRouteChanged calls of the apply in progress,
 	// made once its table is swapped in (so that no request matches a
 	// route after its change was reported).
@@ -61,7 +69,15 @@ func (t *routeTable) apply(ctx context.Context, w work) (full bool, err error) {
 	if t.b == nil || w.full || len(w.keys) > max(fullRebuildMin, len(t.routes)/fullRebuildShare) {
 		return true, t.rebuild(ctx)
 	}
-	// Services first: a route of this batch may point at a new one.
+	// Certificates, then services: a service of this batch may reference
+	// a new certificate, a route a new service.
+	for k := range w.keys {
+		if k.Kind == entity.KindCertificate && t.certUse[k.ID] > 0 {
+			if err := t.readCert(ctx, k.ID); err != nil {
+				return false, err
+			}
+		}
+	}
 	for k := range w.keys {
 		if k.Kind == entity.KindService {
 			if err := t.applyService(ctx, k.ID); err != nil {
@@ -121,15 +137,46 @@ func (t *routeTable) applyService(ctx context.Context, id string) error {
 	return nil
 }
 
-// readService reads service id into services (nil when it does not exist).
+// readService reads service id into services (nil when it does not
+// exist), with the client certificate it references.
 func (t *routeTable) readService(ctx context.Context, id string) (*entity.Service, error) {
 	e, found, err := get(ctx, t.st, entity.KindService, id)
 	if err != nil || !found {
 		return nil, err
 	}
 	svc := e.(*entity.Service)
+	if c := svc.ClientCertificate; c != nil && t.certUse[c.ID] == 0 {
+		if err := t.readCert(ctx, c.ID); err != nil {
+			return nil, err
+		}
+	}
 	t.setService(id, svc)
 	return svc, nil
+}
+
+// readCert reads and parses client certificate id (dropped when it does
+// not exist or cannot be parsed, as a full rebuild does).
+func (t *routeTable) readCert(ctx context.Context, id string) error {
+	e, found, err := get(ctx, t.st, entity.KindCertificate, id)
+	if err != nil {
+		return err
+	}
+	t.certsChanged = true
+	delete(t.certs, id)
+	if found {
+		t.parseCert(e.(*entity.Certificate))
+	}
+	return nil
+}
+
+// parseCert adds c to certs, or logs why it cannot be used.
+func (t *routeTable) parseCert(c *entity.Certificate) {
+	cc, err := proxy.NewClientCertificate(c)
+	if err != nil {
+		t.log.Warn("a client certificate cannot be used", "certificate", c.ID, "err", err)
+		return
+	}
+	t.certs[c.ID] = cc
 }
 
 // set puts now in the builder and the working state.
@@ -177,24 +224,38 @@ func (t *routeTable) unlink(svcID, routeID string) {
 	}
 }
 
-// setService records svc (nil: deleted) and counts its upstream.
+// setService records svc (nil: deleted) and counts its upstream and
+// client certificate. The new service is counted before the old one is
+// uncounted, so that what both reference stays.
 func (t *routeTable) setService(id string, svc *entity.Service) {
 	changed := false
+	if svc != nil {
+		u := upstreamOf(svc)
+		if t.upstreamN[u]++; t.upstreamN[u] == 1 {
+			changed = true
+		}
+		if c := svc.ClientCertificate; c != nil {
+			t.certUse[c.ID]++
+		}
+	}
 	if old := t.services[id]; old != nil {
 		u := upstreamOf(old)
 		if t.upstreamN[u]--; t.upstreamN[u] == 0 {
 			delete(t.upstreamN, u)
 			changed = true
 		}
+		if c := old.ClientCertificate; c != nil {
+			if t.certUse[c.ID]--; t.certUse[c.ID] <= 0 {
+				delete(t.certUse, c.ID)
+				delete(t.certs, c.ID)
+				t.certsChanged = true
+			}
+		}
 	}
 	if svc == nil {
 		delete(t.services, id)
 	} else {
 		t.services[id] = svc
-		u := upstreamOf(svc)
-		if t.upstreamN[u]++; t.upstreamN[u] == 1 {
-			changed = true
-		}
 	}
 	if changed {
 		t.listUpstreams()
@@ -208,6 +269,21 @@ func (t *routeTable) rebuild(ctx context.Context) error {
 	err := each(ctx, t.st, entity.KindService, func(e entity.Entity) {
 		s := e.(*entity.Service)
 		services[s.ID] = s
+	})
+	if err != nil {
+		return err
+	}
+	certUse := make(map[string]int)
+	for _, s := range services {
+		if s.ClientCertificate != nil {
+			certUse[s.ClientCertificate.ID]++
+		}
+	}
+	var certs []*entity.Certificate
+	err = each(ctx, t.st, entity.KindCertificate, func(e entity.Entity) {
+		if c := e.(*entity.Certificate); certUse[c.ID] > 0 {
+			certs = append(certs, c)
+		}
 	})
 	if err != nil {
 		return err
@@ -227,6 +303,10 @@ func (t *routeTable) rebuild(ctx context.Context) error {
 	t.changed = nil // the rebuild reports the whole table instead
 	t.b, t.routes, t.services = router.NewBuilder(), make(map[string]router.Target, len(all)), make(map[string]*entity.Service, len(services))
 	t.bySvc, t.upstreamN = make(map[string]map[string]struct{}), make(map[Upstream]int)
+	t.certs, t.certUse, t.certsChanged = make(proxy.ClientCertificates, len(certs)), certUse, true
+	for _, c := range certs {
+		t.parseCert(c)
+	}
 	for id, s := range services {
 		t.services[id] = s
 		t.upstreamN[upstreamOf(s)]++
@@ -246,6 +326,10 @@ func (t *routeTable) rebuild(ctx context.Context) error {
 // swap hands a snapshot of the table to the proxy, then reports the
 // changes it carries.
 func (t *routeTable) swap() {
+	if t.certsChanged {
+		t.proxy.SetClientCertificates(maps.Clone(t.certs))
+		t.certsChanged = false
+	}
 	t.proxy.SetRouter(t.b.Router())
 	t.m.setRoutes(t.b.Len())
 	changed := t.changed

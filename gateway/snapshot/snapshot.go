@@ -20,12 +20,16 @@ import (
 
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
+	"github.com/sluice-gw/sluice/gateway/proxy"
 	"github.com/sluice-gw/sluice/gateway/router"
 	"github.com/sluice-gw/sluice/gateway/store"
 )
 
 // Proxy receives the snapshots. proxy.Proxy implements it.
 type Proxy interface {
+	// SetClientCertificates is called before the SetRouter whose services
+	// reference the certificates.
+	SetClientCertificates(proxy.ClientCertificates)
 	SetRouter(*router.Router)
 	SetPlugins(*plugins.Set)
 }
@@ -110,7 +114,7 @@ func (s *Snapshots) Invalidate(keys []entity.CacheKey, urgent bool) Ticket {
 			routerVersions++
 		case k == entity.PluginsVersion:
 			pluginsVersions++
-		case k.Kind == entity.KindRoute || k.Kind == entity.KindService:
+		case k.Kind == entity.KindRoute || k.Kind == entity.KindService || k.Kind == entity.KindCertificate:
 			routeKeys = append(routeKeys, k)
 		case k.Kind == entity.KindPlugin:
 			pluginKeys = append(pluginKeys, k)

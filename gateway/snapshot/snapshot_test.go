@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
 	"github.com/sluice-gw/sluice/gateway/plugins/requesttermination"
+	"github.com/sluice-gw/sluice/gateway/proxy"
 	"github.com/sluice-gw/sluice/gateway/router"
 	"github.com/sluice-gw/sluice/gateway/store"
 	"github.com/sluice-gw/sluice/gateway/store/sqlite"
@@ -23,12 +24,16 @@ import (
 
 // served is the Proxy side: it keeps the last snapshots swapped in.
 type served struct {
-	r atomic.Pointer[router.Router]
-	p atomic.Pointer[plugins.Set]
+	r     atomic.Pointer[router.Router]
+	p     atomic.Pointer[plugins.Set]
+	certs atomic.Pointer[proxy.ClientCertificates]
 }
 
 func (s *served) SetRouter(r *router.Router) { s.r.Store(r) }
 func (s *served) SetPlugins(p *plugins.Set)  { s.p.Store(p) }
+func (s *served) SetClientCertificates(c proxy.ClientCertificates) {
+	s.certs.Store(&c)
+}
 
 // match returns the id of the route the served table picks for path, and
 // its service's host ("" when none).

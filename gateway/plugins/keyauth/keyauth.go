@@ -119,7 +119,7 @@ func (h *handler) Access(c *plugins.Context) {
 		return
 	}
 	c.Authenticate(consumer, cred, false)
-	setHeaders(c.Upstream, consumer, cred.ID, false)
+	plugins.SetConsumerHeaders(c.Upstream, consumer, cred.ID, false)
 }
 
 // fail answers 401 with msg, or lets the request through as the anonymous
@@ -138,7 +138,7 @@ func (h *handler) fail(c *plugins.Context, msg string) {
 		return
 	}
 	c.Authenticate(consumer, nil, true) // a nil entity.Entity, not a nil *KeyAuthCredential
-	setHeaders(c.Upstream, consumer, "", true)
+	plugins.SetConsumerHeaders(c.Upstream, consumer, "", true)
 }
 
 // bodyFailed answers a key_in_body read that failed: 413 when the body is
@@ -162,33 +162,6 @@ func lookupFailed(c *plugins.Context, err error) {
 		return
 	}
 	c.ExitMessage(http.StatusInternalServerError, msgUnexpected)
-}
-
-// setHeaders tells the service who the consumer is; headers the client
-// sent under these names are replaced or removed. credID is "" for the
-// anonymous consumer.
-func setHeaders(u plugins.Upstream, consumer *entity.Consumer, credID string, anonymous bool) {
-	u.SetHeader("X-Consumer-ID", consumer.ID)
-	setOrClear(u, "X-Consumer-Custom-ID", consumer.CustomID)
-	setOrClear(u, "X-Consumer-Username", consumer.Username)
-	if credID == "" {
-		u.ClearHeader("X-Credential-Identifier")
-	} else {
-		u.SetHeader("X-Credential-Identifier", credID)
-	}
-	if anonymous {
-		u.SetHeader("X-Anonymous-Consumer", "true")
-	} else {
-		u.ClearHeader("X-Anonymous-Consumer")
-	}
-}
-
-func setOrClear(u plugins.Upstream, name string, v *string) {
-	if v == nil {
-		u.ClearHeader(name)
-		return
-	}
-	u.SetHeader(name, *v)
 }
 
 var (
