@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -101,6 +102,7 @@ type Node struct {
 	admin    http.Handler
 	status   http.Handler
 	snaps    *snapshot.Snapshots
+	gone     goneRoutes
 
 	draining   atomic.Bool
 	drainDelay time.Duration
@@ -391,11 +393,20 @@ func (n *Node) rebuildAll(ctx context.Context) error {
 }
 
 // routeChanged is the snapshots' OnRouteChanged: the series of a
-// (service, route) label pair that is gone or renamed are deleted.
+// (service, route) label pair that is gone or renamed are deleted, and
+// again at each scrape for goneWindow (see goneRoutes).
 func (n *Node) routeChanged(was, now router.Target) {
-	old := proxymetrics.PairOf(was.Service, was.Route)
-	if now.Route == nil || proxymetrics.PairOf(now.Service, now.Route) != old {
+	var cur proxymetrics.Pair
+	if now.Route != nil {
+		cur = proxymetrics.PairOf(now.Service, now.Route)
+		n.gone.live(cur)
+	}
+	if was.Route == nil {
+		return
+	}
+	if old := proxymetrics.PairOf(was.Service, was.Route); now.Route == nil || cur != old {
 		n.observer.Forget(old)
+		n.gone.add(old)
 	}
 }
 
@@ -404,9 +415,56 @@ func (n *Node) routeChanged(was, now router.Target) {
 func (n *Node) routesRebuilt(all []router.Target) {
 	live := make(map[proxymetrics.Pair]bool, len(all))
 	for _, t := range all {
-		live[proxymetrics.PairOf(t.Service, t.Route)] = true
+		p := proxymetrics.PairOf(t.Service, t.Route)
+		live[p] = true
+		n.gone.live(p)
 	}
 	n.observer.Prune(live)
+}
+
+// goneWindow is how long the series of a pair that left the route table
+// are deleted again at each scrape.
+const goneWindow = 10 * time.Second
+
+// goneRoutes holds the label pairs that left the route table recently. A
+// request matched by the previous table and answered after its pair was
+// forgotten records it again; forgetting the pair again before each
+// scrape, for goneWindow, keeps such stragglers out of /metrics.
+type goneRoutes struct {
+	mu sync.Mutex
+	m  map[proxymetrics.Pair]time.Time // when the pair left
+}
+
+func (g *goneRoutes) add(p proxymetrics.Pair) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.m == nil {
+		g.m = make(map[proxymetrics.Pair]time.Time)
+	}
+	g.m[p] = time.Now()
+}
+
+// live drops p: a route has it again.
+func (g *goneRoutes) live(p proxymetrics.Pair) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.m, p)
+}
+
+// recent returns the pairs that left within goneWindow, forgetting older
+// ones.
+func (g *goneRoutes) recent() []proxymetrics.Pair {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []proxymetrics.Pair
+	for p, at := range g.m {
+		if time.Since(at) > goneWindow {
+			delete(g.m, p)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // reachable checks the datastore for GET /status, recording the answer in

@@ -28,8 +28,16 @@ func (n *Node) statusHandler() http.Handler {
 	return mux
 }
 
+// metricsHandler serves the registry, after forgetting again the series
+// of the routes that left the table recently (goneRoutes).
 func (n *Node) metricsHandler() http.Handler {
-	return promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg})
+	h := promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, p := range n.gone.recent() {
+			n.observer.Forget(p)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

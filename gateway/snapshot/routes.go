@@ -196,9 +196,7 @@ func (t *routeTable) set(now router.Target) {
 		}
 		t.bySvc[now.Route.Service.ID][id] = struct{}{}
 	}
-	if had {
-		t.changed = append(t.changed, [2]router.Target{was, now})
-	}
+	t.changed = append(t.changed, [2]router.Target{was, now})
 }
 
 // remove takes route id out of the table and the working state.
@@ -300,7 +298,6 @@ func (t *routeTable) rebuild(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	t.changed = nil // the rebuild reports the whole table instead
 	t.b, t.routes, t.services = router.NewBuilder(), make(map[string]router.Target, len(all)), make(map[string]*entity.Service, len(services))
 	t.bySvc, t.upstreamN = make(map[string]map[string]struct{}), make(map[Upstream]int)
 	t.certs, t.certUse, t.certsChanged = make(proxy.ClientCertificates, len(certs)), certUse, true
@@ -312,8 +309,9 @@ func (t *routeTable) rebuild(ctx context.Context) error {
 		t.upstreamN[upstreamOf(s)]++
 	}
 	for _, tg := range all {
-		t.set(tg) // into empty state: no OnRouteChanged, OnRebuilt says what is there
+		t.set(tg)
 	}
+	t.changed = nil // OnRebuilt says what is there
 	t.listUpstreams()
 	t.swap()
 	t.m.rebuilt(t.b.Len())

@@ -42,11 +42,11 @@ type Options struct {
 	// Registerer receives the metrics (see README.md); nil means none are
 	// exported.
 	Registerer prometheus.Registerer
-	// OnRouteChanged, when set, is called on the route worker's goroutine
-	// each time a route of the table changes: was is its previous version
-	// (with its service), now the new one; now.Route is nil when the route
-	// left the table. Callers prune per-route state with it (metric series
-	// whose labels changed).
+	// OnRouteChanged, when set, is called on the route worker's goroutine,
+	// after the swap, each time a route changes: was is its previous
+	// version (with its service), now the new one; was.Route is nil for a
+	// new route, now.Route nil when the route left the table. Callers prune
+	// per-route state with it (metric series whose labels changed).
 	OnRouteChanged func(was, now router.Target)
 	// OnRebuilt, when set, is called after each full rebuild of the route
 	// table with every route in it.
