@@ -22,6 +22,13 @@ import (
 // its results.json and report directory.
 func runMini(t *testing.T, p Profile, nodes int, skip ...string) (*report.Results, string) {
 	t.Helper()
+	return runMiniWith(t, Options{Profile: p, Database: "sqlite", Nodes: nodes, Skip: skip})
+}
+
+// runMiniWith is runMini with every option but the binary and the report
+// directory given.
+func runMiniWith(t *testing.T, opts Options) (*report.Results, string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts real node processes")
 	}
@@ -32,7 +39,8 @@ func runMini(t *testing.T, p Profile, nodes int, skip ...string) (*report.Result
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	if _, err := Run(ctx, Options{Binary: bin, Profile: p, Out: out, Database: "sqlite", Nodes: nodes, Skip: skip}); err != nil {
+	opts.Binary, opts.Out = bin, out
+	if _, err := Run(ctx, opts); err != nil {
 		t.Fatal(err)
 	}
 	r, err := report.Read(filepath.Join(out, "results.json"))

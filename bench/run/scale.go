@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,10 +37,10 @@ const (
 	// build of the route table.
 	scaleReadyLimit = 15 * time.Minute
 	// cacheBytesPerConsumer sizes mem_cache_size: a credential and its
-	// consumer cached by freecache take about 600 bytes (the mini scale
-	// run's sluice_cache_bytes / consumers); twice that leaves room for
-	// freecache's uneven segments.
-	cacheBytesPerConsumer = 1200
+	// consumer take about 420 bytes in freecache (5,000 consumers in
+	// mem_cache_size=2m evicted 929 of their 10,000 entries); 800 leaves
+	// room for freecache's 256 segments filling unevenly.
+	cacheBytesPerConsumer = 800
 	// apply metrics: the incremental apply's histogram when the node has
 	// it (issue 13, incremental snapshots), else the full rebuild's.
 	applyHist   = "sluice_snapshot_apply_duration_seconds"
@@ -65,6 +66,11 @@ func (b *bench) scale(ctx context.Context) (*report.Scale, error) {
 	mem := p.ScaleMemCacheSize
 	if mem == "" {
 		mem = memCacheSize(p.Consumers)
+	}
+	for _, kv := range b.opts.NodeEnv { // --node-env has the last word
+		if v, ok := strings.CutPrefix(kv, "SLUICE_MEM_CACHE_SIZE="); ok {
+			mem = v
+		}
 	}
 	sc := &report.Scale{Routes: p.ScaleRoutes, Consumers: p.Consumers, Database: b.opts.Database, CacheBackend: "freecache",
 		MemCacheSize: mem, DBUpdateFrequencyS: scaleFrequency, Push: b.opts.Database == "postgres"}
