@@ -242,7 +242,10 @@ func (b *bench) scaleCluster(ctx context.Context, st store.Store, d *dataset, sc
 		t0 := time.Now()
 		var err error
 		if i == 0 {
-			hc, err = harness.Start(ctx, opts)
+			var c *harness.Cluster
+			if c, err = harness.Start(ctx, opts); err == nil {
+				hc = c
+			}
 		} else {
 			err = hc.Add(ctx, 1)
 		}
