@@ -112,8 +112,10 @@ func (b *bench) routeChanges(ctx context.Context, nodes []*harness.Node, d *data
 		nq := quantiles(perNode[j])
 		sc.Nodes[j].RouteChangeP50MS, sc.Nodes[j].RouteChangeP99MS = nq.p50, nq.p99
 	}
+	// A node with incremental applies exports their histogram (its series
+	// exist from the start, at 0).
 	rc.NodeMetric = rebuildHist
-	if after[0].Sum(applyHist+"_count") > 0 || after[len(after)-1].Sum(applyHist+"_count") > 0 {
+	if _, ok := after[len(after)-1][applyHist+`_count{snapshot="routes"}`]; ok {
 		rc.NodeMetric = applyHist
 	}
 	var hist []scrape.Bucket
