@@ -67,8 +67,8 @@ func TestScaleProfile(t *testing.T) {
 	if rc.NodeMetric == rebuildHist && rc.FullRebuilds < 15 {
 		t.Errorf("%.0f full rebuilds over 15 changes measured by the rebuild histogram, want >= 15", rc.FullRebuilds)
 	}
-	if s.MatchNS <= 0 || (runtime.GOOS == "linux" && s.MatchCPUNS <= 0) || !strings.Contains(s.MatchMethod, "2000 routes") {
-		t.Errorf("match: %.0f ns wall, %.0f ns CPU, method %q", s.MatchNS, s.MatchCPUNS, s.MatchMethod)
+	if s.MatchNS <= 0 || s.MatchWallNS <= 0 || !strings.Contains(s.MatchMethod, "2000 routes") || (runtime.GOOS == "linux") != strings.Contains(s.MatchMethod, "RUSAGE_THREAD") {
+		t.Errorf("match: %.0f ns CPU, %.0f ns wall, method %q", s.MatchNS, s.MatchWallNS, s.MatchMethod)
 	}
 	for _, n := range s.Nodes {
 		if n.ColdStartS <= 0 || n.KeysWarmed != 5000 || n.WarmErrors != 0 || n.SampleHitRatio < 0.999 || n.CacheEvictions != 0 {
