@@ -12,6 +12,9 @@ type Scale struct {
 	Routes    int    `json:"routes"`
 	Consumers int    `json:"consumers"`
 	Database  string `json:"database"`
+	// PGSchema is the run's own PostgreSQL schema, whose tables are
+	// dropped at the end ("" on SQLite).
+	PGSchema string `json:"pg_schema,omitempty"`
 	// CacheBackend and MemCacheSize are the nodes' cache settings, sized
 	// for every credential and its consumer.
 	CacheBackend string `json:"cache_backend"`

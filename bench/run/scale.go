@@ -50,7 +50,7 @@ func (b *bench) scale(ctx context.Context) (*report.Scale, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	env := b.scaleEnv(dir)
+	env, schema := b.scaleEnv(dir)
 	mem := p.ScaleMemCacheSize
 	if mem == "" {
 		mem = memCacheSize(p.Consumers)
@@ -60,7 +60,7 @@ func (b *bench) scale(ctx context.Context) (*report.Scale, error) {
 			mem = v
 		}
 	}
-	sc := &report.Scale{Routes: p.ScaleRoutes, Consumers: p.Consumers, Database: b.opts.Database, CacheBackend: "freecache",
+	sc := &report.Scale{Routes: p.ScaleRoutes, Consumers: p.Consumers, Database: b.opts.Database, PGSchema: schema, CacheBackend: "freecache",
 		MemCacheSize: mem, DBUpdateFrequencyS: scaleFrequency, Push: b.opts.Database == "postgres"}
 	st, err := b.opts.OpenStore(ctx, env)
 	if err != nil {
@@ -103,17 +103,18 @@ func (b *bench) scale(ctx context.Context) (*report.Scale, error) {
 }
 
 // scaleEnv is the datastore the scale run uses, for the bench's store
-// and every node: a SQLite file in dir, or a PostgreSQL schema of its own,
-// emptied at the end.
-func (b *bench) scaleEnv(dir string) []string {
-	env := []string{"SLUICE_DATABASE=" + b.opts.Database}
+// and every node: a SQLite file in dir, or a PostgreSQL schema of its own
+// (named in schema), emptied at the end.
+func (b *bench) scaleEnv(dir string) (env []string, schema string) {
+	env = []string{"SLUICE_DATABASE=" + b.opts.Database}
 	switch b.opts.Database {
 	case "sqlite":
 		env = append(env, "SLUICE_SQLITE_PATH="+filepath.Join(dir, "sluice.db"))
 	case "postgres":
-		env = append(env, "SLUICE_PG_SCHEMA=sluice_scale_"+b.prefix)
+		schema = "sluice_scale_" + b.prefix
+		env = append(env, "SLUICE_PG_SCHEMA="+schema)
 	}
-	return env
+	return env, schema
 }
 
 // dropScale closes st, first dropping the tables of a PostgreSQL schema

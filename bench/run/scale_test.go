@@ -5,12 +5,17 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sluice-gw/sluice/gateway/store"
+	"github.com/sluice-gw/sluice/gateway/store/postgres"
 	"github.com/sluice-gw/sluice/gateway/store/sqlite"
+	"github.com/sluice-gw/sluice/internal/testenv"
 )
 
 // openSQLite is the scale run's Options.OpenStore on SQLite, as
@@ -137,5 +142,82 @@ func TestMemCacheSize(t *testing.T) {
 		if got := memCacheSize(consumers); got != want {
 			t.Errorf("memCacheSize(%d) = %s, want %s", consumers, got, want)
 		}
+	}
+}
+
+// TestScaleProfilePostgres runs a smaller scale profile on PostgreSQL
+// (nodes with push on), without the storm and the Admin API creation, and
+// checks that it measured with push and dropped its schema's tables.
+func TestScaleProfilePostgres(t *testing.T) {
+	pg := testenv.Postgres(t)
+	pgEnv := []string{"SLUICE_PG_HOST=" + pg.Host, "SLUICE_PG_PORT=" + strconv.Itoa(pg.Port), "SLUICE_PG_USER=" + pg.User,
+		"SLUICE_PG_PASSWORD=" + pg.Password, "SLUICE_PG_DATABASE=" + pg.Database}
+	open := func(ctx context.Context, env []string) (store.Store, error) {
+		cfg := postgres.Config{Host: pg.Host, Port: pg.Port, User: pg.User, Password: pg.Password, Database: pg.Database}
+		for _, kv := range env {
+			if v, ok := strings.CutPrefix(kv, "SLUICE_PG_SCHEMA="); ok {
+				cfg.Schema = v
+			}
+		}
+		st, err := postgres.Open(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := st.Up(ctx); err != nil {
+			st.Close()
+			return nil, err
+		}
+		return st, nil
+	}
+	p := Profile{Name: "scale-mini-pg", Consumers: 2000, ScaleRoutes: 1000, ScaleRouteChanges: 9,
+		ScaleSteady: 500 * time.Millisecond, ScaleSteadyRate: 100, ScaleMemCacheSize: "16m"}
+	r, _ := runMiniWith(t, Options{Profile: p, Database: "postgres", OpenStore: open, NodeEnv: pgEnv})
+	s := r.Scale
+	if s == nil {
+		t.Fatal("no scale object in results.json")
+	}
+	t.Cleanup(func() { dropSchema(t, pg.DSN, s.PGSchema) })
+	rc := s.RouteChangeApplyMS
+	if !s.Push || s.Database != "postgres" || !strings.HasPrefix(s.PGSchema, "sluice_scale_") || rc.N != 9 || rc.Missed != 0 || rc.P50 > rc.P99 {
+		t.Errorf("scale on PostgreSQL: push %v, schema %q, route changes %+v; want push, a schema of its own, 9 changes seen everywhere", s.Push, s.PGSchema, rc)
+	}
+	for _, n := range s.Nodes {
+		if n.KeysWarmed != 2000 || n.WarmErrors != 0 || n.ColdStartS <= 0 {
+			t.Errorf("%s: %+v; want 2000 keys looked up without error", n.Name, n)
+		}
+	}
+	if s.Storm != nil || s.CreationViaAdmin != nil {
+		t.Errorf("phases the profile leaves out ran: storm %v, Admin API creation %v", s.Storm != nil, s.CreationViaAdmin != nil)
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var tables int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_schema = $1`, s.PGSchema).Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	if tables != 0 {
+		t.Errorf("%d tables left in schema %s, want its tables dropped", tables, s.PGSchema)
+	}
+}
+
+// dropSchema drops the (empty) schema a scale run left.
+func dropSchema(t *testing.T, dsn, schema string) {
+	if schema == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Errorf("drop schema %s: %v", schema, err)
+		return
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+		t.Errorf("drop schema %s: %v", schema, err)
 	}
 }
