@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,8 +36,9 @@ const (
 	gcPauseHist = "sluice_gc_pauses_seconds"
 )
 
-// memCacheSize is the mem_cache_size for consumers credentials and their
-// consumers: at least the node default, 128 MiB.
+// memCacheSize is the mem_cache_size for the credentials of consumers
+// consumers and the consumers themselves: at least the node default,
+// 128 MiB.
 func memCacheSize(consumers int) string {
 	mib := max(128, (consumers*cacheBytesPerConsumer+(1<<20)-1)>>20)
 	return strconv.Itoa(mib) + "m"
@@ -79,13 +81,14 @@ func (b *bench) scale(ctx context.Context) (*report.Scale, error) {
 	if err := b.measureMatch(ctx, st, d, sc); err != nil {
 		return sc, err
 	}
-	if err := b.scaleCluster(ctx, st, d, sc, append(env, "SLUICE_MEM_CACHE_SIZE="+mem, "SLUICE_CACHE_BACKEND="+sc.CacheBackend)); err != nil {
+	nodeEnv := slices.Concat(env, []string{"SLUICE_MEM_CACHE_SIZE=" + mem, "SLUICE_CACHE_BACKEND=" + sc.CacheBackend})
+	if err := b.scaleCluster(ctx, d, sc, nodeEnv); err != nil {
 		return sc, err
 	}
 	if ctx.Err() == nil && p.StormPhase > 0 {
 		b.logf("scale: the storm phase on the scale dataset")
 		s, err := b.stormOn(ctx, stormSite{dir: filepath.Join(b.opts.Out, "scale-storm"), key: d.key(0), readyLimit: scaleReadyLimit,
-			env: append(env, "SLUICE_MEM_CACHE_SIZE="+mem)})
+			env: nodeEnv})
 		sc.Storm = s
 		if s != nil {
 			sc.StormRatioOneP = s.Ratio()
@@ -134,7 +137,7 @@ func (b *bench) dropScale(st store.Store) {
 // other (each one's cold start), makes the route changes on node A, looks
 // every credential up through each node, runs the steady phase and reads
 // memory and GC pauses.
-func (b *bench) scaleCluster(ctx context.Context, st store.Store, d *dataset, sc *report.Scale, env []string) error {
+func (b *bench) scaleCluster(ctx context.Context, d *dataset, sc *report.Scale, env []string) error {
 	p := b.opts.Profile
 	freq := strconv.FormatFloat(scaleFrequency, 'g', -1, 64)
 	hc := &harness.Cluster{}

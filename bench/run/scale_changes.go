@@ -112,24 +112,31 @@ func (b *bench) routeChanges(ctx context.Context, nodes []*harness.Node, d *data
 		nq := quantiles(perNode[j])
 		sc.Nodes[j].RouteChangeP50MS, sc.Nodes[j].RouteChangeP99MS = nq.p50, nq.p99
 	}
-	// A node with incremental applies exports their histogram (its series
-	// exist from the start, at 0).
+	nodeApply(before, after, rc)
+	b.logf("  route changes: wall p50 %.1f ms p99 %.1f ms max %.1f ms (%d missed); %s{snapshot=\"routes\"} p50 %.2f ms p99 %.2f ms over %.0f; %.0f full rebuilds",
+		rc.P50, rc.P99, rc.Max, rc.Missed, rc.NodeMetric, rc.NodeP50, rc.NodeP99, rc.NodeCount, rc.FullRebuilds)
+	return nil
+}
+
+// nodeApply fills rc's node view from the nodes' metrics before and
+// after the changes: the route snapshot's apply histogram, summed over the
+// nodes, and their full rebuilds. A node with incremental applies exports
+// the apply histogram (its series exist from the start, at 0); others
+// only the full rebuild's.
+func nodeApply(before, after []scrape.Samples, rc *report.RouteChanges) {
 	rc.NodeMetric = rebuildHist
 	if _, ok := after[len(after)-1][applyHist+`_count{snapshot="routes"}`]; ok {
 		rc.NodeMetric = applyHist
 	}
 	var hist []scrape.Bucket
-	for j := range nodes {
+	for j := range after {
 		hist = scrape.Add(hist, scrape.Sub(after[j].With("snapshot", "routes").Histogram(rc.NodeMetric), before[j].With("snapshot", "routes").Histogram(rc.NodeMetric)))
 		rc.FullRebuilds += after[j].Sum("sluice_router_rebuilds_total") - before[j].Sum("sluice_router_rebuilds_total")
 	}
-	if len(hist) > 0 {
+	if len(hist) > 0 && hist[len(hist)-1].Count > 0 {
 		rc.NodeCount = hist[len(hist)-1].Count
 		rc.NodeP50, rc.NodeP99 = 1000*scrape.Quantile(hist, 0.5), 1000*scrape.Quantile(hist, 0.99)
 	}
-	b.logf("  route changes: wall p50 %.1f ms p99 %.1f ms max %.1f ms (%d missed); %s{snapshot=\"routes\"} p50 %.2f ms p99 %.2f ms over %.0f; %.0f full rebuilds",
-		rc.P50, rc.P99, rc.Max, rc.Missed, rc.NodeMetric, rc.NodeP50, rc.NodeP99, rc.NodeCount, rc.FullRebuilds)
-	return nil
 }
 
 type quants struct{ p50, p99, max float64 }

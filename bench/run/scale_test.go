@@ -2,6 +2,8 @@ package run
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,6 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sluice-gw/sluice/bench/report"
+	"github.com/sluice-gw/sluice/bench/scrape"
 	"github.com/sluice-gw/sluice/gateway/store"
 	"github.com/sluice-gw/sluice/gateway/store/postgres"
 	"github.com/sluice-gw/sluice/gateway/store/sqlite"
@@ -220,4 +224,50 @@ func dropSchema(t *testing.T, dsn, schema string) {
 	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
 		t.Errorf("drop schema %s: %v", schema, err)
 	}
+}
+
+// TestNodeApply checks the node view of the route changes: the apply
+// histogram when the nodes export it (even at 0), else the rebuild
+// histogram, summed over the nodes for snapshot="routes" only, and no
+// quantile (not NaN, which results.json cannot hold) without observations.
+func TestNodeApply(t *testing.T) {
+	parse := func(text string) scrape.Samples {
+		s, err := scrape.Parse(strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	hist := func(name, snapshot string, le1, inf, rebuilds float64) string {
+		return fmt.Sprintf("%s_bucket{snapshot=%q,le=\"0.001\"} %g\n%s_bucket{snapshot=%q,le=\"+Inf\"} %g\n%s_count{snapshot=%q} %g\nsluice_router_rebuilds_total %g\n",
+			name, snapshot, le1, name, snapshot, inf, name, snapshot, inf, rebuilds)
+	}
+	t.Run("incremental", func(t *testing.T) {
+		before := []scrape.Samples{parse(hist(applyHist, "routes", 0, 0, 1)), parse(hist(applyHist, "routes", 0, 0, 1))}
+		after := []scrape.Samples{parse(hist(applyHist, "routes", 10, 10, 1) + hist(applyHist, "plugins", 50, 50, 1)), parse(hist(applyHist, "routes", 9, 10, 1))}
+		var rc report.RouteChanges
+		nodeApply(before, after, &rc)
+		// 19 of 20 within 1 ms: the p99 falls in +Inf, reported as the
+		// highest finite bound, as histogram_quantile does.
+		if rc.NodeMetric != applyHist || rc.NodeCount != 20 || rc.FullRebuilds != 0 || rc.NodeP50 <= 0 || rc.NodeP50 >= 1 || rc.NodeP99 != 1 {
+			t.Errorf("%+v; want 20 applies of routes (not the plugins'), p50 within 1 ms, p99 at the 1 ms bound, no rebuild", rc)
+		}
+	})
+	t.Run("rebuilds", func(t *testing.T) {
+		before := []scrape.Samples{parse(hist(rebuildHist, "routes", 0, 1, 1))}
+		after := []scrape.Samples{parse(hist(rebuildHist, "routes", 0, 4, 4))}
+		var rc report.RouteChanges
+		nodeApply(before, after, &rc)
+		if rc.NodeMetric != rebuildHist || rc.NodeCount != 3 || rc.FullRebuilds != 3 {
+			t.Errorf("%+v; want 3 rebuilds from the rebuild histogram", rc)
+		}
+	})
+	t.Run("none", func(t *testing.T) {
+		s := []scrape.Samples{parse(hist(applyHist, "routes", 0, 0, 1))}
+		var rc report.RouteChanges
+		nodeApply(s, s, &rc)
+		if rc.NodeCount != 0 || math.IsNaN(rc.NodeP50) || math.IsNaN(rc.NodeP99) {
+			t.Errorf("%+v; want no count and no NaN", rc)
+		}
+	})
 }
