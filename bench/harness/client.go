@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -62,4 +63,22 @@ func do(req *http.Request) (int, []byte, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, b, err
+}
+
+// PostConfig replaces a DB-less node's configuration with doc (Kong's
+// declarative format, JSON or YAML) through POST /config.
+func (n *Node) PostConfig(ctx context.Context, doc []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.AdminURL+"/config", bytes.NewReader(doc))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	status, body, err := do(req)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusCreated {
+		return fmt.Errorf("POST /config on %s: status %d, want 201: %.300s", n.Name, status, body)
+	}
+	return nil
 }

@@ -92,7 +92,12 @@ func windowCDF(r *Results) (*plot.Plot, error) {
 		for j, v := range w {
 			pts = append(pts, plotter.XY{X: v, Y: float64(j+1) / float64(len(w))})
 		}
-		if err := addLine(p, i, fmt.Sprintf("%gs push=%s", c.DBUpdateFrequencyS, onOff(c.Push)), pts); err != nil {
+		freq, push := settingColumns(c)
+		label := freq + " push=" + push
+		if c.Via != "" {
+			label = c.Via
+		}
+		if err := addLine(p, i, label, pts); err != nil {
 			return nil, err
 		}
 	}

@@ -79,6 +79,15 @@ func throughputTable(r *Results) string {
 	return b.String()
 }
 
+// settingColumns are the first two columns of a consistency row: its
+// db_update_frequency and push, or how changes reached DB-less nodes.
+func settingColumns(c Consistency) (freq, push string) {
+	if c.Via != "" {
+		return c.Via, "-"
+	}
+	return fmt.Sprintf("%gs", c.DBUpdateFrequencyS), onOff(c.Push)
+}
+
 func consistencyTable(r *Results) string {
 	var b strings.Builder
 	b.WriteString("## Consistency window and tuning table\n\n")
@@ -104,6 +113,11 @@ func consistencyTable(r *Results) string {
 		"interpolated in buckets of f/10. A's write = the change's Admin API request on node A, sent to answered: the window starts at the answer, "+
 		"and the change committed before it by as much as node A's own rebuild and reply took.\n\n",
 		Confidence*100, MinP99Samples, Confidence*100, stats.MinSamples(0.99, Confidence), stats.MinSamples(0.99, Confidence), ModelAlpha)
+	if slices.ContainsFunc(r.Consistency, func(c Consistency) bool { return c.Via != "" }) {
+		b.WriteString("DB-less nodes (row \"POST /config to every node\"): a change is the changed declarative configuration POSTed to each node in turn; " +
+			"window = the first POST sent -> the last node's first probe that saw the change (every node is probed). Changes are made one at a time, " +
+			"each after its entities were verified warm on every node. A's write = each POST /config, sent to answered.\n\n")
+	}
 	b.WriteString("| db_update_frequency | push | n | missed | cold | p50 ms [95% CI] | p99 ms | p99 95% upper ms | max ms | model p50 / p99 ms | KS D, p | node lag n | node lag p50 / p99 ms | A's write p50 / max ms | polls/s/node | rows/s/node | rps on a node |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range r.Consistency {
@@ -124,8 +138,9 @@ func consistencyTable(r *Results) string {
 				lag += fmtMS(*c.NodeLag.P99)
 			}
 		}
-		fmt.Fprintf(&b, "| %gs | %s | %d | %d | %d | %s | %s | %s | %s | %s | %s | %.0f | %s | %s / %s | %.2f | %.2f | %.0f |\n",
-			c.DBUpdateFrequencyS, onOff(c.Push), c.Window.N, c.Missed, c.Cold, c.Window.p50Text(), c.Window.p99Text(), c.Window.p99UpperText(),
+		freq, push := settingColumns(c)
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %s | %s | %s | %s | %s | %s | %.0f | %s | %s / %s | %.2f | %.2f | %.0f |\n",
+			freq, push, c.Window.N, c.Missed, c.Cold, c.Window.p50Text(), c.Window.p99Text(), c.Window.p99UpperText(),
 			fmtMS(c.Window.Max), model, ks, c.NodeLag.Count, lag, fmtMS(c.Write.P50), fmtMS(c.Write.Max), c.PollsPerSecPerNode, c.RowsPerSecPerNode, c.RPS)
 	}
 	for _, c := range r.Consistency {
@@ -144,9 +159,10 @@ func consistencyTable(r *Results) string {
 	b.WriteString("| db_update_frequency | push | change | n | p50 ms [95% CI] | p99 ms | max ms |\n")
 	b.WriteString("|---|---|---|---|---|---|---|\n")
 	for _, c := range r.Consistency {
+		freq, push := settingColumns(c)
 		for _, kind := range slices.Sorted(maps.Keys(c.ByChange)) {
 			w := c.ByChange[kind]
-			fmt.Fprintf(&b, "| %gs | %s | %s | %d | %s | %s | %s |\n", c.DBUpdateFrequencyS, onOff(c.Push), kind, w.N, w.p50Text(), w.p99Text(), fmtMS(w.Max))
+			fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s | %s |\n", freq, push, kind, w.N, w.p50Text(), w.p99Text(), fmtMS(w.Max))
 		}
 	}
 	return b.String()

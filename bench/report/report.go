@@ -95,6 +95,13 @@ type Throughput struct {
 type Consistency struct {
 	DBUpdateFrequencyS float64 `json:"db_update_frequency_s"`
 	Push               bool    `json:"push"`
+	// Via, when set, says how changes reached the nodes instead of cluster
+	// events: "POST /config to every node" (run.ViaPostConfig) on DB-less
+	// nodes, where each change is the changed configuration POSTed to
+	// each node in turn and a window runs from the first POST's send to
+	// the change served by every node. DBUpdateFrequencyS and Push do not
+	// apply, and Write summarizes every POST.
+	Via string `json:"via,omitempty"`
 	// Window summarizes the windows: each the time from the Admin API write
 	// returning on node A to the first probe of the change's probed node
 	// that saw it. Each change is probed on one node, so windows are
@@ -233,6 +240,7 @@ func Read(path string) (*Results, error) {
 func Recommend(rows []Consistency, budget time.Duration) string {
 	budgetMS := float64(budget) / 1e6
 	var bounded []Consistency
+	rows = slices.DeleteFunc(slices.Clone(rows), func(r Consistency) bool { return r.Via != "" })
 	for _, r := range rows {
 		if r.Window.P99Upper != nil && r.Missed == 0 && r.Cold == 0 {
 			bounded = append(bounded, r)

@@ -116,6 +116,7 @@ type Options struct {
 	Out string
 	// Database is sqlite, postgres or cassandra; connection settings come
 	// from the environment (SLUICE_PG_*, SLUICE_CASSANDRA_*) or ConfigFile.
+	// "off" runs DB-less nodes, loaded with POST /config.
 	Database   string
 	ConfigFile string
 	Nodes      int
@@ -180,10 +181,12 @@ func Run(ctx context.Context, opts Options) (*report.Results, error) {
 	switch opts.Database {
 	case "sqlite", "postgres", "cassandra":
 	case "off":
-		return nil, fmt.Errorf("bench: --database off: DB-less nodes are not benchmarked yet (the bench writes " +
-			"its entities through the Admin API, which a DB-less node refuses); want sqlite, postgres or cassandra")
+		if soak {
+			return nil, errors.New("bench: --database off: the soak changes entities through the Admin API, " +
+				"which a DB-less node refuses; run the other profiles on DB-less nodes")
+		}
 	default:
-		return nil, fmt.Errorf("bench: --database %q: want sqlite, postgres or cassandra", opts.Database)
+		return nil, fmt.Errorf("bench: --database %q: want sqlite, postgres, cassandra or off", opts.Database)
 	}
 	for _, s := range opts.Skip {
 		if !slices.Contains(phases, s) {
@@ -240,18 +243,26 @@ func Run(ctx context.Context, opts Options) (*report.Results, error) {
 		res.Throughput, res.Notes = rows, append(res.Notes, notes...)
 		errs = append(errs, err)
 	}
-	if other && ctx.Err() == nil && !skip(opts.Skip, "consistency") {
+	switch {
+	case !other || ctx.Err() != nil || skip(opts.Skip, "consistency"):
+	case b.dbless():
+		row, err := b.configConsistency(ctx)
+		res.Consistency = []report.Consistency{row}
+		errs = append(errs, err)
+	default:
 		rows, err := b.consistency(ctx)
 		res.Consistency = rows
 		errs = append(errs, err)
 	}
-	if other && ctx.Err() == nil && opts.Profile.StormPhase > 0 && !skip(opts.Skip, "storm") {
+	if b.dbless() && opts.Profile.StormPhase > 0 && !skip(opts.Skip, "storm") {
+		res.Notes = append(res.Notes, "storm: not run on DB-less nodes (its changes are entity writes on node A)")
+	} else if other && ctx.Err() == nil && opts.Profile.StormPhase > 0 && !skip(opts.Skip, "storm") {
 		s, err := b.storm(ctx)
 		res.Storm = s
 		errs = append(errs, err)
 	}
 	for _, budget := range []time.Duration{100 * time.Millisecond, time.Second, 5 * time.Second} {
-		if len(res.Consistency) > 0 {
+		if slices.ContainsFunc(res.Consistency, func(c report.Consistency) bool { return c.Via == "" }) {
 			res.Recommendations = append(res.Recommendations, report.Recommend(res.Consistency, budget))
 		}
 	}
@@ -332,7 +343,7 @@ func judge(w report.Summary, limit float64) string {
 func targetNotes(r *report.Results) []string {
 	var notes []string
 	for _, c := range r.Consistency {
-		if c.Window.N == 0 {
+		if c.Window.N == 0 || c.Via != "" {
 			continue
 		}
 		if c.Push {

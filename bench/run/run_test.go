@@ -22,7 +22,13 @@ import (
 // its results.json and report directory.
 func runMini(t *testing.T, p Profile, nodes int, skip ...string) (*report.Results, string) {
 	t.Helper()
-	return runMiniWith(t, Options{Profile: p, Database: "sqlite", Nodes: nodes, Skip: skip})
+	return runMiniOn(t, "sqlite", p, nodes, skip...)
+}
+
+// runMiniOn is runMini on database db.
+func runMiniOn(t *testing.T, db string, p Profile, nodes int, skip ...string) (*report.Results, string) {
+	t.Helper()
+	return runMiniWith(t, Options{Profile: p, Database: db, Nodes: nodes, Skip: skip})
 }
 
 // runMiniWith is runMini with every option but the binary and the report
@@ -61,14 +67,66 @@ func TestRunRejectsUnknownSkip(t *testing.T) {
 }
 
 // TestRunRejectsBadDatabase checks that --database names the allowed
-// values, and says why DB-less nodes are not among them.
+// values, and that the soak, whose changes are entity writes, says why it
+// does not run on DB-less nodes.
 func TestRunRejectsBadDatabase(t *testing.T) {
-	for db, want := range map[string]string{"mysql": "want sqlite, postgres or cassandra", "off": "DB-less nodes are not benchmarked yet"} {
-		_, err := Run(context.Background(), Options{Binary: "/nonexistent/sluice", Profile: Profiles["smoke"], Out: t.TempDir(),
-			Database: db, Nodes: 2})
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("Run with --database %s: %v; want an error saying %q", db, err, want)
+	for _, tt := range []struct{ db, profile, want string }{
+		{"mysql", "smoke", "want sqlite, postgres, cassandra or off"},
+		{"off", "soak", "the soak changes entities through the Admin API"},
+	} {
+		_, err := Run(context.Background(), Options{Binary: "/nonexistent/sluice", Profile: Profiles[tt.profile], Out: t.TempDir(),
+			Database: tt.db, Nodes: 2})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Run with --database %s, profile %s: %v; want an error saying %q", tt.db, tt.profile, err, tt.want)
 		}
+	}
+}
+
+// TestMiniProfileDBless runs the bench on DB-less node processes: every
+// node is loaded with POST /config, the throughput row is measured as on
+// a datastore, and the consistency phase gives one row, "POST /config to
+// every node", whose changes are configurations POSTed to each node in
+// turn and probed on every node. Nothing about speed is asserted.
+func TestMiniProfileDBless(t *testing.T) {
+	p := Profile{Name: "mini-dbless", Consumers: 50, UnknownShare: 0.1, Conns: 4,
+		Warmup: 100 * time.Millisecond, Closed: 300 * time.Millisecond, Open: 300 * time.Millisecond, OpenRate: 100,
+		Backends: []string{"freecache"}, Frequencies: []float64{0.25},
+		Changes: 8, SettingRPS: 100 * time.Millisecond, StormPhase: time.Second, StormRate: 100, StormChanges: 10}
+	r, out := runMiniOn(t, "off", p, 2)
+	var gw *report.Throughput
+	for i := range r.Throughput {
+		if r.Throughput[i].Target == "gateway" {
+			gw = &r.Throughput[i]
+		}
+	}
+	if gw == nil || gw.RPS <= 0 || gw.HitRatio <= 0 || gw.HitRatio > 1 || gw.ClosedErrors != 0 || gw.OpenErrors != 0 {
+		t.Fatalf("gateway row on a DB-less node: %+v; want requests served from the POSTed configuration, no errors (200 and 401 only)", gw)
+	}
+	if len(r.Consistency) != 1 {
+		t.Fatalf("%d consistency rows, want 1", len(r.Consistency))
+	}
+	c := r.Consistency[0]
+	t.Logf("POST /config row: %d windows, p50 %.1f ms, max %.1f ms; POST p50 %.1f ms over %d", c.Window.N, c.Window.P50, c.Window.Max, c.Write.P50, c.Write.N)
+	if c.Via != ViaPostConfig || c.Warm != 8 || c.Cold != 0 || c.Missed != 0 || c.Window.N != 8 || len(c.ByChange) != 4 {
+		t.Errorf("consistency row: via %q, %d warm, %d cold, %d missed, %d windows, %d kinds; want %q with 8 warm changes measured, 4 kinds",
+			c.Via, c.Warm, c.Cold, c.Missed, c.Window.N, len(c.ByChange), ViaPostConfig)
+	}
+	// Every change was POSTed to both nodes.
+	if c.Write.N != 16 || c.Window.Max < c.Window.P50 || c.RPS <= 0 {
+		t.Errorf("consistency row: %d POSTs, window p50 %.1f max %.1f, %.0f rps; want 16 POSTs and a closed loop measured", c.Write.N, c.Window.P50, c.Window.Max, c.RPS)
+	}
+	if len(r.Recommendations) != 0 {
+		t.Errorf("recommendations %q from a DB-less run, want none (db_update_frequency does not apply)", r.Recommendations)
+	}
+	if r.Storm != nil || !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.HasPrefix(n, "storm: not run on DB-less nodes") }) {
+		t.Errorf("storm %+v, notes %q; want no storm and a note saying why", r.Storm, r.Notes)
+	}
+	md, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), "| "+ViaPostConfig+" | - | 8 | 0 | 0 |") {
+		t.Errorf("report.md has no %q row:\n%s", ViaPostConfig, md)
 	}
 }
 

@@ -131,7 +131,19 @@ func (b *bench) throughput(ctx context.Context) ([]report.Throughput, []string, 
 			return rows, notes, fmt.Errorf("bench: cache_backend=%s: %w", backend, err)
 		}
 		n := c.Nodes[0]
-		if i == 0 {
+		if b.dbless() {
+			// Each DB-less node holds its own configuration.
+			t := time.Now()
+			doc, err := b.throughputConfig(path)
+			if err == nil {
+				err = n.PostConfig(ctx, doc)
+			}
+			if err != nil {
+				c.Stop()
+				return rows, notes, fmt.Errorf("bench: setup: %w", err)
+			}
+			b.logf("  loaded %d consumers with key-auth credentials with POST /config (%d KiB) in %.1fs", p.Consumers, len(doc)/1024, time.Since(t).Seconds())
+		} else if i == 0 {
 			t := time.Now()
 			if err := b.setupThroughput(ctx, n, path); err != nil {
 				c.Stop()

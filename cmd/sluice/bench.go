@@ -38,7 +38,7 @@ func bench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	profile := fs.String("profile", "default", "smoke (<= 60 s), default (<= 3 min on 2 cores), full, soak (30 min) or scale")
 	out := fs.String("out", "", "report directory (default bench/results/<timestamp>/)")
-	database := fs.String("database", "sqlite", "sqlite, postgres or cassandra (connection from SLUICE_PG_*/SLUICE_CASSANDRA_* or -c)")
+	database := fs.String("database", "sqlite", "sqlite, postgres, cassandra (connection from SLUICE_PG_*/SLUICE_CASSANDRA_* or -c), or off: DB-less nodes loaded with POST /config")
 	conf := fs.String("c", "", "configuration file given to every node (kong.conf format)")
 	nodes := fs.Int("nodes", 3, "nodes in the consistency phase (soak: default 2)")
 	backends := fs.String("backends", "", "cache backends to measure, comma-separated (default: the profile's)")

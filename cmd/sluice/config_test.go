@@ -26,6 +26,10 @@ consumers:
 - username: alice
   keyauth_credentials:
   - key: k1
+  basicauth_credentials:
+  - {username: alice-b, password: pw}
+  jwt_secrets:
+  - {key: alice-iss}
 plugins:
 - name: key-auth
   service: s1
@@ -50,7 +54,7 @@ plugins:
 		return out.String()
 	}
 	use("a.db")
-	want := "1 services, 1 routes, 1 consumers, 1 plugins, 1 keyauth_credentials"
+	want := "0 certificates, 1 services, 1 routes, 1 consumers, 1 plugins, 1 keyauth_credentials, 1 basicauth_credentials, 1 jwt_secrets"
 	if got := run("parse", file); !strings.Contains(got, "parse successful: "+want) {
 		t.Errorf("parse: %q", got)
 	}
@@ -59,7 +63,8 @@ plugins:
 	}
 	run("db_import", file)
 	exported := run("db_export", "-")
-	for _, s := range []string{"_format_version: \"3.0\"", "name: s1", "key: k1", "username: alice", "paths:"} {
+	for _, s := range []string{"_format_version: \"3.0\"", "name: s1", "key: k1", "username: alice", "paths:",
+		"username: alice-b", "key: alice-iss", "_transform: false"} {
 		if !strings.Contains(exported, s) {
 			t.Errorf("export lacks %q:\n%s", s, exported)
 		}

@@ -130,7 +130,8 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts := node.Options{Config: cfg, Store: st, Backend: backend, Version: version, Logger: log, Registry: reg}
+	opts := nodeOptions(cfg)
+	opts.Store, opts.Backend, opts.Version, opts.Logger, opts.Registry = st, backend, version, log, reg
 	if tp != nil {
 		opts.TracerProvider = tp
 		defer tp.Shutdown(context.Background())

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/sluice-gw/sluice/cachebackends"
 	"github.com/sluice-gw/sluice/cachebackends/freecache"
@@ -16,7 +17,9 @@ import (
 	"github.com/sluice-gw/sluice/cachebackends/otter"
 	"github.com/sluice-gw/sluice/cachebackends/redis"
 	"github.com/sluice-gw/sluice/cachebackends/ristretto"
+	"github.com/sluice-gw/sluice/gateway/cache"
 	"github.com/sluice-gw/sluice/gateway/config"
+	"github.com/sluice-gw/sluice/gateway/node"
 	"github.com/sluice-gw/sluice/gateway/store"
 	"github.com/sluice-gw/sluice/gateway/store/cassandra"
 	"github.com/sluice-gw/sluice/gateway/store/postgres"
@@ -99,6 +102,35 @@ type dblessStore struct {
 func (s dblessStore) Close() error {
 	err := s.Store.Close()
 	return errors.Join(err, os.RemoveAll(s.dir))
+}
+
+// nodeOptions returns the options of a node that follow from the
+// database and cache_backend settings, so that the node itself never
+// switches on their names.
+func nodeOptions(c *config.Config) node.Options {
+	copts := cache.Options{TTL: c.DBCacheTTL, NegTTL: c.NegTTL(), ResurrectTTL: c.DBResurrectTTL, Backend: c.CacheBackend}
+	if c.CacheBackend == "none" {
+		// Every lookup goes to the datastore: this shows what the cache saves.
+		copts.L1Entries, copts.NegativeEntries = -1, -1
+	}
+	return node.Options{Config: c, Cache: copts, DBSystem: c.Database, QueryTimeout: queryTimeout(c),
+		DBLess: c.Database == "off"}
+}
+
+// queryTimeout is the configured datastore timeout (pg_timeout,
+// cassandra_timeout); 0 for SQLite, which has no network to wait on. The
+// datastore's own timeout may not cover the network (PostgreSQL's
+// statement_timeout runs on the server): the node bounds each cache
+// lookup with it, so that a slow link fails the request instead of
+// hanging it.
+func queryTimeout(c *config.Config) time.Duration {
+	switch c.Database {
+	case "postgres":
+		return c.PgTimeout
+	case "cassandra":
+		return c.CassandraTimeout
+	}
+	return 0
 }
 
 func openStore(ctx context.Context, c *config.Config) (datastore, error) {

@@ -19,7 +19,6 @@ var absentKinds = []struct {
 }{
 	{[]string{"upstreams"}, "upstreams"},
 	{[]string{"upstreams", "*", "targets"}, "targets"},
-	{[]string{"certificates"}, "certificates"},
 	{[]string{"certificates", "*", "snis"}, "snis"},
 	{[]string{"snis"}, "snis"},
 	{[]string{"ca_certificates"}, "ca_certificates"},

@@ -50,6 +50,10 @@ type Options struct {
 	Server func() ServerStats
 	// Logger receives unexpected errors and panics. Nil discards them.
 	Logger *slog.Logger
+	// Metrics, when set, serves GET /metrics (Prometheus' exposition), as
+	// Kong's prometheus plugin adds it to the Admin API. Nil leaves the
+	// endpoint out.
+	Metrics http.Handler
 }
 
 // ServerStats are the proxy's connection counters, Kong's server block of

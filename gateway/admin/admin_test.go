@@ -17,6 +17,8 @@ import (
 
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
+	"github.com/sluice-gw/sluice/gateway/plugins/basicauth"
+	"github.com/sluice-gw/sluice/gateway/plugins/jwt"
 	"github.com/sluice-gw/sluice/gateway/plugins/keyauth"
 	"github.com/sluice-gw/sluice/gateway/plugins/ratelimiting"
 	"github.com/sluice-gw/sluice/gateway/store"
@@ -105,7 +107,7 @@ func migrated[S interface {
 }
 
 func testRegistry() *plugins.Registry {
-	return plugins.NewRegistry(ratelimiting.New(), keyauth.New(nil))
+	return plugins.NewRegistry(ratelimiting.New(), keyauth.New(nil), basicauth.New(nil), jwt.New(nil))
 }
 
 func newEnv(t *testing.T) *testEnv {
@@ -114,7 +116,7 @@ func newEnv(t *testing.T) *testEnv {
 	rec := &recorder{}
 	h := New(Options{Store: st, Plugins: testRegistry(), Cluster: rec,
 		NodeID: "node-1", Version: "1.2.3-test", Hostname: "test-host",
-		Configuration: map[string]any{"database": "sqlite"}})
+		Configuration: map[string]any{"database": "sqlite"}, Metrics: testMetrics})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &testEnv{t: t, srv: srv, store: st, rec: rec}

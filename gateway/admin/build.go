@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -28,6 +29,10 @@ type draft struct {
 	// keepUpdatedAt keeps the body's updated_at (a declarative import
 	// restores the entity as exported) instead of setting it to now.
 	keepUpdatedAt bool
+	// transformed says the body's values are stored as they are (a
+	// declarative file with _transform: false, as exports are): a
+	// basic-auth password is already its hash.
+	transformed bool
 }
 
 // readEntity reads and type-checks the body of a write to kind, and
@@ -77,7 +82,8 @@ func (h *handler) resolveRefs(ctx context.Context, kind entity.Kind, body map[st
 // PATCH, nil for Kong's defaults), overlaid by body and then by forced (the
 // URL's id, name or parent). It assigns the id and timestamps, expands a
 // service's url, validates a plugin's config, generates a missing key-auth
-// key and validates the result. body must have been normalized.
+// or jwt key (and jwt secret), hashes a basic-auth password the body sets
+// (Kong's transformation) and validates the result. body must have been normalized.
 func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced map[string]any) (entity.Entity, error) {
 	body := d.body
 	fresh := base == nil
@@ -92,6 +98,9 @@ func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced m
 	merged := merge(base, body)
 	for k, v := range forced {
 		merged[k] = v
+	}
+	if kind == entity.KindRoute && fresh && body["strip_path"] == nil && isGRPC(merged["protocols"]) {
+		merged["strip_path"] = false // Kong's grpc subschema default
 	}
 	keep := d.keepUpdatedAt && !isZero(body["updated_at"])
 	h.autoFields(kind, merged, keep)
@@ -113,6 +122,14 @@ func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced m
 	switch v := e.(type) {
 	case *entity.Plugin:
 		h.pluginConfig(v, d.form, fields)
+	case *entity.Certificate:
+		slices.Sort(v.SNIs) // Kong shows a certificate's snis in order
+	case *entity.Route:
+		for field, eps := range map[string][]entity.CIDRPort{"sources": v.Sources, "destinations": v.Destinations} {
+			if bad := entity.CIDRPortErrors(eps); bad != nil {
+				fields[field] = cidrPortErrors(bad)
+			}
+		}
 	case *entity.KeyAuthCredential:
 		if v.Key == "" {
 			v.Key = randomKey()
@@ -122,6 +139,17 @@ func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced m
 			if v.TTL != nil && *v.TTL > 0 {
 				v.ExpiresAt = h.now().UnixMilli() + int64(*v.TTL)*1000
 			}
+		}
+	case *entity.BasicAuthCredential:
+		if _, ok := body["password"]; (ok || fresh) && !d.transformed && v.Password != "" && v.Consumer != nil {
+			v.Password = entity.HashPassword(v.Consumer.ID, v.Password)
+		}
+	case *entity.JWTSecret:
+		if v.Key == "" {
+			v.Key = randomKey()
+		}
+		if v.Secret == "" {
+			v.Secret = randomKey()
 		}
 	}
 	for k, msg := range entity.Validate(e) {
@@ -136,6 +164,45 @@ func (h *handler) build(base map[string]any, d draft, kind entity.Kind, forced m
 		return nil, schemaViolation(fields)
 	}
 	return e, nil
+}
+
+// isGRPC reports whether a route's protocols (as merged from a body) are
+// grpc or grpcs only.
+func isGRPC(protocols any) bool {
+	list, ok := protocols.([]any)
+	if !ok || len(list) == 0 {
+		return false
+	}
+	for _, p := range list {
+		if p != "grpc" && p != "grpcs" {
+			return false
+		}
+	}
+	return true
+}
+
+// cidrPortErrors gives entity.CIDRPortErrors Kong's shape: an array with
+// each bad element's fields at its index and null for the good ones.
+func cidrPortErrors(bad []map[string]string) []any {
+	last := len(bad) - 1
+	for last > 0 && bad[last] == nil {
+		last--
+	}
+	out := make([]any, last+1)
+	for i, m := range bad[:last+1] {
+		if m == nil {
+			continue
+		}
+		el := map[string]any{}
+		for k, msg := range m {
+			el[k] = msg
+			if k == "@entity" {
+				el[k] = []string{msg}
+			}
+		}
+		out[i] = el
+	}
+	return out
 }
 
 // autoFields sets a missing id and created_at, and updated_at when kind has
@@ -192,11 +259,7 @@ func (h *handler) pluginConfig(p *entity.Plugin, form bool, fields map[string]an
 	}
 	switch {
 	case len(errs) > 0:
-		nested := make(map[string]any, len(errs))
-		for k, v := range errs {
-			nested[k] = v
-		}
-		fields["config"] = nested
+		fields["config"] = nestFieldErrors(errs)
 	case err != nil:
 		fields["config"] = map[string]any{"@entity": []string{err.Error()}}
 	default:
@@ -204,9 +267,33 @@ func (h *handler) pluginConfig(p *entity.Plugin, form bool, fields map[string]an
 	}
 }
 
-// regroupConfig rewrites the form-decoded config so that the top-level
-// fields errs reports as needing an array or a string get one: "apikey"
-// becomes ["apikey"], 5 becomes "5". It reports whether it changed anything.
+// nestFieldErrors turns a plugin's field errors, a nested record's keyed
+// "record.field", into Kong's nested body: {"record": {"field": msg}}.
+func nestFieldErrors(errs map[string]string) map[string]any {
+	out := make(map[string]any, len(errs))
+	for k, msg := range errs {
+		m := out
+		parts := strings.Split(k, ".")
+		if k == "@entity" {
+			parts = []string{k}
+		}
+		for _, p := range parts[:len(parts)-1] {
+			sub, ok := m[p].(map[string]any)
+			if !ok {
+				sub = map[string]any{}
+				m[p] = sub
+			}
+			m = sub
+		}
+		m[parts[len(parts)-1]] = msg
+	}
+	return out
+}
+
+// regroupConfig rewrites the form-decoded config so that the fields
+// (nested records' included) errs reports as needing an array or a string
+// get one: "apikey" becomes ["apikey"], 5 becomes "5". It reports whether
+// it changed anything.
 func regroupConfig(config json.RawMessage, errs map[string]string) (json.RawMessage, bool) {
 	m, err := decodeObject(config)
 	if err != nil {
@@ -214,13 +301,26 @@ func regroupConfig(config json.RawMessage, errs map[string]string) (json.RawMess
 	}
 	changed := false
 	for field, msg := range errs {
-		switch v := m[field].(type) {
+		// A nested record's field is "record.field": walk down to it.
+		parent, name := m, field
+		for {
+			head, rest, nested := strings.Cut(name, ".")
+			if !nested {
+				break
+			}
+			sub, ok := parent[head].(map[string]any)
+			if !ok {
+				break
+			}
+			parent, name = sub, rest
+		}
+		switch v := parent[name].(type) {
 		case string, json.Number, bool:
 			switch msg {
 			case "expected an array", "expected a set":
-				m[field], changed = []any{v}, true
+				parent[name], changed = []any{v}, true
 			case "expected a string":
-				m[field], changed = fmt.Sprint(v), true
+				parent[name], changed = fmt.Sprint(v), true
 			}
 		}
 	}

@@ -4,7 +4,7 @@ package admin
 // them configured.
 func init() {
 	var steps []compatStep
-	for _, c := range []string{"/upstreams", "/certificates", "/snis", "/ca_certificates", "/vaults", "/keys", "/key-sets"} {
+	for _, c := range []string{"/upstreams", "/snis", "/ca_certificates", "/vaults", "/keys", "/key-sets"} {
 		steps = append(steps,
 			compatStep{method: "GET", path: c, status: 200, want: `{"data":[],"next":null,"offset":"<absent>"}`},
 			compatStep{method: "GET", path: c + "?tags=a&size=10", status: 200, want: `{"data":[],"next":null}`},
@@ -18,7 +18,6 @@ func init() {
 	}
 	steps = append(steps,
 		compatStep{method: "GET", path: "/upstreams/u1/targets", status: 404, want: `{"message":"Not found"}`},
-		compatStep{method: "GET", path: "/certificates/c1/snis", status: 404},
 	)
 	compatScenarios = append(compatScenarios, compatScenario{"entities this node does not have", steps})
 }

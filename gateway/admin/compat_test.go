@@ -12,8 +12,13 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice/gateway/plugins"
+	"github.com/sluice-gw/sluice/gateway/plugins/basicauth"
+	"github.com/sluice-gw/sluice/gateway/plugins/httplog"
+	"github.com/sluice-gw/sluice/gateway/plugins/jwt"
 	"github.com/sluice-gw/sluice/gateway/plugins/keyauth"
+	promplugin "github.com/sluice-gw/sluice/gateway/plugins/prometheus"
 	"github.com/sluice-gw/sluice/gateway/plugins/ratelimiting"
+	"github.com/sluice-gw/sluice/gateway/plugins/requesttransformer"
 	"github.com/sluice-gw/sluice/gateway/store"
 	"github.com/sluice-gw/sluice/gateway/store/postgres"
 	"github.com/sluice-gw/sluice/internal/testenv"
@@ -64,7 +69,9 @@ func TestKongCompatibility(t *testing.T) {
 				t.Run(sc.name, func(t *testing.T) {
 					st := b.open(t)
 					counters, _ := st.(store.Counters)
-					reg := plugins.NewRegistry(ratelimiting.New(ratelimiting.Options{Cluster: counters}), keyauth.New(nil))
+					reg := plugins.NewRegistry(ratelimiting.New(ratelimiting.Options{Cluster: counters}), keyauth.New(nil),
+						basicauth.New(nil), jwt.New(nil), requesttransformer.New(), httplog.New(httplog.Options{}), promplugin.New(nil))
+					t.Cleanup(func() { _ = reg.Close() })
 					srv := httptest.NewServer(New(Options{Store: st, Plugins: reg,
 						NodeID: "node-1", Version: "1.2.3-test", Hostname: "test-host",
 						Configuration: map[string]any{"database": b.name}}))

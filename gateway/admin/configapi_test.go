@@ -19,7 +19,8 @@ func TestDBLessConfig(t *testing.T) {
 	e := &testEnv{t: t, srv: srv}
 	const js, yml = "application/json", "application/yaml"
 
-	first := "_format_version: \"3.0\"\nservices:\n- name: s1\n  url: http://a.example\n  routes:\n  - {name: r1, paths: [/a]}\n- name: s2\n  host: b.example\n"
+	first := "_format_version: \"3.0\"\nservices:\n- name: s1\n  url: http://a.example\n  routes:\n  - {name: r1, paths: [/a]}\n- name: s2\n  host: b.example\n" +
+		"consumers:\n- username: c1\n  basicauth_credentials: [{username: b1, password: pw}]\n  jwt_secrets: [{key: j1}]\n"
 	got := e.must(201, "POST", "/config", yml, first)
 	if ents := got["entities"].(map[string]any); ents["services"] != 2.0 || ents["routes"] != 1.0 {
 		t.Fatalf("POST /config = %v", got)
@@ -50,8 +51,13 @@ func TestDBLessConfig(t *testing.T) {
 	e.must(200, "GET", "/services/s2", "", "") // unchanged
 
 	// s2 goes, s1 stays (same id: its name is its key), r1 moves to s3.
+	if b := e.must(200, "GET", "/basic-auths/b1", "", ""); b["password"] == "pw" || b["password"] == "" {
+		t.Errorf("DB-less basic-auth credential stored %v, want the password's hash", b["password"])
+	}
+	e.must(200, "GET", "/jwts/j1", "", "")
 	second := url.Values{"config": {"_format_version: \"3.0\"\nservices:\n- {name: s1, url: \"http://a2.example\"}\n" +
-		"- name: s3\n  host: c.example\n  routes:\n  - {name: r1, paths: [/c]}\n"}}.Encode()
+		"- name: s3\n  host: c.example\n  routes:\n  - {name: r1, paths: [/c]}\n" +
+		"consumers:\n- username: c1\n  basicauth_credentials: [{username: b1, password: pw}]\n"}}.Encode()
 	e.must(201, "POST", "/config", "application/x-www-form-urlencoded", second)
 	e.must(404, "GET", "/services/s2", "", "")
 	if got := e.must(200, "GET", "/services/s1", "", ""); id(got) != s1 || got["host"] != "a2.example" {
@@ -63,7 +69,8 @@ func TestDBLessConfig(t *testing.T) {
 	}
 
 	exported := e.must(200, "GET", "/config", "", "")["config"].(string)
-	if !strings.Contains(exported, "name: s3") || strings.Contains(exported, "name: s2") {
+	if !strings.Contains(exported, "name: s3") || strings.Contains(exported, "name: s2") ||
+		!strings.Contains(exported, "basicauth_credentials:") || strings.Contains(exported, "jwt_secrets:") {
 		t.Fatalf("GET /config:\n%s", exported)
 	}
 	rec.take()

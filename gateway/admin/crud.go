@@ -18,11 +18,13 @@ import (
 // endpointKeys names the unique field an entity can be addressed by in a
 // URL besides its id (Kong's endpoint_key). A plugin is addressed by its instance_name.
 var endpointKeys = map[entity.Kind]string{
-	entity.KindService:  "name",
-	entity.KindRoute:    "name",
-	entity.KindConsumer: "username",
-	entity.KindKeyAuth:  "key",
-	entity.KindPlugin:   "instance_name",
+	entity.KindService:   "name",
+	entity.KindRoute:     "name",
+	entity.KindConsumer:  "username",
+	entity.KindKeyAuth:   "key",
+	entity.KindBasicAuth: "username",
+	entity.KindJWT:       "key",
+	entity.KindPlugin:    "instance_name",
 }
 
 func (h *handler) list(c collection) endpointFunc {
@@ -259,30 +261,33 @@ func (h *handler) delete(c collection) endpointFunc {
 	}
 }
 
-// routeService serves /routes/{r}/service: the service of the route, read
-// (GET), updated (PATCH) or replaced (PUT).
-func (h *handler) routeService(w http.ResponseWriter, r *http.Request, args []string) error {
-	rec, err := h.find(r.Context(), entity.KindRoute, args[0])
-	if err != nil {
-		return err
+// foreign serves Kong's foreign-key endpoints, /{c}/{id}/{field}: the
+// entity that the field of c's item references, read (GET), updated
+// (PATCH) or replaced (PUT): /routes/{r}/service, /key-auths/{k}/consumer.
+func (h *handler) foreign(c collection, field string) endpointFunc {
+	target := collection{kind: entity.Schemas[c.kind].Foreign[field]}
+	return func(w http.ResponseWriter, r *http.Request, args []string) error {
+		rec, err := h.find(r.Context(), c.kind, args[0])
+		if err != nil {
+			return err
+		}
+		e, err := entity.Decode(c.kind, rec.Data)
+		if err != nil {
+			return fmt.Errorf("admin: %w", err)
+		}
+		_, refs := e.Index()
+		if refs[field] == "" {
+			return errNotFound
+		}
+		id := []string{refs[field]}
+		switch r.Method {
+		case http.MethodPatch:
+			return h.update(target)(w, r, id)
+		case http.MethodPut:
+			return h.upsert(target)(w, r, id)
+		}
+		return h.get(target)(w, r, id)
 	}
-	e, err := entity.Decode(entity.KindRoute, rec.Data)
-	if err != nil {
-		return fmt.Errorf("admin: %w", err)
-	}
-	route := e.(*entity.Route)
-	if route.Service == nil {
-		return errNotFound
-	}
-	services := collection{kind: entity.KindService}
-	svc := []string{route.Service.ID}
-	switch r.Method {
-	case http.MethodPatch:
-		return h.update(services)(w, r, svc)
-	case http.MethodPut:
-		return h.upsert(services)(w, r, svc)
-	}
-	return h.get(services)(w, r, svc)
 }
 
 // errItemMissing wraps store.ErrNotFound when the addressed item, not its

@@ -18,7 +18,8 @@ import (
 
 // Declarative reads and writes configurations in Kong's declarative format
 // (the file `kong config db_import` and decK use): `_format_version`, then
-// services, routes, consumers, plugins and keyauth_credentials, nested
+// services, routes, consumers, plugins and keyauth_credentials,
+// basicauth_credentials and jwt_secrets, nested
 // (a service's routes and plugins, a consumer's plugins and credentials)
 // or flat with references by name, username or id. Every entity is built
 // and validated as the Admin API builds a POSTed one. It is safe for
@@ -49,8 +50,8 @@ var formatVersions = []string{"1.1", "2.1", "3.0"}
 
 // absentKeys are the top-level keys of entities this node does not have:
 // accepted empty, refused otherwise.
-var absentKeys = []string{"upstreams", "targets", "certificates", "snis", "ca_certificates", "vaults", "keys", "key_sets",
-	"consumer_groups", "hmacauth_credentials", "jwt_secrets", "basicauth_credentials", "acls", "oauth2_credentials",
+var absentKeys = []string{"upstreams", "targets", "snis", "ca_certificates", "vaults", "keys", "key_sets",
+	"consumer_groups", "hmacauth_credentials", "acls", "oauth2_credentials",
 	"mtls_auth_credentials", "filter_chains", "partials"}
 
 // declEntry is one entity of the file: its kind, body and where it is.
@@ -90,9 +91,17 @@ func (d *Declarative) Parse(data []byte) ([]entity.Entity, error) {
 			if list, _ := v.([]any); len(list) > 0 {
 				bad(k, "not supported by this node yet")
 			}
-		case !slices.Contains([]string{"services", "routes", "consumers", "plugins", "keyauth_credentials"}, k):
+		case !slices.ContainsFunc(topLevel, func(tl topLevelKey) bool { return tl.key == k }):
 			bad(k, "unknown field")
 		}
+	}
+	transform := true
+	switch v := doc["_transform"].(type) {
+	case nil:
+	case bool:
+		transform = v
+	default:
+		bad("_transform", "expected a boolean")
 	}
 	entries, refs := flatten(doc, bad)
 	if len(problems) > 0 {
@@ -101,7 +110,7 @@ func (d *Declarative) Parse(data []byte) ([]entity.Entity, error) {
 	var out []entity.Entity
 	seen := map[entity.CacheKey]string{} // where each entity is, by id
 	for _, en := range entries {
-		e, err := d.buildEntry(en, refs)
+		e, err := d.buildEntry(en, refs, transform)
 		if err != nil {
 			problems = append(problems, problemsOf(en.at, err)...)
 			continue
@@ -137,18 +146,23 @@ var nesting = map[entity.Kind][]struct {
 	kind  entity.Kind
 	field string
 }{
-	entity.KindService:  {{"routes", entity.KindRoute, "service"}, {"plugins", entity.KindPlugin, "service"}},
-	entity.KindRoute:    {{"plugins", entity.KindPlugin, "route"}},
-	entity.KindConsumer: {{"plugins", entity.KindPlugin, "consumer"}, {"keyauth_credentials", entity.KindKeyAuth, "consumer"}},
+	entity.KindService: {{"routes", entity.KindRoute, "service"}, {"plugins", entity.KindPlugin, "service"}},
+	entity.KindRoute:   {{"plugins", entity.KindPlugin, "route"}},
+	entity.KindConsumer: {{"plugins", entity.KindPlugin, "consumer"}, {"keyauth_credentials", entity.KindKeyAuth, "consumer"},
+		{"basicauth_credentials", entity.KindBasicAuth, "consumer"}, {"jwt_secrets", entity.KindJWT, "consumer"}},
+}
+
+// topLevelKey is a top-level array of the file and the kind it holds.
+type topLevelKey struct {
+	key  string
+	kind entity.Kind
 }
 
 // topLevel are the top-level arrays, in dependency order.
-var topLevel = []struct {
-	key  string
-	kind entity.Kind
-}{
-	{"services", entity.KindService}, {"routes", entity.KindRoute}, {"consumers", entity.KindConsumer},
+var topLevel = []topLevelKey{
+	{"certificates", entity.KindCertificate}, {"services", entity.KindService}, {"routes", entity.KindRoute}, {"consumers", entity.KindConsumer},
 	{"plugins", entity.KindPlugin}, {"keyauth_credentials", entity.KindKeyAuth},
+	{"basicauth_credentials", entity.KindBasicAuth}, {"jwt_secrets", entity.KindJWT},
 }
 
 // flatten lists the entities of doc, nested ones with their parent's
@@ -188,6 +202,8 @@ func flatten(doc map[string]any, bad func(at, msg string)) ([]declEntry, map[ent
 			case id != "":
 			case name != "":
 				id = stableID(string(kind) + ":" + name)
+			case kind == entity.KindCertificate && body["cert"] != nil:
+				id = stableID(fmt.Sprintf("certificates:%v", body["cert"]))
 			case kind == entity.KindPlugin:
 				// Named by what it applies to, once references are resolved
 				// (buildEntry); nothing nests under a plugin.
@@ -227,8 +243,9 @@ func flatten(doc map[string]any, bad func(at, msg string)) ([]declEntry, map[ent
 }
 
 // buildEntry resolves en's references within the file (a name, username
-// or id string, or {"id"} / {"name"} objects) and builds its entity.
-func (d *Declarative) buildEntry(en declEntry, refs map[entity.Kind]map[string]string) (entity.Entity, error) {
+// or id string, or {"id"} / {"name"} objects) and builds its entity;
+// transform is the file's _transform (false: passwords are hashes already).
+func (d *Declarative) buildEntry(en declEntry, refs map[entity.Kind]map[string]string, transform bool) (entity.Entity, error) {
 	for field, target := range entity.Schemas[en.kind].Foreign {
 		var key string
 		switch r := en.body[field].(type) {
@@ -258,7 +275,7 @@ func (d *Declarative) buildEntry(en declEntry, refs map[entity.Kind]map[string]s
 	if err != nil {
 		return nil, err
 	}
-	return d.h.build(nil, draft{body: body, keepUpdatedAt: true}, en.kind, nil)
+	return d.h.build(nil, draft{body: body, keepUpdatedAt: true, transformed: !transform}, en.kind, nil)
 }
 
 func firstNonEmpty(a, b string) string {

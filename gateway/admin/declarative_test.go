@@ -34,6 +34,10 @@ consumers:
   custom_id: cust-1
   keyauth_credentials:
   - key: alice-key
+  basicauth_credentials:
+  - {username: alice-basic, password: open-sesame}
+  jwt_secrets:
+  - {key: alice-iss, secret: alice-secret}
   plugins:
   - name: rate-limiting
     config: {hour: 100}
@@ -47,6 +51,10 @@ plugins:
 keyauth_credentials:
 - key: flat-key
   consumer: {username: alice}
+basicauth_credentials:
+- {username: flat-basic, password: pw, consumer: alice}
+jwt_secrets:
+- {consumer: alice, algorithm: HS512}
 upstreams: []
 `
 
@@ -73,7 +81,8 @@ func TestDeclarativeParse(t *testing.T) {
 	for _, e := range ents {
 		count[e.EntityKind()]++
 	}
-	want := map[entity.Kind]int{entity.KindService: 1, entity.KindRoute: 2, entity.KindConsumer: 1, entity.KindPlugin: 4, entity.KindKeyAuth: 2}
+	want := map[entity.Kind]int{entity.KindService: 1, entity.KindRoute: 2, entity.KindConsumer: 1, entity.KindPlugin: 4, entity.KindKeyAuth: 2,
+		entity.KindBasicAuth: 2, entity.KindJWT: 2}
 	for k, n := range want {
 		if count[k] != n {
 			t.Errorf("%s: %d entities, want %d", k, count[k], n)
@@ -169,6 +178,18 @@ func TestDeclarativeImportExport(t *testing.T) {
 			if p := e.must(200, "GET", "/consumers/alice/plugins", "", "")["data"].([]any); len(p) != 1 {
 				t.Errorf("alice has %d plugins, want 1", len(p))
 			}
+			alice := id(e.must(200, "GET", "/consumers/alice", "", ""))
+			for user, pw := range map[string]string{"alice-basic": "open-sesame", "flat-basic": "pw"} {
+				if got := e.must(200, "GET", "/consumers/alice/basic-auth/"+user, "", "")["password"]; got != entity.HashPassword(alice, pw) {
+					t.Errorf("%s's password stored as %v, want Kong's hash", user, got)
+				}
+			}
+			if j := e.must(200, "GET", "/consumers/alice/jwt/alice-iss", "", ""); j["secret"] != "alice-secret" || j["algorithm"] != "HS256" {
+				t.Errorf("nested jwt secret = %v", j)
+			}
+			if j := e.must(200, "GET", "/consumers/alice/jwt", "", "")["data"].([]any); len(j) != 2 {
+				t.Errorf("alice has %d jwt secrets, want 2", len(j))
+			}
 			first, err := d.Export(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -189,5 +210,107 @@ func TestDeclarativeImportExport(t *testing.T) {
 				t.Errorf("export after a round trip differs:\n%s\n---\n%s", first, second)
 			}
 		})
+	}
+}
+
+// TestDeclarativeCertificatesAndStreamRoutes reads a file with a
+// certificate, an https service presenting it and a stream route, imports
+// it, and checks that its export parses back into the same entities; a
+// certificate without an id gets the same one on every parse.
+func TestDeclarativeCertificatesAndStreamRoutes(t *testing.T) {
+	cert, key := selfSigned("client.example.com", true)
+	indent := func(pem string) string { return strings.ReplaceAll(strings.TrimSpace(pem), "\n", "\n    ") }
+	config := `
+_format_version: "3.0"
+certificates:
+- id: 0d5e5c52-4e38-4c2b-9d44-6a4b8a1e7c01
+  cert: |
+    ` + indent(cert) + `
+  key: |
+    ` + indent(key) + `
+  snis: [client.example.com]
+- cert: |
+    ` + indent(cert) + `
+  key: |
+    ` + indent(key) + `
+services:
+- name: mtls
+  url: https://upstream.internal
+  client_certificate: 0d5e5c52-4e38-4c2b-9d44-6a4b8a1e7c01
+  routes:
+  - name: tcp-route
+    protocols: [tcp, tls]
+    destinations: [{ip: 10.0.0.0/8, port: 80}]
+`
+	ctx := context.Background()
+	d := NewDeclarative(Options{Store: newStore(t), Plugins: testRegistry()})
+	ents, err := d.Parse([]byte(config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 4 || ents[0].EntityKind() != entity.KindCertificate || ents[1].EntityKind() != entity.KindCertificate {
+		t.Fatalf("entities %v, want the two certificates first, then the service and its route", ents)
+	}
+	again, err := d.Parse([]byte(config))
+	if err != nil || again[1].PrimaryKey() != ents[1].PrimaryKey() {
+		t.Errorf("a certificate without an id got %s, then %s (%v); want the same id", ents[1].PrimaryKey(), again[1].PrimaryKey(), err)
+	}
+	svc := ents[2].(*entity.Service)
+	route := ents[3].(*entity.Route)
+	if svc.ClientCertificate == nil || svc.ClientCertificate.ID != ents[0].PrimaryKey() ||
+		len(route.Destinations) != 1 || *route.Destinations[0].IP != "10.0.0.0/8" || *route.Destinations[0].Port != 80 {
+		t.Fatalf("service %+v, route %+v; want the certificate referenced and the destination read", svc, route)
+	}
+	if err := d.Import(ctx, ents); err != nil {
+		t.Fatal(err)
+	}
+	exported, err := d.Export(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := d.Parse(exported)
+	if err != nil {
+		t.Fatalf("the export does not parse: %v\n%s", err, exported)
+	}
+	if len(back) != len(ents) {
+		t.Fatalf("the export holds %d entities, want %d:\n%s", len(back), len(ents), exported)
+	}
+	for i := range back {
+		if back[i].PrimaryKey() != ents[i].PrimaryKey() {
+			t.Errorf("entity %d: %s %s after the round trip, want %s", i, back[i].EntityKind(), back[i].PrimaryKey(), ents[i].PrimaryKey())
+		}
+	}
+	if c := back[0].(*entity.Certificate); c.Cert != cert || len(c.SNIs) != 1 {
+		t.Errorf("certificate after the round trip: snis %v, cert equal %v", c.SNIs, c.Cert == cert)
+	}
+}
+
+// TestDeclarativeTransform checks Kong's _transform: a file's basic-auth
+// passwords are hashed unless it says _transform: false (as exports do,
+// since they hold the hashes), so that an export imports back unchanged.
+func TestDeclarativeTransform(t *testing.T) {
+	const consumer = "11111111-1111-4111-8111-111111111111"
+	d := NewDeclarative(Options{Store: newStore(t), Plugins: testRegistry()})
+	file := func(transform string) string {
+		return "_format_version: \"3.0\"\n" + transform + "consumers:\n- id: " + consumer +
+			"\n  username: u\n  basicauth_credentials:\n  - {username: b, password: pw}\n"
+	}
+	for _, tt := range []struct{ transform, want string }{
+		{"", entity.HashPassword(consumer, "pw")},
+		{"_transform: true\n", entity.HashPassword(consumer, "pw")},
+		{"_transform: false\n", "pw"},
+	} {
+		ents, err := d.Parse([]byte(file(tt.transform)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ents[1].(*entity.BasicAuthCredential).Password; got != tt.want {
+			t.Errorf("%q: password %q, want %q", tt.transform, got, tt.want)
+		}
+	}
+	_, err := d.Parse([]byte(file("_transform: maybe\n")))
+	var de *DeclarativeError
+	if !errors.As(err, &de) || !slices.Contains(de.Problems, "_transform: expected a boolean") {
+		t.Errorf("a bad _transform gave %v", err)
 	}
 }

@@ -106,7 +106,7 @@ func TestNormalizeJSON(t *testing.T) {
 	}{
 		{"integral float", "services", `{"port":80.0}`, `{"port":80}`},
 		{"header string", "routes", `{"headers":{"x-a":"b"}}`, `{"headers":{"x-a":["b"]}}`},
-		{"kong-only field unset", "services", `{"tls_verify":null,"client_certificate":null,"host":"h"}`, `{"host":"h"}`},
+		{"kong-only field unset", "services", `{"tls_verify":null,"ca_certificates":[],"host":"h"}`, `{"host":"h"}`},
 		{"null passes through", "routes", `{"name":null}`, `{"name":null}`},
 	}
 	for _, tt := range tests {

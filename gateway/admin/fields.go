@@ -18,8 +18,7 @@ var extraFields = map[entity.Kind]map[string]entity.Field{
 // send them unset (null or empty) are accepted and the field is dropped;
 // a value is refused.
 var kongOnlyFields = map[entity.Kind][]string{
-	entity.KindService: {"client_certificate", "tls_verify", "tls_verify_depth", "ca_certificates"},
-	entity.KindRoute:   {"sources", "destinations"},
+	entity.KindService: {"tls_verify", "tls_verify_depth", "ca_certificates"},
 }
 
 // normalize checks body's fields against kind's field types and returns the
@@ -109,8 +108,52 @@ func normalizeValue(t entity.FieldType, v any) (any, any) {
 		if _, ok := v.(map[string]any); !ok {
 			return nil, "expected a record"
 		}
+	case entity.TypeCIDRPorts:
+		return normalizeCIDRPorts(v)
 	}
 	return v, nil
+}
+
+// normalizeCIDRPorts accepts a set of {"ip": string, "port": integer}
+// records; the message of a bad element is at its index, as Kong's.
+func normalizeCIDRPorts(v any) (any, any) {
+	arr, ok := v.([]any)
+	if !ok {
+		return nil, "expected a set"
+	}
+	out := make([]any, len(arr))
+	for i, e := range arr {
+		m, ok := e.(map[string]any)
+		if !ok {
+			return nil, elementError(i, "expected a record")
+		}
+		rec := map[string]any{}
+		for k, fv := range m {
+			var nv, msg any
+			switch k {
+			case "ip":
+				nv, msg = normalizeValue(entity.TypeString, fv)
+			case "port":
+				nv, msg = normalizeValue(entity.TypeInteger, fv)
+			default:
+				msg = "unknown field"
+			}
+			if msg != nil {
+				return nil, elementError(i, map[string]any{k: msg})
+			}
+			rec[k] = nv
+		}
+		out[i] = rec
+	}
+	return out, nil
+}
+
+// elementError places msg at index i of an array, the shape of Kong's
+// errors about one element of a set or array.
+func elementError(i int, msg any) []any {
+	out := make([]any, i+1)
+	out[i] = msg
+	return out
 }
 
 // normalizeInteger accepts a JSON number whose exact value is an integer
@@ -235,6 +278,17 @@ func fromForm(t entity.FieldType, v any) any {
 		}
 	case entity.TypeRecord:
 		return inferForm(v)
+	case entity.TypeCIDRPorts:
+		// destinations[1].ip=10.0.0.1&destinations[1].port=80
+		if list, ok := v.([]any); ok {
+			for _, el := range list {
+				if m, ok := el.(map[string]any); ok {
+					for k, fv := range m {
+						m[k] = fromForm(map[string]entity.FieldType{"ip": entity.TypeString, "port": entity.TypeInteger}[k], fv)
+					}
+				}
+			}
+		}
 	}
 	return v
 }

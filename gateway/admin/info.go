@@ -147,3 +147,9 @@ func (h *handler) reachable(ctx context.Context) bool {
 	_, err := h.store.Now(ctx)
 	return err == nil
 }
+
+// serveMetrics serves GET /metrics with Options.Metrics.
+func (h *handler) serveMetrics(w http.ResponseWriter, r *http.Request, _ []string) error {
+	h.opts.Metrics.ServeHTTP(w, r)
+	return nil
+}

@@ -40,7 +40,7 @@ func TestInfoStatusAndEnabledPlugins(t *testing.T) {
 	}
 
 	enabled := e.must(200, "GET", "/plugins/enabled", "", "")
-	if names := enabled["enabled_plugins"].([]any); len(names) != 2 || names[0] != "key-auth" {
+	if names := enabled["enabled_plugins"].([]any); len(names) != 4 || names[0] != "basic-auth" || names[2] != "key-auth" {
 		t.Errorf("enabled_plugins %v", names)
 	}
 

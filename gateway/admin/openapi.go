@@ -26,7 +26,7 @@ const (
 	roleOpenAPI
 	roleCacheKeys
 	roleCacheItem
-	roleRouteService
+	roleForeign // /{c}/{id}/{field}: the entity a foreign key references
 	roleTags
 	roleCollection
 	roleItem
@@ -34,24 +34,28 @@ const (
 	roleSchema
 	roleSchemaValidate
 	roleConfig
+	roleMetrics
 )
 
 // collectionKinds maps a collection's URL segment to its kind, and
 // paramNames the segment to the name of the path parameter below it.
 var (
 	collectionKinds = map[string]entity.Kind{
-		"services": entity.KindService, "routes": entity.KindRoute, "consumers": entity.KindConsumer,
+		"certificates": entity.KindCertificate, "services": entity.KindService, "routes": entity.KindRoute, "consumers": entity.KindConsumer,
 		"plugins": entity.KindPlugin, "key-auth": entity.KindKeyAuth, "key-auths": entity.KindKeyAuth,
+		"basic-auth": entity.KindBasicAuth, "basic-auths": entity.KindBasicAuth, "jwt": entity.KindJWT, "jwts": entity.KindJWT,
 	}
 	paramNames = map[string]string{
-		"services": "service", "routes": "route", "consumers": "consumer", "plugins": "plugin",
+		"certificates": "certificate", "services": "service", "routes": "route", "consumers": "consumer", "plugins": "plugin",
 		"key-auth": "key_auth", "key-auths": "key_auth", "cache": "cache_key", "tags": "tag",
+		"basic-auth": "basic_auth", "basic-auths": "basic_auth", "jwt": "jwt", "jwts": "jwt",
 		"schemas": "entity",
 	}
 	// schemaNames names each kind's component schema.
 	schemaNames = map[entity.Kind]string{
-		entity.KindService: "Service", entity.KindRoute: "Route", entity.KindConsumer: "Consumer",
+		entity.KindCertificate: "Certificate", entity.KindService: "Service", entity.KindRoute: "Route", entity.KindConsumer: "Consumer",
 		entity.KindPlugin: "Plugin", entity.KindKeyAuth: "KeyAuthCredential",
+		entity.KindBasicAuth: "BasicAuthCredential", entity.KindJWT: "JWTSecret",
 	}
 )
 
@@ -62,6 +66,8 @@ type described struct {
 	role   role
 	kind   entity.Kind
 	nested bool
+	// pattern is the endpoint's pattern, as described.
+	pattern []string
 }
 
 // describe turns pattern into an OpenAPI path ("*" segments become
@@ -87,6 +93,7 @@ func describe(pattern []string) described {
 			"description": desc, "schema": map[string]any{"type": "string"}})
 	}
 	d.path += strings.Join(segs, "/")
+	d.pattern = pattern
 	d.role = classify(pattern)
 	d.nested = len(pattern) > 2
 	if d.role == roleCollection || d.role == roleItem {
@@ -113,8 +120,6 @@ func classify(pattern []string) role {
 		return roleCacheKeys
 	case "cache/*":
 		return roleCacheItem
-	case "routes/*/service":
-		return roleRouteService
 	case "tags", "tags/*":
 		return roleTags
 	case "schemas/*", "schemas/plugins/*":
@@ -123,11 +128,16 @@ func classify(pattern []string) role {
 		return roleSchemaValidate
 	case "config":
 		return roleConfig
+	case "metrics":
+		return roleMetrics
 	}
 	if isAbsent(pattern) {
 		return roleAbsent
 	}
 	n := len(pattern)
+	if n == 3 && pattern[1] == "*" && entity.Schemas[collectionKinds[pattern[0]]].Foreign[pattern[2]] != "" {
+		return roleForeign
+	}
 	switch {
 	case collectionKinds[pattern[n-1]] != "" && (n == 1 || n == 3 && pattern[1] == "*"):
 		return roleCollection
@@ -189,6 +199,9 @@ func (d described) operation(m string) map[string]any {
 			"enabled_plugins": arrayOf(map[string]any{"type": "string"})}, "enabled_plugins"))
 	case roleOpenAPI:
 		resp["200"] = jsonResponse("this document", map[string]any{"type": "object"})
+	case roleMetrics:
+		resp["200"] = map[string]any{"description": "the node's metrics in Prometheus' text exposition format",
+			"content": map[string]any{"text/plain": map[string]any{"schema": map[string]any{"type": "string"}}}}
 	case roleCacheKeys:
 		if m == http.MethodGet {
 			query = []any{queryParam("prefix", map[string]any{"type": "string"}), sizeParam()}
@@ -210,8 +223,8 @@ func (d described) operation(m string) map[string]any {
 		resp["200"] = jsonResponse("entities and their tags", ref("TagPage"))
 		resp["400"] = errorResponse("invalid size, offset or tag")
 		resp["503"] = errorResponse("the datastore is unreachable")
-	case roleRouteService:
-		d.kind = entity.KindService
+	case roleForeign:
+		d.kind = entity.Schemas[collectionKinds[d.pattern[0]]].Foreign[d.pattern[2]]
 		d.entityOp(m, roleItem, op, resp, &query)
 	case roleCollection, roleItem:
 		d.entityOp(m, d.role, op, resp, &query)
@@ -469,6 +482,9 @@ func fieldSchema(t entity.FieldType) map[string]any {
 		return objectSchema(map[string]any{"id": map[string]any{"type": "string", "format": "uuid"}}, "id")
 	case entity.TypeRecord:
 		return map[string]any{"type": "object"}
+	case entity.TypeCIDRPorts:
+		return arrayOf(objectSchema(map[string]any{"ip": map[string]any{"type": "string"},
+			"port": map[string]any{"type": "integer", "minimum": 0, "maximum": 65535}}))
 	}
 	return map[string]any{"type": "string"}
 }

@@ -43,7 +43,7 @@ func TestOpenAPIMatchesEndpointTable(t *testing.T) {
 	e := newEnv(t)
 	spec := fetchSpec(t, e)
 	paths := spec["paths"].(map[string]any)
-	h := New(Options{Store: e.store}).(*handler)
+	h := New(Options{Store: e.store, Metrics: testMetrics}).(*handler)
 	if len(paths) != len(h.endpoints) {
 		t.Errorf("spec has %d paths, endpoint table %d", len(paths), len(h.endpoints))
 	}

@@ -27,6 +27,20 @@ type collection struct {
 	field  string
 }
 
+// credentialKinds are the consumers' credentials: listed and addressed at
+// the top level (/key-auths), created under their consumer
+// (/consumers/{c}/key-auth), each with its consumer's endpoint
+// (/key-auths/{k}/consumer), as Kong's admin_api_name and
+// admin_api_nested_name.
+var credentialKinds = []struct {
+	top, nested string
+	kind        entity.Kind
+}{
+	{"key-auths", "key-auth", entity.KindKeyAuth},
+	{"basic-auths", "basic-auth", entity.KindBasicAuth},
+	{"jwts", "jwt", entity.KindJWT},
+}
+
 // routes builds the endpoint table. Earlier patterns win, so literal
 // segments come before "*" ones at the same position.
 func (h *handler) routes() []endpoint {
@@ -39,8 +53,6 @@ func (h *handler) routes() []endpoint {
 			http.MethodGet: h.cacheKeys, http.MethodDelete: h.cachePurge}},
 		{pattern: []string{"cache", "*"}, methods: map[string]endpointFunc{
 			http.MethodGet: h.cacheGet, http.MethodDelete: h.cacheInvalidate}},
-		{pattern: []string{"routes", "*", "service"}, methods: map[string]endpointFunc{
-			http.MethodGet: h.routeService, http.MethodPatch: h.routeService, http.MethodPut: h.routeService}},
 		{pattern: []string{"schemas", "plugins", "validate"}, methods: map[string]endpointFunc{http.MethodPost: h.validateSchema}},
 		{pattern: []string{"schemas", "plugins", "*"}, methods: map[string]endpointFunc{http.MethodGet: h.pluginSchema}},
 		{pattern: []string{"schemas", "*", "validate"}, methods: map[string]endpointFunc{http.MethodPost: h.validateSchema}},
@@ -49,24 +61,42 @@ func (h *handler) routes() []endpoint {
 			http.MethodGet: h.getConfig, http.MethodPost: h.postConfig}},
 		{pattern: []string{"tags"}, methods: map[string]endpointFunc{http.MethodGet: h.listTags}},
 		{pattern: []string{"tags", "*"}, methods: map[string]endpointFunc{http.MethodGet: h.listTags}},
-		{pattern: []string{"key-auths"}, methods: map[string]endpointFunc{
-			http.MethodGet: h.list(collection{kind: entity.KindKeyAuth})}},
 	}
-	top := map[string]entity.Kind{"services": entity.KindService, "routes": entity.KindRoute,
-		"consumers": entity.KindConsumer, "plugins": entity.KindPlugin}
-	for _, name := range []string{"services", "routes", "consumers", "plugins"} {
+	routeService := h.foreign(collection{kind: entity.KindRoute}, "service")
+	eps = append(eps, endpoint{pattern: []string{"routes", "*", "service"}, methods: map[string]endpointFunc{
+		http.MethodGet: routeService, http.MethodPatch: routeService, http.MethodPut: routeService}})
+	for _, c := range credentialKinds {
+		consumer := h.foreign(collection{kind: c.kind}, "consumer")
+		eps = append(eps,
+			endpoint{pattern: []string{c.top, "*", "consumer"}, methods: map[string]endpointFunc{
+				http.MethodGet: consumer, http.MethodPatch: consumer, http.MethodPut: consumer}},
+			endpoint{pattern: []string{c.top}, methods: map[string]endpointFunc{
+				http.MethodGet: h.list(collection{kind: c.kind})}})
+	}
+	if h.opts.Metrics != nil {
+		eps = append(eps, endpoint{pattern: []string{"metrics"}, methods: map[string]endpointFunc{http.MethodGet: h.serveMetrics}})
+	}
+	top := map[string]entity.Kind{"certificates": entity.KindCertificate, "services": entity.KindService,
+		"routes": entity.KindRoute, "consumers": entity.KindConsumer, "plugins": entity.KindPlugin}
+	for _, name := range []string{"certificates", "services", "routes", "consumers", "plugins"} {
 		eps = append(eps, h.entityEndpoints([]string{name}, collection{kind: top[name]})...)
 	}
-	eps = append(eps, h.itemEndpoint([]string{"key-auths", "*"}, collection{kind: entity.KindKeyAuth}))
-	nested := []struct {
+	for _, c := range credentialKinds {
+		eps = append(eps, h.itemEndpoint([]string{c.top, "*"}, collection{kind: c.kind}))
+	}
+	type nesting struct {
 		parent, child string
 		c             collection
-	}{
+	}
+	nested := []nesting{
 		{"services", "routes", collection{kind: entity.KindRoute, parent: entity.KindService, field: "service"}},
 		{"services", "plugins", collection{kind: entity.KindPlugin, parent: entity.KindService, field: "service"}},
 		{"routes", "plugins", collection{kind: entity.KindPlugin, parent: entity.KindRoute, field: "route"}},
 		{"consumers", "plugins", collection{kind: entity.KindPlugin, parent: entity.KindConsumer, field: "consumer"}},
-		{"consumers", "key-auth", collection{kind: entity.KindKeyAuth, parent: entity.KindConsumer, field: "consumer"}},
+	}
+	for _, c := range credentialKinds {
+		nested = append(nested, nesting{"consumers", c.nested,
+			collection{kind: c.kind, parent: entity.KindConsumer, field: "consumer"}})
 	}
 	for _, n := range nested {
 		eps = append(eps, h.entityEndpoints([]string{n.parent, "*", n.child}, n.c)...)

@@ -19,13 +19,19 @@ import (
 
 // schemaKinds maps Kong's entity names (kong.db[name]) to kinds.
 var schemaKinds = map[string]entity.Kind{
-	"services": entity.KindService, "routes": entity.KindRoute, "consumers": entity.KindConsumer,
+	"certificates": entity.KindCertificate, "services": entity.KindService, "routes": entity.KindRoute, "consumers": entity.KindConsumer,
 	"plugins": entity.KindPlugin, "keyauth_credentials": entity.KindKeyAuth,
+	"basicauth_credentials": entity.KindBasicAuth, "jwt_secrets": entity.KindJWT,
 }
 
 // entityChecks are Kong's entity_checks that are not per field.
 var entityChecks = map[entity.Kind][]any{
-	entity.KindConsumer: {map[string]any{"at_least_one_of": []string{"custom_id", "username"}}},
+	entity.KindConsumer:    {map[string]any{"at_least_one_of": []string{"custom_id", "username"}}},
+	entity.KindCertificate: {map[string]any{"mutually_required": []string{"cert_alt", "key_alt"}}},
+	entity.KindJWT: {map[string]any{"conditional": map[string]any{"if_field": "algorithm",
+		"if_match": map[string]any{"match_any": map[string]any{"patterns": []string{
+			"^RS256$", "^RS384$", "^RS512$", "^PS256$", "^PS384$", "^PS512$", "^EdDSA$"}}},
+		"then_field": "rsa_public_key", "then_match": map[string]any{"required": true}}}},
 }
 
 // SchemaPluginValidator is implemented by plugin validators that can
@@ -70,8 +76,6 @@ var absentSchemas = func() map[string][]any {
 			f("upstream", map[string]any{"type": "foreign", "reference": "upstreams", "required": true, "on_delete": "cascade"}),
 			f("target", str("required", true)),
 			f("weight", map[string]any{"type": "integer", "default": 100, "between": []int{0, 65535}}), tags},
-		"certificates": {id, ts("created_at"), ts("updated_at"), f("cert", str("required", true)),
-			f("key", str("required", true)), f("cert_alt", str()), f("key_alt", str()), tags},
 		"snis": {id, ts("created_at"), ts("updated_at"), f("name", str("required", true, "unique", true)),
 			f("certificate", map[string]any{"type": "foreign", "reference": "certificates", "required": true}), tags},
 		"ca_certificates": {id, ts("created_at"), ts("updated_at"), f("cert", str("required", true)),
@@ -139,6 +143,12 @@ func kongField(kind entity.Kind, f entity.Field, def any, s entity.Schema) map[s
 	case entity.TypeRecord:
 		out["type"] = "record"
 		out["abstract"] = true
+	case entity.TypeCIDRPorts:
+		out["type"] = "set"
+		out["elements"] = map[string]any{"type": "record", "fields": []any{
+			map[string]any{"ip": map[string]any{"type": "string"}},
+			map[string]any{"port": map[string]any{"type": "integer", "between": []int{0, 65535}}},
+		}, "entity_checks": []any{map[string]any{"at_least_one_of": []any{"ip", "port"}}}}
 	}
 	switch f.Name {
 	case "id":

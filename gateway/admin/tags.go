@@ -170,7 +170,8 @@ func (f *tagFilter) matchRecord(rec store.Record) (bool, error) {
 
 // taggedKinds are the kinds /tags lists, in Kong's entity names and in the
 // order pages walk them.
-var taggedKinds = []entity.Kind{entity.KindService, entity.KindRoute, entity.KindConsumer, entity.KindPlugin, entity.KindKeyAuth}
+var taggedKinds = []entity.Kind{entity.KindCertificate, entity.KindService, entity.KindRoute, entity.KindConsumer,
+	entity.KindPlugin, entity.KindKeyAuth, entity.KindBasicAuth, entity.KindJWT}
 
 // tagRow is one entry of GET /tags: an entity and one of its tags.
 type tagRow struct {

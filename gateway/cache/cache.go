@@ -1,7 +1,10 @@
 // Package cache is the gateway's entity cache: a decoded-object layer (L1)
 // over a cachebackends.Backend (L2), with negative caching, one datastore
 // load per key at a time, and stale values resurrected while the datastore
-// errors. It is the "smart layer" above the dumb byte backends.
+// errors. It is the "smart layer" above the dumb byte backends. It also
+// provides the Loader over a datastore (StoreLoader), typed lookups for the
+// key-auth plugin, the sluice.cache.get spans and the Prometheus collector
+// of its statistics.
 package cache
 
 import (
@@ -14,6 +17,8 @@ import (
 	"sort"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sluice-gw/sluice/cachebackends"
 	"github.com/sluice-gw/sluice/gateway/entity"
@@ -61,6 +66,9 @@ type Options struct {
 	L1Entries int
 	// Backend names the backend in stats and metrics labels.
 	Backend string
+	// TracerProvider creates a sluice.cache.get span for each Get made in
+	// a traced request; nil means none.
+	TracerProvider trace.TracerProvider
 }
 
 // Cache is safe for concurrent use.
@@ -73,7 +81,8 @@ type Cache struct {
 	backend cachebackends.Backend
 	load    Loader
 	opts    Options
-	l1      *table // nil when Options.L1Entries < 0
+	tracer  trace.Tracer // nil when tracing is off
+	l1      *table       // nil when Options.L1Entries < 0
 	neg     *table
 	flight  flight
 	// gen counts invalidations. A load stores its result only if gen has
@@ -99,6 +108,9 @@ func New(backend cachebackends.Backend, load Loader, opts Options) *Cache {
 		opts.L1Entries = 100000
 	}
 	c := &Cache{backend: backend, load: load, opts: opts, seed: maphash.MakeSeed(), now: time.Now}
+	if opts.TracerProvider != nil {
+		c.tracer = opts.TracerProvider.Tracer("github.com/sluice-gw/sluice/gateway/cache")
+	}
 	if opts.NegativeEntries > 0 {
 		c.neg = newTable(opts.NegativeEntries)
 	}
@@ -110,8 +122,16 @@ func New(backend cachebackends.Backend, load Loader, opts Options) *Cache {
 
 // Get returns the entity for key: from the cache, or loaded (once, however
 // many goroutines ask at the same time). A nil entity with a nil error means
-// the entity does not exist. The hit path does not allocate.
+// the entity does not exist. The hit path does not allocate, unless the
+// request is traced: then the lookup is a span (see tracing.go).
 func (c *Cache) Get(ctx context.Context, key entity.CacheKey) (entity.Entity, Result, error) {
+	if c.tracer != nil && trace.SpanFromContext(ctx).IsRecording() {
+		return c.tracedGet(ctx, key)
+	}
+	return c.get(ctx, key)
+}
+
+func (c *Cache) get(ctx context.Context, key entity.CacheKey) (entity.Entity, Result, error) {
 	h := hash(c.seed, key)
 	if c.l1 != nil {
 		if en := c.l1.get(key, h); en != nil && c.fresh(en) {

@@ -51,7 +51,7 @@ type kindCounters struct {
 }
 
 const (
-	numKinds = 8
+	numKinds = 10
 	// numStripes is a power of two; Ps beyond it share stripes.
 	numStripes = 16
 )
@@ -81,7 +81,7 @@ func procUnpin()
 // kindNames orders the rows of Stats.Kinds; kindIndex maps a kind to its row.
 var kindNames = [numKinds]entity.Kind{
 	entity.KindService, entity.KindRoute, entity.KindConsumer, entity.KindPlugin,
-	entity.KindKeyAuth, entity.RouterVersion.Kind, entity.PluginsVersion.Kind, "other",
+	entity.KindKeyAuth, entity.KindBasicAuth, entity.KindJWT, entity.RouterVersion.Kind, entity.PluginsVersion.Kind, "other",
 }
 
 func kindIndex(k entity.Kind) int {
@@ -96,12 +96,16 @@ func kindIndex(k entity.Kind) int {
 		return 3
 	case entity.KindKeyAuth:
 		return 4
-	case "router":
+	case entity.KindBasicAuth:
 		return 5
-	case "plugins_iterator":
+	case entity.KindJWT:
 		return 6
+	case "router":
+		return 7
+	case "plugins_iterator":
+		return 8
 	}
-	return 7
+	return 9
 }
 
 // Stats returns a snapshot of the counters. It is safe to call at any time

@@ -33,10 +33,16 @@ func ParseCacheKey(s string) (CacheKey, bool) {
 }
 
 // LookupKey returns the key under which the proxy caches e: a credential by
-// its key, every other entity by its id.
+// its schema's CacheKey field (key or username), every other entity by its
+// id.
 func LookupKey(e Entity) CacheKey {
-	if c, ok := e.(*KeyAuthCredential); ok {
+	switch c := e.(type) {
+	case *KeyAuthCredential:
 		return CacheKey{Kind: KindKeyAuth, ID: c.Key}
+	case *BasicAuthCredential:
+		return CacheKey{Kind: KindBasicAuth, ID: c.Username}
+	case *JWTSecret:
+		return CacheKey{Kind: KindJWT, ID: c.Key}
 	}
 	return CacheKey{Kind: e.EntityKind(), ID: e.PrimaryKey()}
 }
@@ -46,7 +52,8 @@ func LookupKey(e Entity) CacheKey {
 func InvalidationKeys(e Entity) []CacheKey {
 	keys := []CacheKey{LookupKey(e)}
 	switch e.(type) {
-	case *Service, *Route:
+	case *Service, *Route, *Certificate:
+		// The route table carries the client certificates of services.
 		keys = append(keys, RouterVersion)
 	case *Plugin:
 		keys = append(keys, PluginsVersion)

@@ -6,11 +6,17 @@ import "encoding/json"
 // Callers must not modify it.
 var PluginProtocols = []string{"grpc", "grpcs", "http", "https"}
 
+// RouteProtocols are the protocols a route may name, as Kong's. Callers
+// must not modify it.
+var RouteProtocols = []string{"grpc", "grpcs", "http", "https", "tcp", "tls", "tls_passthrough", "udp"}
+
 // Default returns a new entity of kind k with Kong's default field values
 // (K@2.8.0:kong/db/schema/entities) and everything else zero, or nil for an
 // unknown kind. The caller owns the result.
 func Default(k Kind) Entity {
 	switch k {
+	case KindCertificate:
+		return &Certificate{}
 	case KindService:
 		return &Service{Retries: 5, Protocol: "http", Port: 80, ConnectTimeout: 60000,
 			WriteTimeout: 60000, ReadTimeout: 60000, Enabled: true}
@@ -24,6 +30,10 @@ func Default(k Kind) Entity {
 			Protocols: append([]string(nil), PluginProtocols...)}
 	case KindKeyAuth:
 		return &KeyAuthCredential{}
+	case KindBasicAuth:
+		return &BasicAuthCredential{}
+	case KindJWT:
+		return &JWTSecret{Algorithm: "HS256"}
 	}
 	return nil
 }

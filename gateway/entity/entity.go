@@ -1,5 +1,6 @@
-// Package entity defines the gateway's configuration entities (services,
-// routes, consumers, plugins and key-auth credentials) with Kong's field
+// Package entity defines the gateway's configuration entities (certificates,
+// services, routes, consumers, plugins and the key-auth, basic-auth and jwt
+// credentials) with Kong's field
 // names, defaults and cache keys. It performs no I/O.
 //
 // Every entity is stored as its JSON encoding. A Schema describes how the
@@ -18,16 +19,19 @@ type Kind string
 
 // The kinds the gateway knows.
 const (
-	KindService  Kind = "services"
-	KindRoute    Kind = "routes"
-	KindConsumer Kind = "consumers"
-	KindPlugin   Kind = "plugins"
-	KindKeyAuth  Kind = "keyauth_credentials"
+	KindCertificate Kind = "certificates"
+	KindService     Kind = "services"
+	KindRoute       Kind = "routes"
+	KindConsumer    Kind = "consumers"
+	KindPlugin      Kind = "plugins"
+	KindKeyAuth     Kind = "keyauth_credentials"
+	KindBasicAuth   Kind = "basicauth_credentials"
+	KindJWT         Kind = "jwt_secrets"
 )
 
 // Kinds lists every entity kind in dependency order: a kind appears after
 // every kind it references.
-var Kinds = []Kind{KindService, KindRoute, KindConsumer, KindPlugin, KindKeyAuth}
+var Kinds = []Kind{KindCertificate, KindService, KindRoute, KindConsumer, KindPlugin, KindKeyAuth, KindBasicAuth, KindJWT}
 
 // Ref is a foreign key as Kong writes it: {"id": "<uuid>"}. A nil *Ref is
 // JSON null.
@@ -46,17 +50,26 @@ type Schema struct {
 	// deletes this entity too. A foreign field not listed here blocks the
 	// deletion of the referenced entity (Kong's foreign key violation).
 	Cascade []string
+	// CacheKey is the unique field the proxy looks an entity up by (Kong's
+	// cache_key: a credential's key or username); empty for the id.
+	CacheKey string
 }
 
 // Schemas holds the schema of every kind, keyed by kind.
 var Schemas = map[Kind]Schema{
-	KindService:  {Kind: KindService, Unique: []string{"name"}},
+	KindCertificate: {Kind: KindCertificate},
+	KindService: {Kind: KindService, Unique: []string{"name"},
+		Foreign: map[string]Kind{"client_certificate": KindCertificate}},
 	KindRoute:    {Kind: KindRoute, Unique: []string{"name"}, Foreign: map[string]Kind{"service": KindService}},
 	KindConsumer: {Kind: KindConsumer, Unique: []string{"username", "custom_id"}},
 	KindPlugin: {Kind: KindPlugin, Unique: []string{"cache_key", "instance_name"},
 		Foreign: map[string]Kind{"route": KindRoute, "service": KindService, "consumer": KindConsumer},
 		Cascade: []string{"route", "service", "consumer"}},
-	KindKeyAuth: {Kind: KindKeyAuth, Unique: []string{"key"},
+	KindKeyAuth: {Kind: KindKeyAuth, Unique: []string{"key"}, CacheKey: "key",
+		Foreign: map[string]Kind{"consumer": KindConsumer}, Cascade: []string{"consumer"}},
+	KindBasicAuth: {Kind: KindBasicAuth, Unique: []string{"username"}, CacheKey: "username",
+		Foreign: map[string]Kind{"consumer": KindConsumer}, Cascade: []string{"consumer"}},
+	KindJWT: {Kind: KindJWT, Unique: []string{"key"}, CacheKey: "key",
 		Foreign: map[string]Kind{"consumer": KindConsumer}, Cascade: []string{"consumer"}},
 }
 
@@ -75,6 +88,8 @@ type Entity interface {
 func Decode(k Kind, data []byte) (Entity, error) {
 	var e Entity
 	switch k {
+	case KindCertificate:
+		e = new(Certificate)
 	case KindService:
 		e = new(Service)
 	case KindRoute:
@@ -85,6 +100,10 @@ func Decode(k Kind, data []byte) (Entity, error) {
 		e = new(Plugin)
 	case KindKeyAuth:
 		e = new(KeyAuthCredential)
+	case KindBasicAuth:
+		e = new(BasicAuthCredential)
+	case KindJWT:
+		e = new(JWTSecret)
 	default:
 		return nil, fmt.Errorf("entity: unknown kind %q", k)
 	}

@@ -29,6 +29,9 @@ const (
 	// TypeRecord is an object whose schema is not the entity's (a plugin's
 	// config).
 	TypeRecord
+	// TypeCIDRPorts is a set of {"ip": ip or CIDR, "port": integer}
+	// records (a stream route's sources and destinations).
+	TypeCIDRPorts
 )
 
 // Field describes one field of an entity: its type and the constraints
@@ -68,6 +71,17 @@ var (
 // fieldDefs holds the fields of every kind in Kong's order. It is never
 // modified.
 var fieldDefs = map[Kind][]Field{
+	KindCertificate: {
+		idField, createdAtField, updatedAtField,
+		{Name: "cert", Type: TypeString, Required: true},
+		{Name: "key", Type: TypeString, Required: true},
+		{Name: "cert_alt", Type: TypeString, Nullable: true},
+		{Name: "key_alt", Type: TypeString, Nullable: true},
+		tagsField,
+		// Not in Kong's schema: Kong keeps snis as entities of their own
+		// and shows them with their certificate.
+		{Name: "snis", Type: TypeSet, Nullable: true},
+	},
 	KindService: {
 		idField, createdAtField, updatedAtField,
 		{Name: "name", Type: TypeString, Nullable: true},
@@ -80,12 +94,13 @@ var fieldDefs = map[Kind][]Field{
 		{Name: "write_timeout", Type: TypeInteger, Between: timeout},
 		{Name: "read_timeout", Type: TypeInteger, Between: timeout},
 		tagsField,
+		{Name: "client_certificate", Type: TypeForeign, Nullable: true},
 		{Name: "enabled", Type: TypeBoolean, Required: true},
 	},
 	KindRoute: {
 		idField, createdAtField, updatedAtField,
 		{Name: "name", Type: TypeString, Nullable: true},
-		{Name: "protocols", Type: TypeSet, Required: true, OneOf: []any{"http", "https"}},
+		{Name: "protocols", Type: TypeSet, Required: true, OneOf: stringsAny(RouteProtocols)},
 		{Name: "methods", Type: TypeSet, Nullable: true},
 		{Name: "hosts", Type: TypeArray, Nullable: true},
 		{Name: "paths", Type: TypeArray, Nullable: true},
@@ -99,6 +114,8 @@ var fieldDefs = map[Kind][]Field{
 		{Name: "request_buffering", Type: TypeBoolean, Required: true},
 		{Name: "response_buffering", Type: TypeBoolean, Required: true},
 		{Name: "snis", Type: TypeSet, Nullable: true},
+		{Name: "sources", Type: TypeCIDRPorts, Nullable: true},
+		{Name: "destinations", Type: TypeCIDRPorts, Nullable: true},
 		tagsField,
 		{Name: "service", Type: TypeForeign, Nullable: true},
 	},
@@ -128,7 +145,28 @@ var fieldDefs = map[Kind][]Field{
 		{Name: "ttl", Type: TypeInteger, Nullable: true, Between: between(0, 100000000)},
 		tagsField,
 	},
+	KindBasicAuth: {
+		idField, createdAtField,
+		{Name: "consumer", Type: TypeForeign, Nullable: true, Required: true},
+		{Name: "username", Type: TypeString, Required: true},
+		{Name: "password", Type: TypeString, Required: true},
+		tagsField,
+	},
+	KindJWT: {
+		idField, createdAtField,
+		{Name: "consumer", Type: TypeForeign, Nullable: true, Required: true},
+		{Name: "key", Type: TypeString, Auto: true},
+		{Name: "secret", Type: TypeString, Auto: true},
+		{Name: "rsa_public_key", Type: TypeString, Nullable: true},
+		{Name: "algorithm", Type: TypeString, OneOf: stringsAny(JWTAlgorithms)},
+		tagsField,
+	},
 }
+
+// JWTAlgorithms are the values of a jwt_secrets algorithm, Kong's list.
+// Callers must not modify it.
+var JWTAlgorithms = []string{"HS256", "HS384", "HS512", "RS256", "RS384", "RS512",
+	"ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA"}
 
 func stringsAny(ss []string) []any {
 	out := make([]any, len(ss))

@@ -17,7 +17,28 @@ type Service struct {
 	WriteTimeout   int      `json:"write_timeout"`
 	ReadTimeout    int      `json:"read_timeout"`
 	Tags           []string `json:"tags"`
-	Enabled        bool     `json:"enabled"`
+	// ClientCertificate is the certificate presented to the upstream of
+	// an https service.
+	ClientCertificate *Ref `json:"client_certificate"`
+	Enabled           bool `json:"enabled"`
+}
+
+// Certificate is a TLS certificate and its private key in PEM, with an
+// optional alternative pair of another key type, as Kong's certificates
+// entity. Services present it to their upstream (client_certificate).
+type Certificate struct {
+	ID        string   `json:"id"`
+	CreatedAt int64    `json:"created_at"`
+	UpdatedAt int64    `json:"updated_at"`
+	Cert      string   `json:"cert"`
+	Key       string   `json:"key"`
+	CertAlt   *string  `json:"cert_alt"`
+	KeyAlt    *string  `json:"key_alt"`
+	Tags      []string `json:"tags"`
+	// SNIs are the server names the certificate is for, accepted and
+	// shown with the certificate as Kong's Admin API does (Kong keeps them
+	// as snis entities; this node stores them on the certificate).
+	SNIs []string `json:"snis"`
 }
 
 // Route decides which requests reach a service, as Kong's routes entity.
@@ -39,8 +60,17 @@ type Route struct {
 	RequestBuffering        bool                `json:"request_buffering"`
 	ResponseBuffering       bool                `json:"response_buffering"`
 	Snis                    []string            `json:"snis"`
+	Sources                 []CIDRPort          `json:"sources"`
+	Destinations            []CIDRPort          `json:"destinations"`
 	Tags                    []string            `json:"tags"`
 	Service                 *Ref                `json:"service"`
+}
+
+// CIDRPort is one element of a stream route's sources or destinations: an
+// IP address or CIDR range, a port, or both (Kong's record {ip, port}).
+type CIDRPort struct {
+	IP   *string `json:"ip"`
+	Port *int    `json:"port"`
 }
 
 // Consumer is an API user, as Kong's consumers entity.
@@ -87,6 +117,41 @@ type KeyAuthCredential struct {
 	ExpiresAt int64 `json:"expires_at,omitempty"`
 }
 
+// BasicAuthCredential is a username and password owned by a consumer, as
+// Kong's basicauth_credentials entity (endpoint /consumers/{c}/basic-auth).
+// Password holds Kong's hash, never the password: see HashPassword.
+type BasicAuthCredential struct {
+	ID        string   `json:"id"`
+	CreatedAt int64    `json:"created_at"`
+	Consumer  *Ref     `json:"consumer"`
+	Username  string   `json:"username"`
+	Password  string   `json:"password"`
+	Tags      []string `json:"tags"`
+}
+
+// JWTSecret is the key and secret (or public key) that verify a consumer's
+// JSON Web Tokens, as Kong's jwt_secrets entity (endpoint
+// /consumers/{c}/jwt). Key is the value of the token's key claim.
+type JWTSecret struct {
+	ID           string   `json:"id"`
+	CreatedAt    int64    `json:"created_at"`
+	Consumer     *Ref     `json:"consumer"`
+	Key          string   `json:"key"`
+	Secret       string   `json:"secret"`
+	RSAPublicKey *string  `json:"rsa_public_key"`
+	Algorithm    string   `json:"algorithm"`
+	Tags         []string `json:"tags"`
+}
+
+// EntityKind implements Entity.
+func (*Certificate) EntityKind() Kind { return KindCertificate }
+
+// PrimaryKey implements Entity.
+func (c *Certificate) PrimaryKey() string { return c.ID }
+
+// Index implements Entity. A certificate has no unique or foreign field.
+func (c *Certificate) Index() (map[string]string, map[string]string) { return nil, nil }
+
 // EntityKind implements Entity.
 func (*Service) EntityKind() Kind { return KindService }
 
@@ -95,7 +160,7 @@ func (s *Service) PrimaryKey() string { return s.ID }
 
 // Index implements Entity.
 func (s *Service) Index() (map[string]string, map[string]string) {
-	return map[string]string{"name": str(s.Name)}, nil
+	return map[string]string{"name": str(s.Name)}, map[string]string{"client_certificate": refID(s.ClientCertificate)}
 }
 
 // EntityKind implements Entity.
@@ -150,10 +215,35 @@ func (k *KeyAuthCredential) Index() (map[string]string, map[string]string) {
 	return map[string]string{"key": k.Key}, map[string]string{"consumer": refID(k.Consumer)}
 }
 
+// EntityKind implements Entity.
+func (*BasicAuthCredential) EntityKind() Kind { return KindBasicAuth }
+
+// PrimaryKey implements Entity.
+func (b *BasicAuthCredential) PrimaryKey() string { return b.ID }
+
+// Index implements Entity.
+func (b *BasicAuthCredential) Index() (map[string]string, map[string]string) {
+	return map[string]string{"username": b.Username}, map[string]string{"consumer": refID(b.Consumer)}
+}
+
+// EntityKind implements Entity.
+func (*JWTSecret) EntityKind() Kind { return KindJWT }
+
+// PrimaryKey implements Entity.
+func (j *JWTSecret) PrimaryKey() string { return j.ID }
+
+// Index implements Entity.
+func (j *JWTSecret) Index() (map[string]string, map[string]string) {
+	return map[string]string{"key": j.Key}, map[string]string{"consumer": refID(j.Consumer)}
+}
+
 var (
+	_ Entity = (*Certificate)(nil)
 	_ Entity = (*Service)(nil)
 	_ Entity = (*Route)(nil)
 	_ Entity = (*Consumer)(nil)
 	_ Entity = (*Plugin)(nil)
 	_ Entity = (*KeyAuthCredential)(nil)
+	_ Entity = (*BasicAuthCredential)(nil)
+	_ Entity = (*JWTSecret)(nil)
 )

@@ -28,6 +28,8 @@ func Validate(e Entity) FieldErrors {
 	}
 	checkFields(e, errs)
 	switch v := e.(type) {
+	case *Certificate:
+		validateCertificate(v, errs)
 	case *Service:
 		validateService(v, errs)
 	case *Route:
@@ -38,6 +40,11 @@ func Validate(e Entity) FieldErrors {
 		validatePlugin(v, errs)
 	case *KeyAuthCredential:
 		validateKeyAuth(v, errs)
+	case *BasicAuthCredential:
+		checkTags(v.Tags, errs)
+		checkRef(v.Consumer, "consumer", errs)
+	case *JWTSecret:
+		validateJWT(v, errs)
 	}
 	if len(errs) == 0 {
 		return nil
@@ -47,6 +54,10 @@ func Validate(e Entity) FieldErrors {
 
 func validateService(s *Service, errs FieldErrors) {
 	checkName(s.Name, errs)
+	checkRef(s.ClientCertificate, "client_certificate", errs)
+	if s.ClientCertificate != nil && s.Protocol != "https" {
+		errs["client_certificate"] = "value must be null"
+	}
 	checkTags(s.Tags, errs)
 	if s.Host != "" && !validHost(s.Host) {
 		errs["host"] = "invalid value: " + s.Host
@@ -59,16 +70,16 @@ func validateService(s *Service, errs FieldErrors) {
 func validateRoute(r *Route, errs FieldErrors) {
 	checkName(r.Name, errs)
 	checkTags(r.Tags, errs)
-	if len(r.Snis) > 0 && !slices.Contains(r.Protocols, "https") {
+	checkProtocols(r, errs)
+	if len(r.Snis) > 0 && !slices.ContainsFunc(r.Protocols, func(p string) bool {
+		return p == "https" || p == "grpcs" || p == "tls" || p == "tls_passthrough"
+	}) {
 		errs["snis"] = "'snis' can only be set when 'protocols' is 'grpcs', 'tls', 'https', 'tls_passthrough'"
 	}
 	for _, sni := range r.Snis {
 		if !validHost(sni) || net.ParseIP(sni) != nil {
 			errs["snis"] = "invalid value: " + sni
 		}
-	}
-	if len(r.Methods) == 0 && len(r.Hosts) == 0 && len(r.Paths) == 0 && len(r.Headers) == 0 {
-		errs["@entity"] = "must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http' or 'https'"
 	}
 	for _, m := range r.Methods {
 		if m == "" || strings.IndexFunc(m, func(c rune) bool { return c < 'A' || c > 'Z' }) >= 0 {
@@ -93,7 +104,142 @@ func validateRoute(r *Route, errs FieldErrors) {
 			errs["headers"] = "invalid value for header '" + name + "'"
 		}
 	}
+	for field, eps := range map[string][]CIDRPort{"sources": r.Sources, "destinations": r.Destinations} {
+		for _, bad := range CIDRPortErrors(eps) {
+			for _, msg := range bad {
+				errs[field] = msg
+			}
+		}
+	}
 	checkRef(r.Service, "service", errs)
+}
+
+// protocolGroups are the sets of route protocols that exclude each other
+// (Kong's mutually_exclusive_subsets), each with the rules of Kong's route
+// subschema for it.
+var protocolGroups = []struct {
+	protocols []string
+	check     func(r *Route, errs FieldErrors)
+}{
+	{[]string{"http", "https"}, checkHTTPRoute},
+	{[]string{"tcp", "tls", "udp"}, checkStreamRoute},
+	{[]string{"tls_passthrough"}, checkStreamRoute},
+	{[]string{"grpc", "grpcs"}, checkGRPCRoute},
+}
+
+// checkProtocols refuses protocols from more than one group, then checks
+// the fields the route's group allows and requires.
+func checkProtocols(r *Route, errs FieldErrors) {
+	var groups []int
+	for i, g := range protocolGroups {
+		if slices.ContainsFunc(r.Protocols, func(p string) bool { return slices.Contains(g.protocols, p) }) {
+			groups = append(groups, i)
+		}
+	}
+	switch len(groups) {
+	case 0:
+		return // no protocols: a required field, reported by checkFields
+	case 1:
+		protocolGroups[groups[0]].check(r, errs)
+		return
+	}
+	sets := make([]string, len(protocolGroups))
+	for i, g := range protocolGroups {
+		sets[i] = "('" + strings.Join(g.protocols, "', '") + "')"
+	}
+	errs["protocols"] = "these sets are mutually exclusive: " + strings.Join(sets, ", ")
+}
+
+func checkHTTPRoute(r *Route, errs FieldErrors) {
+	refuse := func(field string, set bool) {
+		if set {
+			errs[field] = "cannot set '" + field + "' when 'protocols' is 'http' or 'https'"
+		}
+	}
+	refuse("sources", len(r.Sources) > 0)
+	refuse("destinations", len(r.Destinations) > 0)
+	if len(r.Methods) == 0 && len(r.Hosts) == 0 && len(r.Paths) == 0 && len(r.Headers) == 0 &&
+		!(len(r.Snis) > 0 && slices.Contains(r.Protocols, "https")) {
+		errs["@entity"] = "must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http' or 'https'"
+	}
+}
+
+func checkStreamRoute(r *Route, errs FieldErrors) {
+	refuse := func(field string, set bool) {
+		if set {
+			errs[field] = "cannot set '" + field + "' when 'protocols' is 'tcp', 'tls', 'tls_passthrough' or 'udp'"
+		}
+	}
+	refuse("methods", len(r.Methods) > 0)
+	refuse("hosts", len(r.Hosts) > 0)
+	refuse("paths", len(r.Paths) > 0)
+	refuse("headers", len(r.Headers) > 0)
+	switch {
+	case slices.Contains(r.Protocols, "tls_passthrough"):
+		if len(r.Snis) == 0 {
+			errs["@entity"] = "must set snis when 'protocols' is 'tls_passthrough'"
+		}
+	case len(r.Sources) == 0 && len(r.Destinations) == 0 && len(r.Snis) == 0:
+		errs["@entity"] = "must set one of 'sources', 'destinations', 'snis' when 'protocols' is 'tcp', 'tls' or 'udp'"
+	}
+}
+
+func checkGRPCRoute(r *Route, errs FieldErrors) {
+	refuse := func(field string, set bool) {
+		if set {
+			errs[field] = "cannot set '" + field + "' when 'protocols' is 'grpc' or 'grpcs'"
+		}
+	}
+	refuse("strip_path", r.StripPath)
+	refuse("methods", len(r.Methods) > 0)
+	refuse("sources", len(r.Sources) > 0)
+	refuse("destinations", len(r.Destinations) > 0)
+	if len(r.Hosts) > 0 || len(r.Headers) > 0 || len(r.Paths) > 0 {
+		return
+	}
+	switch {
+	case !slices.Contains(r.Protocols, "grpcs"):
+		errs["@entity"] = "must set one of 'hosts', 'headers', 'paths' when 'protocols' is 'grpc'"
+	case len(r.Snis) == 0:
+		errs["@entity"] = "must set one of 'hosts', 'headers', 'paths', 'snis' when 'protocols' is 'grpcs'"
+	}
+}
+
+// CIDRPortErrors checks the elements of a route's sources or destinations
+// as Kong does (an IP or CIDR range, a port between 0 and 65535, at least
+// one of the two) and returns, for each element, what is wrong with it by
+// field ("@entity" for the element as a whole), nil for a good one. The
+// result is nil when every element is good.
+func CIDRPortErrors(eps []CIDRPort) []map[string]string {
+	var out []map[string]string
+	for i, ep := range eps {
+		bad := map[string]string{}
+		if ep.IP == nil && ep.Port == nil {
+			bad["@entity"] = "at least one of these fields must be non-empty: 'ip', 'port'"
+		}
+		if ep.IP != nil && !validIPOrCIDR(*ep.IP) {
+			bad["ip"] = "invalid ip or cidr range: '" + *ep.IP + "'"
+		}
+		if ep.Port != nil && (*ep.Port < 0 || *ep.Port > 65535) {
+			bad["port"] = "value should be between 0 and 65535"
+		}
+		if len(bad) == 0 {
+			continue
+		}
+		if out == nil {
+			out = make([]map[string]string, len(eps))
+		}
+		out[i] = bad
+	}
+	return out
+}
+
+func validIPOrCIDR(s string) bool {
+	if net.ParseIP(s) != nil {
+		return true
+	}
+	_, _, err := net.ParseCIDR(s)
+	return err == nil
 }
 
 func validateConsumer(c *Consumer, errs FieldErrors) {
@@ -117,6 +263,29 @@ func validateKeyAuth(k *KeyAuthCredential, errs FieldErrors) {
 		errs["key"] = "required field missing"
 	}
 	checkRef(k.Consumer, "consumer", errs)
+}
+
+// jwtNeedsPublicKey are the algorithms whose secrets must have an
+// rsa_public_key (Kong's entity check).
+var jwtNeedsPublicKey = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
+
+func validateJWT(j *JWTSecret, errs FieldErrors) {
+	checkTags(j.Tags, errs)
+	checkRef(j.Consumer, "consumer", errs)
+	switch {
+	case j.RSAPublicKey == nil || *j.RSAPublicKey == "":
+		if slices.Contains(jwtNeedsPublicKey, j.Algorithm) {
+			errs["rsa_public_key"] = "required field missing"
+			errs["@entity"] = "failed conditional validation given value of field 'algorithm'"
+		}
+	case !strings.HasPrefix(j.Algorithm, "HS"):
+		// Kong checks the key of the algorithms that need one, and stores
+		// anything beside an HS* secret; ES* keys are checked here too, as
+		// verification needs them.
+		if _, err := ParsePublicKey(*j.RSAPublicKey); err != nil {
+			errs["rsa_public_key"] = "invalid key"
+		}
+	}
 }
 
 // CheckRoutePath returns why p is not a valid route path, or "" when it

@@ -53,7 +53,24 @@ func TestValidate(t *testing.T) {
 		{"route partial wildcard", route(func(r *Route) { r.Hosts = []string{"a*.com"} }), "hosts", "leftmost or rightmost"},
 		{"route two wildcards", route(func(r *Route) { r.Hosts = []string{"*.a.*"} }), "hosts", "at most one"},
 		{"route method", route(func(r *Route) { r.Methods = []string{"get"} }), "methods", "invalid value"},
-		{"route protocols", route(func(r *Route) { r.Protocols = []string{"tcp"} }), "protocols", "expected one of"},
+		{"certificate sni with a port", &Certificate{ID: uid, SNIs: []string{"a.example.com:443"}}, "snis", "invalid value"},
+		{"certificate sni ip", &Certificate{ID: uid, SNIs: []string{"10.0.0.1"}}, "snis", "invalid value"},
+		{"certificate unparsable", &Certificate{ID: uid, Cert: "x", Key: "y"}, "cert", "invalid certificate: "},
+		{"route protocols", route(func(r *Route) { r.Protocols = []string{"ftp"} }), "protocols", "expected one of"},
+		{"route tcp with paths", route(func(r *Route) { r.Protocols = []string{"tcp"} }), "paths", "cannot set 'paths'"},
+		{"route tcp destination", route(func(r *Route) {
+			r.Protocols, r.Paths, r.Destinations = []string{"tcp"}, nil, []CIDRPort{{IP: ptr("10.0.0.0/8")}}
+		}), "", ""},
+		{"route tcp bad source", route(func(r *Route) {
+			r.Protocols, r.Paths, r.Sources = []string{"tcp"}, nil, []CIDRPort{{IP: ptr("10.0.0.0/33")}}
+		}), "sources", "invalid ip or cidr range"},
+		{"route tls_passthrough without snis", route(func(r *Route) {
+			r.Protocols, r.Paths, r.Destinations = []string{"tls_passthrough"}, nil, []CIDRPort{{IP: ptr("10.0.0.1")}}
+		}), "@entity", "must set snis"},
+		{"route http with destinations", route(func(r *Route) { r.Destinations = []CIDRPort{{IP: ptr("10.0.0.1")}} }),
+			"destinations", "cannot set 'destinations'"},
+		{"route mixed protocols", route(func(r *Route) { r.Protocols = []string{"https", "tls"} }),
+			"protocols", "mutually exclusive"},
 		{"route path handling", route(func(r *Route) { r.PathHandling = "v2" }), "path_handling", "v0, v1"},
 		{"route redirect", route(func(r *Route) { r.HTTPSRedirectStatusCode = 303 }), "https_redirect_status_code", "426"},
 		{"route service ref", route(func(r *Route) { r.Service = &Ref{ID: "x"} }), "service", "expected a valid UUID"},
@@ -63,6 +80,19 @@ func TestValidate(t *testing.T) {
 		{"plugin protocol", &Plugin{ID: uid, Name: "x", Protocols: []string{"udp"}}, "protocols", "expected one of"},
 		{"key-auth no consumer", &KeyAuthCredential{ID: uid, Key: "k"}, "consumer", "required"},
 		{"key-auth ok", &KeyAuthCredential{ID: uid, Key: "k", Consumer: &Ref{ID: uid}}, "", ""},
+		{"basic-auth ok", &BasicAuthCredential{ID: uid, Username: "u", Password: "h", Consumer: &Ref{ID: uid}}, "", ""},
+		{"basic-auth no username", &BasicAuthCredential{ID: uid, Password: "h", Consumer: &Ref{ID: uid}}, "username", "required field missing"},
+		{"basic-auth no password", &BasicAuthCredential{ID: uid, Username: "u", Consumer: &Ref{ID: uid}}, "password", "required field missing"},
+		{"basic-auth no consumer", &BasicAuthCredential{ID: uid, Username: "u", Password: "h"}, "consumer", "required"},
+		{"jwt ok", &JWTSecret{ID: uid, Key: "k", Secret: "s", Algorithm: "HS256", Consumer: &Ref{ID: uid}}, "", ""},
+		{"jwt algorithm", &JWTSecret{ID: uid, Key: "k", Algorithm: "none", Consumer: &Ref{ID: uid}}, "algorithm", "expected one of: HS256"},
+		{"jwt RS256 needs a key", &JWTSecret{ID: uid, Key: "k", Algorithm: "RS256", Consumer: &Ref{ID: uid}}, "rsa_public_key", "required field missing"},
+		{"jwt RS256 entity check", &JWTSecret{ID: uid, Key: "k", Algorithm: "RS256", Consumer: &Ref{ID: uid}}, "@entity", "failed conditional validation given value of field 'algorithm'"},
+		{"jwt ES256 key optional", &JWTSecret{ID: uid, Key: "k", Algorithm: "ES256", Consumer: &Ref{ID: uid}}, "", ""},
+		{"jwt bad key", &JWTSecret{ID: uid, Key: "k", Algorithm: "RS512", RSAPublicKey: name("x"), Consumer: &Ref{ID: uid}}, "rsa_public_key", "invalid key"},
+		{"jwt bad key for ES", &JWTSecret{ID: uid, Key: "k", Algorithm: "ES384", RSAPublicKey: name("x"), Consumer: &Ref{ID: uid}}, "rsa_public_key", "invalid key"},
+		{"jwt key beside an HS secret is not checked", &JWTSecret{ID: uid, Key: "k", Algorithm: "HS256", RSAPublicKey: name("bar"), Consumer: &Ref{ID: uid}}, "", ""},
+		{"jwt RS256 with key", &JWTSecret{ID: uid, Key: "k", Algorithm: "RS256", RSAPublicKey: name(rsaPublicPEM), Consumer: &Ref{ID: uid}}, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,3 +157,5 @@ func TestFieldsMatchEntityJSON(t *testing.T) {
 		})
 	}
 }
+
+func ptr(s string) *string { return &s }

@@ -10,102 +10,16 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/valyala/fasthttp"
 
 	"github.com/sluice-gw/sluice/gateway/admin"
 	"github.com/sluice-gw/sluice/gateway/cache"
-	"github.com/sluice-gw/sluice/gateway/proxy"
 )
 
-// kongMetrics exports the families of Kong 3.x's prometheus plugin with
-// Kong's names, labels and buckets (prometheus_kong_compat = on), so that
-// Kong's dashboards and alerts keep working. What each family measures
-// here is listed in the README's Metrics section.
-//
-// The per-request families are fed by metrics.observe through cached
-// children; everything else is read at scrape time by kongCollector.
-type kongMetrics struct {
-	requests, bandwidth          *prometheus.CounterVec
-	kongLat, upstreamLat, reqLat *prometheus.HistogramVec
-	conns                        *connStats
-}
-
-// kongWorkspace is the workspace label: Sluice has one, Kong's default.
-const kongWorkspace = "default"
-
-var (
-	// kongLatencyBuckets are kong_kong_latency_ms' buckets (Kong HEAD).
-	kongLatencyBuckets = []float64{1, 2, 5, 7, 10, 15, 20, 30, 50, 75, 100, 200, 500, 750, 1000, 3000, 6000}
-	// kongUpstreamBuckets are kong_upstream_latency_ms' and
-	// kong_request_latency_ms' buckets.
-	kongUpstreamBuckets = []float64{25, 50, 80, 100, 250, 400, 700, 1000, 2000, 5000, 10000, 30000, 60000}
-)
-
-func newKongMetrics(reg prometheus.Registerer) *kongMetrics {
-	f := promauto.With(reg)
-	lat := []string{"service", "route", "workspace"}
-	return &kongMetrics{
-		requests: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "kong_http_requests_total", Help: "Kong compat: HTTP status codes per consumer/service/route in Kong",
-		}, []string{"service", "route", "code", "source", "workspace", "consumer"}),
-		bandwidth: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "kong_bandwidth_bytes",
-			Help: "Kong compat: request (ingress) and response (egress) body bytes per service and route",
-		}, []string{"service", "route", "direction", "workspace", "consumer"}),
-		kongLat: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "kong_kong_latency_ms", Help: "Kong compat: latency added by the gateway (ms)", Buckets: kongLatencyBuckets,
-		}, lat),
-		upstreamLat: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "kong_upstream_latency_ms", Help: "Kong compat: latency added by the upstream (ms)", Buckets: kongUpstreamBuckets,
-		}, lat),
-		reqLat: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "kong_request_latency_ms", Help: "Kong compat: total latency of a request (ms)", Buckets: kongUpstreamBuckets,
-		}, lat),
-	}
-}
-
-// kongRoute holds one (service, route)'s Kong instruments.
-type kongRoute struct {
-	m                            *kongMetrics
-	service, route               string
-	kongLat, upstreamLat, reqLat prometheus.Observer
-	ingress, egress              prometheus.Counter
-}
-
-func (k *kongMetrics) route(service, route string) *kongRoute {
-	return &kongRoute{m: k, service: service, route: route,
-		kongLat:     k.kongLat.WithLabelValues(service, route, kongWorkspace),
-		upstreamLat: k.upstreamLat.WithLabelValues(service, route, kongWorkspace),
-		reqLat:      k.reqLat.WithLabelValues(service, route, kongWorkspace),
-		ingress:     k.bandwidth.WithLabelValues(service, route, "ingress", kongWorkspace, ""),
-		egress:      k.bandwidth.WithLabelValues(service, route, "egress", kongWorkspace, ""),
-	}
-}
-
-// requests returns kong_http_requests_total's child for a code. Kong's
-// source is "service" when the response came from the upstream, else
-// "kong"; consumer stays empty as with Kong's per_consumer = false.
-func (kr *kongRoute) requests(code string, fromUpstream bool) prometheus.Counter {
-	source := "kong"
-	if fromUpstream {
-		source = "service"
-	}
-	return kr.m.requests.WithLabelValues(kr.service, kr.route, code, source, kongWorkspace, "")
-}
-
-// observe records the latencies of a request that matched a route.
-func (kr *kongRoute) observe(o proxy.Observation) {
-	kr.kongLat.Observe(ms(o.Proxy))
-	kr.reqLat.Observe(ms(o.Total))
-	if o.Upstream > 0 {
-		kr.upstreamLat.Observe(ms(o.Upstream))
-	}
-	kr.ingress.Add(float64(o.RequestBytes))
-	kr.egress.Add(float64(o.ResponseBytes))
-}
-
-func ms[D ~int64](d D) float64 { return float64(d) / 1e6 }
+// Kong 3.x's prometheus plugin families (prometheus_kong_compat = on): the
+// per-request ones are gateway/proxymetrics'; the node-level ones are read
+// at scrape time by kongCollector, from the connection counters, the
+// datastore's reachability, the cache and the services' targets.
 
 // connStats counts the proxy listener's connections, the equivalent of
 // nginx's stub_status for Kong's nginx families.
@@ -190,7 +104,8 @@ func (c *countingConn) NetConn() net.Conn { return c.Conn }
 
 // kongCollector reads Kong's node-level families at scrape time.
 type kongCollector struct {
-	m        *metrics
+	up       func() bool // the datastore's reachability
+	stats    *connStats
 	cache    *cache.Cache
 	nodeID   string
 	version  string
@@ -202,9 +117,9 @@ type kongCollector struct {
 	dict, dictTotal, vms, health              *prometheus.Desc
 }
 
-func newKongCollector(m *metrics, c *cache.Cache, targets *atomic.Pointer[[]upstreamTarget], nodeID, version string, capacity int64) *kongCollector {
+func newKongCollector(up func() bool, stats *connStats, c *cache.Cache, targets *atomic.Pointer[[]upstreamTarget], nodeID, version string, capacity int64) *kongCollector {
 	return &kongCollector{
-		m: m, cache: c, targets: targets, nodeID: nodeID, version: version, capacity: capacity, pid: strconv.Itoa(os.Getpid()),
+		up: up, stats: stats, cache: c, targets: targets, nodeID: nodeID, version: version, capacity: capacity, pid: strconv.Itoa(os.Getpid()),
 		health: prometheus.NewDesc("kong_upstream_target_health",
 			"Kong compat: health of each service's host:port; Sluice runs no health checks, so the state is healthchecks_off",
 			[]string{"upstream", "target", "address", "state", "subsystem"}, nil),
@@ -246,9 +161,9 @@ func (kc *kongCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
 	gauge(kc.info, 1, kc.nodeID, kc.version)
-	gauge(kc.reachable, b2f(kc.m.up.Load()))
+	gauge(kc.reachable, b2f(kc.up()))
 
-	cs := kc.m.kong.conns
+	cs := kc.stats
 	reading, writing, waiting := max(cs.reading.Load(), 0), max(cs.writing.Load(), 0), max(cs.waiting.Load(), 0)
 	accepted, requests := float64(cs.accepted.Load()), float64(cs.requests.Load())
 	for _, s := range []struct {

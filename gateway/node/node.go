@@ -1,8 +1,12 @@
-// Package node assembles one gateway node: the entity cache over the
-// chosen backend, the route table and plugin snapshots rebuilt on
-// invalidation, the cluster event loops, and the proxy, Admin API and status
-// listeners. cmd/sluice builds the concrete datastore and cache backend and
-// hands them in; tests do the same with real ones.
+// Package node wires one gateway node at start-up: the entity cache over
+// the chosen backend, loading through the instrumented datastore
+// (gateway/store/storeobs), the route table and plugin snapshots rebuilt on
+// invalidation, the cluster event loops, the proxy with its metrics
+// observer (gateway/proxymetrics), and the proxy, Admin API and status
+// listeners. cmd/sluice makes every choice (datastore, cache backend and
+// the options that follow from them) and hands the results in; tests do
+// the same with real ones. No request calls into the node: its call stack
+// is proxy, plugins, cache, instrumented store, datastore.
 package node
 
 import (
@@ -19,9 +23,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sluice-gw/sluice/cachebackends"
@@ -31,11 +32,18 @@ import (
 	"github.com/sluice-gw/sluice/gateway/config"
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
+	"github.com/sluice-gw/sluice/gateway/plugins/basicauth"
+	"github.com/sluice-gw/sluice/gateway/plugins/httplog"
+	"github.com/sluice-gw/sluice/gateway/plugins/jwt"
 	"github.com/sluice-gw/sluice/gateway/plugins/keyauth"
+	promplugin "github.com/sluice-gw/sluice/gateway/plugins/prometheus"
 	"github.com/sluice-gw/sluice/gateway/plugins/ratelimiting"
 	"github.com/sluice-gw/sluice/gateway/plugins/requesttermination"
+	"github.com/sluice-gw/sluice/gateway/plugins/requesttransformer"
 	"github.com/sluice-gw/sluice/gateway/proxy"
+	"github.com/sluice-gw/sluice/gateway/proxymetrics"
 	"github.com/sluice-gw/sluice/gateway/store"
+	"github.com/sluice-gw/sluice/gateway/store/storeobs"
 )
 
 // Options holds a node's dependencies. Config, Store and Backend are
@@ -46,6 +54,20 @@ type Options struct {
 	// Backend is owned by the node from New on: Shutdown closes it when it
 	// is a cachebackends.Closer.
 	Backend cachebackends.Backend
+	// Cache configures the entity cache over Backend: TTLs, entry bounds
+	// (negative to disable a layer, as cache_backend = none does), the
+	// backend's name in metrics. The node sets its TracerProvider.
+	Cache cache.Options
+	// DBSystem names the datastore in spans (db.system): "sqlite",
+	// "postgres", "cassandra".
+	DBSystem string
+	// QueryTimeout bounds each lookup the cache makes in Store, network
+	// included (pg_timeout, cassandra_timeout); 0 means none.
+	QueryTimeout time.Duration
+	// DBLess says Store is the node's own (database = off): the Admin API
+	// replaces its entities whole through POST /config and refuses entity
+	// writes.
+	DBLess bool
 	// Version is reported in GET /, Via and Server headers.
 	Version string
 	// Logger defaults to slog.Default().
@@ -65,12 +87,15 @@ type Node struct {
 	// conns counts the proxy listener's connections (GET /status).
 	conns *connStats
 
-	cfg      *config.Config
-	st       store.Store
-	log      *slog.Logger
-	reg      *prometheus.Registry
-	nodeID   string
+	cfg    *config.Config
+	st     store.Store
+	log    *slog.Logger
+	reg    *prometheus.Registry
+	nodeID string
+	// lookups is st as the cache's loader sees it: timed and traced.
+	lookups  *storeobs.Store
 	cache    *cache.Cache
+	observer *proxymetrics.Observer
 	cluster  *cluster.Cluster
 	plugins  *plugins.Registry
 	proxy    *proxy.Proxy
@@ -81,8 +106,10 @@ type Node struct {
 	// routeMemo and pluginMemo spare the rebuilds decoding unchanged
 	// records.
 	routeMemo, pluginMemo decodeMemo
-	metrics               *metrics
-	tracer                trace.Tracer // nil when tracing is off
+	// parsedCerts holds the client certificates the last route table
+	// build parsed, by entity; only that build's goroutine uses it.
+	parsedCerts map[*entity.Certificate]*proxy.ClientCertificate
+	metrics     *metrics
 
 	draining   atomic.Bool
 	drainDelay time.Duration
@@ -110,17 +137,15 @@ func New(opts Options) (*Node, error) {
 		n.nodeID = uuid.NewString()
 	}
 	n.metrics = newMetrics(n.reg)
-	copts := cache.Options{TTL: cfg.DBCacheTTL, NegTTL: cfg.NegTTL(), ResurrectTTL: cfg.DBResurrectTTL, Backend: cfg.CacheBackend}
-	if cfg.CacheBackend == "none" {
-		// Every lookup goes to the datastore: this shows what the cache saves.
-		copts.L1Entries, copts.NegativeEntries = -1, -1
-	}
-	n.cache = cache.New(opts.Backend, n.load, copts)
-	n.reg.MustRegister(newCacheCollector(n.cache, cfg.CacheBackend))
+	n.lookups = storeobs.New(opts.Store, storeobs.Options{Registerer: n.reg, TracerProvider: opts.TracerProvider,
+		System: opts.DBSystem, Timeout: opts.QueryTimeout})
+	copts := opts.Cache
+	copts.TracerProvider = opts.TracerProvider
+	n.cache = cache.New(opts.Backend, cache.StoreLoader(n.lookups), copts)
+	n.reg.MustRegister(cache.NewCollector(n.cache))
+	n.observer = proxymetrics.New(n.reg, proxymetrics.Options{KongCompat: cfg.PrometheusKongCompat})
 	if cfg.PrometheusKongCompat {
-		n.metrics.kong = newKongMetrics(n.reg)
-		n.metrics.kong.conns = n.conns
-		n.reg.MustRegister(newKongCollector(n.metrics, n.cache, &n.targets, n.nodeID, opts.Version, int64(cfg.MemCacheSize)))
+		n.reg.MustRegister(newKongCollector(n.lookups.Reachable, n.conns, n.cache, &n.targets, n.nodeID, opts.Version, int64(cfg.MemCacheSize)))
 	}
 	var err error
 	n.cluster, err = cluster.New(opts.Store, n, cluster.Options{
@@ -130,16 +155,13 @@ func New(opts Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	if opts.TracerProvider != nil {
-		n.tracer = opts.TracerProvider.Tracer("github.com/sluice-gw/sluice/gateway/node")
-	}
-	n.plugins = pluginRegistry(opts.Store, credentials{c: n.cache, tracer: n.tracer})
+	n.plugins = pluginRegistry(opts.Store, pluginDeps{creds: n.cache, kong: n.observer, reg: n.reg, log: n.log})
 	roots, err := trustedCAs(cfg.LuaSSLTrustedCertificate)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	n.proxy = proxy.New(proxy.Options{
-		Version: opts.Version, TracerProvider: opts.TracerProvider, OnResponse: n.metrics.observe,
+		Version: opts.Version, TracerProvider: opts.TracerProvider, Observer: n.observer,
 		Logger: n.log, UpstreamRootCAs: roots,
 		MaxHeaderSize: int(cfg.ProxyMaxHeaderSize), MaxBodySize: int64(cfg.ClientMaxBodySize),
 		BodyBufferSize: int(cfg.ClientBodyBufferSize),
@@ -149,10 +171,11 @@ func New(opts Options) (*Node, error) {
 	n.routes = newRebuilder("routes", n.log, n.metrics.timed("routes", n.buildRouter))
 	n.pluginsR = newRebuilder("plugins", n.log, n.metrics.timed("plugins", n.buildPlugins))
 	host, _ := os.Hostname()
-	n.admin = traceServer(opts.TracerProvider, "sluice.admin", admin.New(admin.Options{
+	n.admin = admin.Traced(opts.TracerProvider, "sluice.admin", admin.New(admin.Options{
 		Store: opts.Store, Cache: n.cache, Plugins: n.plugins, Cluster: n.cluster,
 		NodeID: n.nodeID, Version: opts.Version, Hostname: host, Configuration: cfg.Public(),
-		Reachable: n.reachable, Logger: n.log, Server: n.conns.serverStats, DBLess: cfg.Database == "off",
+		Reachable: n.reachable, Logger: n.log, Server: n.conns.serverStats, DBLess: opts.DBLess,
+		Metrics: n.metricsHandler(),
 	}))
 	n.status = n.statusHandler()
 	return n, nil
@@ -160,14 +183,23 @@ func New(opts Options) (*Node, error) {
 
 // PluginRegistry returns the plugins a node on st has, for tools that
 // validate plugin configurations without serving requests (sluice config).
-func PluginRegistry(st store.Store) *plugins.Registry { return pluginRegistry(st, nil) }
+func PluginRegistry(st store.Store) *plugins.Registry { return pluginRegistry(st, pluginDeps{}) }
 
-// pluginRegistry returns the plugins of a node on st whose key-auth looks
-// credentials up through creds.
-func pluginRegistry(st store.Store, creds keyauth.Credentials) *plugins.Registry {
+// pluginDeps is what a node's plugins use of it; the zero value suits
+// tools that only validate configurations.
+type pluginDeps struct {
+	creds *cache.Cache          // the auth plugins' credential lookups
+	kong  promplugin.Exporter   // where the prometheus plugin records
+	reg   prometheus.Registerer // http-log's metrics
+	log   *slog.Logger          // http-log's warnings
+}
+
+// pluginRegistry returns the plugins of a node on st.
+func pluginRegistry(st store.Store, d pluginDeps) *plugins.Registry {
 	counters, _ := st.(store.Counters) // nil: rate-limiting refuses policy cluster
-	return plugins.NewRegistry(keyauth.New(creds), ratelimiting.New(ratelimiting.Options{Cluster: counters}),
-		requesttermination.New())
+	return plugins.NewRegistry(keyauth.New(d.creds), basicauth.New(d.creds), jwt.New(d.creds),
+		ratelimiting.New(ratelimiting.Options{Cluster: counters}), requesttermination.New(), requesttransformer.New(),
+		httplog.New(httplog.Options{Registerer: d.reg, Logger: d.log}), promplugin.New(d.kong))
 }
 
 // NodeID returns the node's id in cluster events.
@@ -175,9 +207,7 @@ func (n *Node) NodeID() string { return n.nodeID }
 
 // Admin returns the Admin API handler, with /metrics, behind admin_token
 // when it is set.
-func (n *Node) Admin() http.Handler {
-	return admin.RequireToken(n.cfg.AdminToken, n.withMetrics(n.admin))
-}
+func (n *Node) Admin() http.Handler { return admin.RequireToken(n.cfg.AdminToken, n.admin) }
 
 // Cache returns the node's entity cache.
 func (n *Node) Cache() *cache.Cache { return n.cache }
@@ -384,149 +414,14 @@ func (n *Node) rebuildAll(ctx context.Context) error {
 	return errors.Join(n.routes.wait(ctx, rg), n.pluginsR.wait(ctx, pg))
 }
 
-// load is the cache's Loader: the only place the proxy's lookups reach the
-// datastore.
-func (n *Node) load(ctx context.Context, key entity.CacheKey) (_ entity.Entity, err error) {
-	var rec store.Record
-	// The datastore's own timeout may not cover the network (PostgreSQL's
-	// statement_timeout runs on the server): bound the whole lookup, so
-	// that a slow link fails the request instead of hanging it.
-	if t := queryTimeout(n.cfg); t > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t)
-		defer cancel()
-	}
-	if n.tracer != nil && trace.SpanFromContext(ctx).IsRecording() {
-		var span trace.Span
-		ctx, span = n.tracer.Start(ctx, "sluice.datastore.query", trace.WithAttributes(
-			attribute.String("db.system", n.cfg.Database), attribute.String("sluice.entity", string(key.Kind))))
-		defer func() {
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				span.SetStatus(codes.Error, err.Error())
-			}
-			span.End()
-		}()
-	}
-	start := time.Now()
-	if key.Kind == entity.KindKeyAuth {
-		rec, err = n.st.GetByUnique(ctx, key.Kind, "key", key.ID)
-	} else {
-		rec, err = n.st.Get(ctx, key.Kind, key.ID)
-	}
-	n.metrics.query(string(key.Kind), start, err)
-	if err != nil {
-		return nil, err
-	}
-	return entity.Decode(key.Kind, rec.Data)
-}
-
-// queryTimeout is the configured datastore timeout (pg_timeout,
-// cassandra_timeout); 0 for SQLite, which has no network to wait on.
-func queryTimeout(cfg *config.Config) time.Duration {
-	switch cfg.Database {
-	case "postgres":
-		return cfg.PgTimeout
-	case "cassandra":
-		return cfg.CassandraTimeout
-	}
-	return 0
-}
-
-func (n *Node) reachable(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	var err error
-	if p, ok := n.st.(store.Pinger); ok {
-		err = p.Ping(ctx)
-	} else {
-		_, err = n.st.Now(ctx)
-	}
-	n.metrics.setReachable(err == nil)
-	return err == nil
-}
-
-// cacheResults names cache.Result values in span attributes.
-var cacheResults = [...]string{cache.Miss: "miss", cache.Hit: "hit", cache.NegativeHit: "negative_hit", cache.StaleHit: "stale_hit"}
-
-// credentials adapts the entity cache to keyauth.Credentials. When the
-// request is traced, each lookup is a "sluice.cache.get" span whose
-// sluice.cache.result says hit, miss, negative_hit or stale_hit; a miss's
-// datastore query is its child span.
-type credentials struct {
-	c      *cache.Cache
-	tracer trace.Tracer // nil when tracing is off
-}
-
-func (cr credentials) Credential(ctx context.Context, key string) (*entity.KeyAuthCredential, error) {
-	e, err := cr.get(ctx, entity.CacheKey{Kind: entity.KindKeyAuth, ID: key})
-	if e == nil || err != nil {
-		return nil, err
-	}
-	return e.(*entity.KeyAuthCredential), nil
-}
-
-func (cr credentials) Consumer(ctx context.Context, id string) (*entity.Consumer, error) {
-	e, err := cr.get(ctx, entity.CacheKey{Kind: entity.KindConsumer, ID: id})
-	if e == nil || err != nil {
-		return nil, err
-	}
-	return e.(*entity.Consumer), nil
-}
-
-func (cr credentials) get(ctx context.Context, key entity.CacheKey) (entity.Entity, error) {
-	if cr.tracer == nil || !trace.SpanFromContext(ctx).IsRecording() {
-		e, _, err := cr.c.Get(ctx, key) // the hit path stays allocation-free
-		return e, err
-	}
-	ctx, span := cr.tracer.Start(ctx, "sluice.cache.get", trace.WithAttributes(attribute.String("sluice.entity", string(key.Kind))))
-	defer span.End()
-	e, res, err := cr.c.Get(ctx, key)
-	span.SetAttributes(attribute.String("sluice.cache.result", cacheResults[res]))
-	if err != nil {
-		span.SetStatus(codes.Error, err.Error())
-	}
-	return e, err
-}
-
-// traceServer runs h inside a server span named name that continues the
-// caller's W3C trace, so that an Admin API write and the invalidation
-// events it emits (which carry its traceparent) share one trace. With no
-// tracer provider h is returned as is.
-func traceServer(tp trace.TracerProvider, name string, h http.Handler) http.Handler {
-	if tp == nil {
-		return h
-	}
-	tracer := tp.Tracer("github.com/sluice-gw/sluice/gateway/node")
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		ctx, span := tracer.Start(ctx, name+" "+r.Method, trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(attribute.String("http.method", r.Method), attribute.String("http.target", r.URL.Path)))
-		defer span.End()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		h.ServeHTTP(sw, r.WithContext(ctx))
-		span.SetAttributes(attribute.Int("http.status_code", sw.status))
-		if sw.status >= http.StatusInternalServerError {
-			span.SetStatus(codes.Error, http.StatusText(sw.status))
-		}
-	})
-}
-
-// statusWriter remembers the status written through it.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+// reachable checks the datastore for GET /status, recording the answer in
+// sluice_datastore_reachable.
+func (n *Node) reachable(ctx context.Context) bool { return n.lookups.Check(ctx) == nil }
 
 var (
 	_ cluster.Applier       = (*Node)(nil)
-	_ keyauth.Credentials   = credentials{}
+	_ keyauth.Credentials   = (*cache.Cache)(nil)
+	_ basicauth.Credentials = (*cache.Cache)(nil)
+	_ jwt.Credentials       = (*cache.Cache)(nil)
 	_ admin.PluginValidator = (*plugins.Registry)(nil)
 )

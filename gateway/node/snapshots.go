@@ -12,6 +12,8 @@ import (
 
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
+	"github.com/sluice-gw/sluice/gateway/proxy"
+	"github.com/sluice-gw/sluice/gateway/proxymetrics"
 	"github.com/sluice-gw/sluice/gateway/router"
 	"github.com/sluice-gw/sluice/gateway/store"
 )
@@ -32,7 +34,7 @@ func (n *Node) buildRouter(ctx context.Context) error {
 		return err
 	}
 	var targets []router.Target
-	live := make(map[labelPair]bool)
+	live := make(map[proxymetrics.Pair]bool)
 	err = each(ctx, n.st, entity.KindRoute, memo, func(e entity.Entity) {
 		r := e.(*entity.Route)
 		t := router.Target{Route: r}
@@ -40,8 +42,12 @@ func (n *Node) buildRouter(ctx context.Context) error {
 			t.Service = services[r.Service.ID]
 		}
 		targets = append(targets, t)
-		live[labelPair{serviceLabel(t.Service), routeLabel(r)}] = true
+		live[proxymetrics.PairOf(t.Service, r)] = true
 	})
+	if err != nil {
+		return err
+	}
+	certs, err := n.clientCertificates(ctx, services, memo)
 	if err != nil {
 		return err
 	}
@@ -49,13 +55,48 @@ func (n *Node) buildRouter(ctx context.Context) error {
 	if err != nil {
 		n.log.Warn("some routes were left out of the route table", "err", err)
 	}
+	n.proxy.SetClientCertificates(certs)
 	n.proxy.SetRouter(rt)
 	n.routeMemo.commit(memo)
 	hosts := upstreamTargets(services)
 	n.targets.Store(&hosts)
 	n.metrics.routerRebuilt(rt.Len())
-	n.metrics.prune(live)
+	n.observer.Prune(live)
 	return nil
+}
+
+// clientCertificates reads the certificates that services present to
+// their upstreams and parses those that changed since the last build.
+func (n *Node) clientCertificates(ctx context.Context, services map[string]*entity.Service, memo *memoBuild) (proxy.ClientCertificates, error) {
+	used := map[string]bool{}
+	for _, s := range services {
+		if s.ClientCertificate != nil {
+			used[s.ClientCertificate.ID] = true
+		}
+	}
+	certs := proxy.ClientCertificates{}
+	parsed := make(map[*entity.Certificate]*proxy.ClientCertificate, len(used))
+	err := each(ctx, n.st, entity.KindCertificate, memo, func(e entity.Entity) {
+		c := e.(*entity.Certificate)
+		if !used[c.ID] {
+			return
+		}
+		cc, ok := n.parsedCerts[c] // the memo returns the same entity while its JSON is unchanged
+		if !ok {
+			var err error
+			if cc, err = proxy.NewClientCertificate(c); err != nil {
+				n.log.Warn("a client certificate cannot be used", "certificate", c.ID, "err", err)
+				return
+			}
+		}
+		parsed[c] = cc
+		certs[c.ID] = cc
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.parsedCerts = parsed
+	return certs, nil
 }
 
 // buildPlugins reads every plugin and swaps in a new plugin set.

@@ -32,19 +32,6 @@ func (n *Node) metricsHandler() http.Handler {
 	return promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg})
 }
 
-// withMetrics adds GET /metrics to the Admin API, as Kong's prometheus
-// plugin does.
-func (n *Node) withMetrics(admin http.Handler) http.Handler {
-	m := n.metricsHandler()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/metrics" && r.Method == http.MethodGet {
-			m.ServeHTTP(w, r)
-			return
-		}
-		admin.ServeHTTP(w, r)
-	})
-}
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)

@@ -11,9 +11,10 @@ import (
 	"github.com/sluice-gw/sluice/gateway/config"
 )
 
-// TestLookupSpans: in a traced request, each credential lookup is a
-// sluice.cache.get span carrying the cache result, and a miss's datastore
-// query is its child span.
+// TestLookupSpans: a node wires its cache to the instrumented store with
+// the tracer provider and db.system it is given: in a traced request, each
+// credential lookup is a sluice.cache.get span carrying the cache result,
+// and a miss's datastore query is its child span.
 func TestLookupSpans(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
@@ -23,11 +24,11 @@ func TestLookupSpans(t *testing.T) {
 	}
 	sr := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
-	n, err := New(Options{Config: config.Default(), Store: st, Backend: backend, TracerProvider: tp})
+	n, err := New(Options{Config: config.Default(), Store: st, Backend: backend, TracerProvider: tp, DBSystem: "sqlite"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds := credentials{c: n.cache, tracer: n.tracer}
+	creds := n.Cache()
 
 	reqCtx, req := tp.Tracer("test").Start(ctx, "request")
 	for range 2 { // a miss, then a cached miss

@@ -50,7 +50,8 @@ type Request interface {
 
 // Upstream edits the request sent to the service (kong.service.request).
 type Upstream interface {
-	// SetHeader replaces every value of header name with value.
+	// SetHeader replaces every value of header name with value. Setting
+	// Host sends that Host to the service, whatever preserve_host says.
 	SetHeader(name, value string)
 	// AddHeader adds a value to header name.
 	AddHeader(name, value string)
@@ -61,6 +62,21 @@ type Upstream interface {
 	// SetBody replaces the body; the engine sets Content-Length. The
 	// engine keeps b: the caller must not modify it afterwards.
 	SetBody(b []byte)
+	// SetMethod replaces the method ("POST"); Request.Method returns it
+	// afterwards.
+	SetMethod(method string)
+	// SetPath replaces the whole upstream path (encoded, starting with
+	// '/'), instead of the one routing derives from the service's path
+	// and the route's strip_path (kong.service.request.set_path).
+	SetPath(path string)
+}
+
+// HeaderVisitor is implemented by the engines' Request and Response
+// handles: VisitHeaders calls fn for every header, in the order sent, a
+// header with several values once per value (kong.request.get_headers).
+// The strings are request memory.
+type HeaderVisitor interface {
+	VisitHeaders(fn func(name, value string))
 }
 
 // Response is the response to the client (kong.response). In the rewrite
@@ -116,9 +132,28 @@ type Context struct {
 	ClientIP string
 	// Start is when the request was received.
 	Start time.Time
+	// Served is what the engine measured of the request; set before the
+	// log phase, zero before.
+	Served Served
 
 	exit   exitResponse
 	values []ctxValue
+}
+
+// Served is what the engine measured of a request, for the log phase
+// (Kong's latencies, sizes and upstream_uri).
+type Served struct {
+	// Proxy is the time from receiving the request to sending it upstream
+	// (or to answering, when the gateway answered itself); Upstream the
+	// time from sending it to the first response byte, 0 when nothing was
+	// sent; Total the time until the response was handed to the server.
+	Proxy, Upstream, Total time.Duration
+	// RequestBytes is the request body's length as received;
+	// ResponseBytes the response body's length when known.
+	RequestBytes, ResponseBytes int64
+	// UpstreamURI is the path and query sent to the service; empty when
+	// nothing was sent.
+	UpstreamURI string
 }
 
 // exitResponse is what Exit recorded.

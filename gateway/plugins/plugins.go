@@ -159,8 +159,9 @@ func (r *Registry) Close() error {
 	return errors.Join(errs...)
 }
 
-// FieldErrors maps config field names to what is wrong with them. The key
-// "@entity" holds problems that involve several fields.
+// FieldErrors maps config field names to what is wrong with them: a field
+// of a nested record as "record.field". The key "@entity" holds problems
+// that involve several fields.
 type FieldErrors map[string]string
 
 // Error implements error.
@@ -200,13 +201,21 @@ func DecodeConfig(config json.RawMessage, dst any) error {
 	}
 	fe := FieldErrors{}
 	known := jsonFields(dst)
+	sets := setFields(dst)
 	for name, raw := range fields {
 		if !known[name] {
 			fe[name] = "unknown field"
 			continue
 		}
+		if rec, ok := recordField(dst, name); ok {
+			decodeRecord(name, raw, rec, fe)
+			continue
+		}
 		if err := json.Unmarshal(fieldDoc(name, raw), dst); err != nil {
 			fe[name] = typeMessage(err)
+			if fe[name] == "expected an array" && sets[name] {
+				fe[name] = "expected a set"
+			}
 		}
 	}
 	if len(fe) == 0 {

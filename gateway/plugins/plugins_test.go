@@ -467,3 +467,56 @@ func TestNilSetRunsNothing(t *testing.T) {
 		t.Fatalf("got forwarded=%v %d %q", req.Forwarded(), req.Response().Status(), req.Response().Body())
 	}
 }
+
+// nestedConfig has a nested record and a map, as request-transformer's
+// and http-log's configs do.
+type nestedConfig struct {
+	Queue   nestedQueue       `json:"queue"`
+	Headers map[string]string `json:"headers"`
+	Names   []string          `json:"names" kong:"required"`
+}
+
+type nestedQueue struct {
+	Size  int `json:"size" kong:"between=1|10"`
+	Limit int `json:"limit" kong:"one_of=-1|1"`
+}
+
+func TestNestedRecordsAndMaps(t *testing.T) {
+	def := func() *nestedConfig { return &nestedConfig{Queue: nestedQueue{Size: 1, Limit: 1}, Names: []string{}} }
+	tests := []struct {
+		config string
+		fields plugins.FieldErrors
+		want   nestedConfig
+	}{
+		{config: `{"queue":{"size":5}}`, want: nestedConfig{Queue: nestedQueue{Size: 5, Limit: 1}, Names: []string{}}},
+		{config: `{"names":[],"headers":{"a":"b"}}`, want: nestedConfig{Queue: nestedQueue{Size: 1, Limit: 1}, Names: []string{}, Headers: map[string]string{"a": "b"}}},
+		{config: `{"queue":{"size":50,"nope":1}}`, fields: plugins.FieldErrors{"queue.nope": "unknown field"}},
+		{config: `{"queue":{"size":50}}`, fields: plugins.FieldErrors{"queue.size": "value should be between 1 and 10"}},
+		{config: `{"queue":{"limit":2}}`, fields: plugins.FieldErrors{"queue.limit": "expected one of: -1, 1"}},
+		{config: `{"queue":null}`, fields: plugins.FieldErrors{"queue": "required field missing"}},
+		{config: `{"queue":[1]}`, fields: plugins.FieldErrors{"queue": "expected a record"}},
+		{config: `{"names":null}`, fields: plugins.FieldErrors{"names": "required field missing"}},
+		{config: `{"headers":{"a":1}}`, fields: plugins.FieldErrors{"headers": "expected a string"}},
+	}
+	for _, tc := range tests {
+		got := def()
+		err := plugins.DecodeConfig(json.RawMessage(tc.config), got)
+		var fe plugins.FieldErrors
+		errors.As(err, &fe)
+		if !reflect.DeepEqual(fe, tc.fields) {
+			t.Errorf("%s: errors %v, want %v", tc.config, fe, tc.fields)
+			continue
+		}
+		if tc.fields == nil && !reflect.DeepEqual(*got, tc.want) {
+			t.Errorf("%s: decoded %+v, want %+v", tc.config, *got, tc.want)
+		}
+	}
+	b, _ := json.Marshal(plugins.RecordSchema(def()))
+	want := `{"fields":[{"queue":{"fields":[{"size":{"between":[1,10],"default":1,"type":"integer"}},` +
+		`{"limit":{"default":1,"one_of":[-1,1],"type":"integer"}}],"required":true,"type":"record"}},` +
+		`{"headers":{"keys":{"type":"string"},"type":"map","values":{"type":"string"}}},` +
+		`{"names":{"default":[],"elements":{"type":"string"},"required":true,"type":"array"}}],"required":true,"type":"record"}`
+	if string(b) != want {
+		t.Errorf("schema\n%s\nwant\n%s", b, want)
+	}
+}

@@ -104,12 +104,22 @@ func configFields(t reflect.Type) []configField {
 	return out
 }
 
-// checkConstraints checks the `kong` tags of the struct v points to and
-// adds Kong's message for each offending field to fe.
+// checkConstraints checks the `kong` tags of the struct v points to, and
+// of its nested records, and adds Kong's message for each offending field
+// to fe, a nested record's fields as "record.field".
 func checkConstraints(v reflect.Value, fe FieldErrors) {
 	v = reflect.Indirect(v)
 	for _, f := range configFields(v.Type()) {
-		if msg := f.c.check(v.Field(f.index)); msg != "" {
+		fv := v.Field(f.index)
+		if fv.Kind() == reflect.Struct {
+			sub := FieldErrors{}
+			checkConstraints(fv, sub)
+			for k, msg := range sub {
+				fe[f.name+"."+k] = msg
+			}
+			continue
+		}
+		if msg := f.c.check(fv); msg != "" {
 			fe[f.name] = msg
 		}
 	}
@@ -130,7 +140,7 @@ func (c constraints) check(v reflect.Value) string {
 		if v.Len() < c.lenMin {
 			return fmt.Sprintf("length must be at least %d", c.lenMin)
 		}
-		if c.required && v.Len() == 0 {
+		if c.required && v.IsNil() {
 			return "required field missing"
 		}
 		for i := range v.Len() {
@@ -200,18 +210,23 @@ func fieldSchema(v reflect.Value, c constraints) map[string]any {
 	if t.Kind() == reflect.Slice {
 		el := map[string]any{"type": kongType(t.Elem())}
 		if c.oneOf != nil {
-			el["one_of"] = c.oneOf
+			el["one_of"] = oneOfValues(t.Elem(), c.oneOf)
 		}
 		s["elements"] = el
 		if c.set {
 			s["type"] = "set"
 		}
 	} else if c.oneOf != nil {
-		s["one_of"] = c.oneOf
+		s["one_of"] = oneOfValues(t, c.oneOf)
+	}
+	if t.Kind() == reflect.Map {
+		s["keys"] = map[string]any{"type": kongType(t.Key())}
+		s["values"] = map[string]any{"type": kongType(t.Elem())}
 	}
 	if t.Kind() == reflect.Struct {
+		// A nested record is required, its defaults filled in, as Kong
+		// makes every record of an entity.
 		s = RecordSchema(v.Addr().Interface())
-		delete(s, "required")
 	}
 	if c.required {
 		s["required"] = true
@@ -225,10 +240,26 @@ func fieldSchema(v reflect.Value, c constraints) map[string]any {
 	if c.lenMin > 0 {
 		s["len_min"] = c.lenMin
 	}
+	if t.Kind() == reflect.Map && v.IsValid() && v.IsNil() {
+		hasDefault = false
+	}
 	if hasDefault && t.Kind() != reflect.Struct {
 		s["default"] = v.Interface()
 	}
 	return s
+}
+
+// oneOfValues returns a one_of list as values of t's Kong type: numbers
+// for a number field ([-1, 1]), strings otherwise.
+func oneOfValues(t reflect.Type, oneOf []string) any {
+	if k := kongType(t); k != "integer" && k != "number" {
+		return oneOf
+	}
+	out := make([]float64, len(oneOf))
+	for i, v := range oneOf {
+		out[i] = mustFloat(v)
+	}
+	return out
 }
 
 func kongType(t reflect.Type) string {

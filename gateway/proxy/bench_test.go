@@ -76,7 +76,7 @@ func BenchmarkKeyAuthCached(b *testing.B) {
 }
 
 // BenchmarkKeyAuthRateLimitMetrics is the brief's target configuration:
-// key-auth + rate-limiting (local) on the route and an OnResponse hook
+// key-auth + rate-limiting (local) on the route and an Observer
 // shaped like gateway/node's (a CounterVec and two HistogramVecs looked up
 // with WithLabelValues on every request).
 func BenchmarkKeyAuthRateLimitMetrics(b *testing.B) {
@@ -91,7 +91,7 @@ func BenchmarkKeyAuthRateLimitMetrics(b *testing.B) {
 		total.WithLabelValues(o.Service.Host, o.Route.ID).Observe(o.Total.Seconds())
 		upstream.WithLabelValues(o.Service.Host, o.Route.ID).Observe(o.Upstream.Seconds())
 	}
-	p, _ := gateway(b, Options{OnResponse: observe}, route("r", []string{"/api"}, true, serviceFor(b, up.URL)))
+	p, _ := gateway(b, Options{Observer: ObserverFunc(observe)}, route("r", []string{"/api"}, true, serviceFor(b, up.URL)))
 	set, err := plugins.NewSet(plugins.NewRegistry(keyauth.New(testCredentials()), ratelimiting.New()), []*entity.Plugin{
 		pluginEntity("1", "key-auth", "r", "", `{}`),
 		pluginEntity("2", "rate-limiting", "r", "", `{"second":1000000000,"hour":1000000000000}`),

@@ -119,8 +119,8 @@ func (p *Proxy) refuse(ctx *fasthttp.RequestCtx, err error) {
 	ctx.Response.Header.SetContentType("application/json; charset=utf-8")
 	ctx.Response.Header.Set("Server", p.server)
 	ctx.Response.SetBodyRaw(plugins.MessageBody(msg))
-	if p.opts.OnResponse != nil {
-		p.opts.OnResponse(Observation{Status: status, ClientError: reasonOf(cerr)})
+	if p.opts.Observer != nil {
+		p.opts.Observer.Observe(Observation{Status: status, ClientError: reasonOf(cerr)})
 	}
 }
 

@@ -58,13 +58,18 @@ func (p *Proxy) prepareUpstream(x *exchange, a *svcAddr) {
 	h := &req.Header
 	h.ResetConnectionClose()
 	p.setForwarded(x, x.upgrading)
-	uri := append(x.scratch[:0], x.match.UpstreamPath(x.path)...)
+	var uri []byte
+	if x.upPath != "" {
+		uri = append(x.scratch[:0], x.upPath...)
+	} else {
+		uri = append(x.scratch[:0], x.match.UpstreamPath(x.path)...)
+	}
 	if x.query != "" {
 		uri = append(append(uri, '?'), x.query...)
 	}
 	x.scratch = uri
 	req.SetRequestURIBytes(uri)
-	if !x.match.Route.PreserveHost {
+	if !x.match.Route.PreserveHost && !x.hostSet {
 		h.SetHost(a.host)
 	}
 }
@@ -137,7 +142,7 @@ func (x *exchange) replayable() bool {
 	if !x.body.replayable() {
 		return false
 	}
-	switch x.method {
+	switch x.req.Method() {
 	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
 		return true
 	}

@@ -258,8 +258,9 @@ func serviceHost(s *entity.Service) string {
 type svcAddr struct {
 	client atomic.Pointer[fasthttp.HostClient] // set on first use
 	tls    bool
-	dial   string // host:port to connect to
-	host   string // Host header (serviceHost)
+	dial   string             // host:port to connect to
+	host   string             // Host header (serviceHost)
+	cert   *ClientCertificate // presented to an https upstream; nil for none
 }
 
 // addrCache maps a service entity to its svcAddr. Entities are immutable
@@ -279,6 +280,9 @@ func (p *Proxy) addrOf(s *entity.Service) *svcAddr {
 		return v.(*svcAddr)
 	}
 	a := &svcAddr{tls: s.Protocol == "https", host: serviceHost(s)}
+	if a.tls {
+		a.cert = p.clientCertificate(s)
+	}
 	port := s.Port
 	if port == 0 {
 		port = 80

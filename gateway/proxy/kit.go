@@ -32,6 +32,10 @@ type exchange struct {
 	queryEdited               bool          // a plugin called Upstream.SetRawQuery
 	args                      fasthttp.Args // the edited query, parsed
 	match                     router.Match
+	// upMethod and upPath are set by Upstream.SetMethod and SetPath; empty
+	// keeps the client's method and the routed path.
+	upMethod, upPath string
+	hostSet          bool // a plugin set the Host header: it is sent as set
 
 	start, sent time.Time
 	upstream    time.Duration
@@ -118,6 +122,9 @@ func (x *exchange) applyPending() {
 type kitRequest struct{ x *exchange }
 
 func (r *kitRequest) Method() string {
+	if r.x.upMethod != "" {
+		return r.x.upMethod
+	}
 	return r.x.method
 }
 
@@ -160,15 +167,34 @@ func (r *kitRequest) Body(limit int64) ([]byte, error) {
 	return r.x.body.readAll(limit)
 }
 
+func (r *kitRequest) VisitHeaders(fn func(name, value string)) {
+	for k, v := range r.x.ctx.Request.Header.All() {
+		fn(string(k), string(v))
+	}
+}
+
 // kitUpstream implements plugins.Upstream: the client's request is edited
 // in place and becomes the upstream request.
 type kitUpstream struct{ x *exchange }
 
-func (u *kitUpstream) SetHeader(name, value string) { u.x.ctx.Request.Header.Set(name, value) }
+func (u *kitUpstream) SetHeader(name, value string) {
+	if strings.EqualFold(name, "Host") {
+		u.x.hostSet = true
+	}
+	u.x.ctx.Request.Header.Set(name, value)
+}
+
 func (u *kitUpstream) AddHeader(name, value string) { u.x.ctx.Request.Header.Add(name, value) }
 func (u *kitUpstream) ClearHeader(name string)      { u.x.ctx.Request.Header.Del(name) }
 func (u *kitUpstream) SetRawQuery(query string)     { u.x.query, u.x.queryEdited = query, true }
 func (u *kitUpstream) SetBody(b []byte)             { u.x.body.replace(b) }
+
+func (u *kitUpstream) SetMethod(method string) {
+	u.x.upMethod = method
+	u.x.ctx.Request.Header.SetMethod(method)
+}
+
+func (u *kitUpstream) SetPath(path string) { u.x.upPath = path }
 
 // kitResponse implements plugins.Response.
 type kitResponse struct{ x *exchange }
@@ -201,6 +227,17 @@ func (r *kitResponse) Header(name string) (string, bool) {
 		}
 	}
 	return val, ok
+}
+
+// VisitHeaders lists the response's headers; before a response exists,
+// none.
+func (r *kitResponse) VisitHeaders(fn func(name, value string)) {
+	if !r.x.responding {
+		return
+	}
+	for k, v := range r.x.ctx.Response.Header.All() {
+		fn(string(k), string(v))
+	}
 }
 
 func (r *kitResponse) SetHeader(name, value string) { r.edit(opSet, name, value) }
@@ -244,5 +281,8 @@ var (
 	_ plugins.Request  = (*kitRequest)(nil)
 	_ plugins.Upstream = (*kitUpstream)(nil)
 	_ plugins.Response = (*kitResponse)(nil)
-	_ router.Header    = requestHeader{}
+
+	_ plugins.HeaderVisitor = (*kitRequest)(nil)
+	_ plugins.HeaderVisitor = (*kitResponse)(nil)
+	_ router.Header         = requestHeader{}
 )

@@ -43,11 +43,11 @@ type Options struct {
 	// upstream try, whose W3C traceparent is sent upstream. Nil means no
 	// tracing.
 	TracerProvider trace.TracerProvider
-	// OnResponse, when set, is called once per request after the response
-	// is handed to the server, on the request's goroutine; it must be
-	// quick. Requests the server refuses before the handler (malformed
-	// heads) are reported too, with ClientError set.
-	OnResponse func(Observation)
+	// Observer, when set, is told of each request once its response is
+	// handed to the server, on the request's goroutine; it must be quick.
+	// Requests the server refuses before the handler (malformed heads) are
+	// reported too, with ClientError set.
+	Observer Observer
 	// Logger receives client and upstream errors; nil means slog.Default().
 	Logger *slog.Logger
 	// MaxConnsPerHost bounds the connections to one upstream address. 0
@@ -76,6 +76,18 @@ type Options struct {
 	// the client (send_timeout). 0 means nginx's 60s, 60s, 75s and 60s.
 	HeaderTimeout, BodyTimeout, KeepaliveTimeout, SendTimeout time.Duration
 }
+
+// Observer receives the Observation of every request: metrics
+// (gateway/proxymetrics) register one with the proxy through Options.
+type Observer interface {
+	Observe(Observation)
+}
+
+// ObserverFunc adapts a function to Observer.
+type ObserverFunc func(Observation)
+
+// Observe calls f(o).
+func (f ObserverFunc) Observe(o Observation) { f(o) }
 
 // Observation describes one request for metrics.
 type Observation struct {
@@ -118,6 +130,7 @@ type Proxy struct {
 	clock     *coarseClock
 	lastPort  atomic.Pointer[formattedPort]
 	addrs     atomic.Pointer[addrCache]
+	certs     atomic.Pointer[ClientCertificates]
 	draining  atomic.Bool
 	exchanges sync.Pool // *exchange
 }
@@ -314,27 +327,39 @@ func (p *Proxy) access(x *exchange) bool {
 	return true
 }
 
-// observe reports the request to Options.OnResponse.
+// observe reports the request to Options.Observer.
 func (p *Proxy) observe(x *exchange) {
-	if p.opts.OnResponse == nil {
+	if p.opts.Observer == nil {
 		return
 	}
-	end := p.clock.Precise()
+	s := p.served(x)
 	o := Observation{Route: x.match.Route, Service: x.match.Service, Status: x.status,
-		Upstream: x.upstream, Total: end.Sub(x.start), Proxy: end.Sub(x.start),
-		RequestBytes: x.body.received(), ResponseBytes: x.respBytes}
+		Upstream: s.Upstream, Total: s.Total, Proxy: s.Proxy,
+		RequestBytes: s.RequestBytes, ResponseBytes: s.ResponseBytes}
 	if x.clientErr != nil {
 		o.ClientError = reasonOf(x.clientErr)
 	}
+	p.opts.Observer.Observe(o)
+}
+
+// served measures x as it ends.
+func (p *Proxy) served(x *exchange) plugins.Served {
+	end := p.clock.Precise()
+	s := plugins.Served{Upstream: x.upstream, Total: end.Sub(x.start), Proxy: end.Sub(x.start),
+		RequestBytes: x.body.received(), ResponseBytes: x.respBytes}
 	if !x.sent.IsZero() {
-		o.Proxy = x.sent.Sub(x.start)
+		s.Proxy = x.sent.Sub(x.start)
 	}
-	p.opts.OnResponse(o)
+	return s
 }
 
 // release runs the log phase and returns x to the pool.
 func (p *Proxy) release(x *exchange) {
 	if x.set.Has(plugins.PhaseLog) {
+		x.pc.Served = p.served(x)
+		if !x.sent.IsZero() {
+			x.pc.Served.UpstreamURI = string(x.ctx.Request.RequestURI())
+		}
 		x.set.Log(&x.pc)
 	}
 	x.reset()

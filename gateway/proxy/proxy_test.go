@@ -338,7 +338,7 @@ func rawServerFunc(t testing.TB, handle func(net.Conn)) string {
 func TestObservation(t *testing.T) {
 	up := echo(t)
 	got := make(chan Observation, 1)
-	p, gw := gateway(t, Options{OnResponse: func(o Observation) { got <- o }}, route("r", []string{"/"}, false, serviceFor(t, up.URL)))
+	p, gw := gateway(t, Options{Observer: ObserverFunc(func(o Observation) { got <- o })}, route("r", []string{"/"}, false, serviceFor(t, up.URL)))
 	set, err := plugins.NewSet(plugins.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"net"
 	"sync"
@@ -13,12 +14,14 @@ import (
 )
 
 // poolKey selects an upstream connection pool: an address, TLS or not,
-// and the service's timeouts, which are properties of the connections.
+// the client certificate presented, and the service's timeouts, which are
+// properties of the connections.
 type poolKey struct {
 	addr                 string
 	tls                  bool
 	sni                  string
-	connect, write, read int // ms, as in the service entity
+	cert                 [sha256.Size]byte // ClientCertificate.Digest; zero for none
+	connect, write, read int               // ms, as in the service entity
 }
 
 // upstreams holds one fasthttp.HostClient per poolKey. Every client streams
@@ -49,22 +52,25 @@ func (u *upstreams) client(a *svcAddr, s *entity.Service) *fasthttp.HostClient {
 	if a.tls {
 		k.sni = s.Host
 	}
+	if a.cert != nil {
+		k.cert = a.cert.Digest
+	}
 	hc := (*u.m.Load())[k]
 	if hc == nil {
-		hc = u.create(k)
+		hc = u.create(k, a.cert)
 	}
 	a.client.Store(hc)
 	return hc
 }
 
-func (u *upstreams) create(k poolKey) *fasthttp.HostClient {
+func (u *upstreams) create(k poolKey, cert *ClientCertificate) *fasthttp.HostClient {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	old := *u.m.Load()
 	if hc := old[k]; hc != nil {
 		return hc
 	}
-	hc := u.newClient(k)
+	hc := u.newClient(k, cert)
 	next := make(map[poolKey]*fasthttp.HostClient, len(old)+1)
 	for kk, v := range old {
 		next[kk] = v
@@ -74,7 +80,7 @@ func (u *upstreams) create(k poolKey) *fasthttp.HostClient {
 	return hc
 }
 
-func (u *upstreams) newClient(k poolKey) *fasthttp.HostClient {
+func (u *upstreams) newClient(k poolKey, cert *ClientCertificate) *fasthttp.HostClient {
 	connect := millis(k.connect, 60000)
 	d := upstreamDialer{
 		dialer: net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second},
@@ -95,6 +101,9 @@ func (u *upstreams) newClient(k poolKey) *fasthttp.HostClient {
 	}
 	if k.tls {
 		hc.TLSConfig = &tls.Config{RootCAs: u.opts.UpstreamRootCAs, MinVersion: tls.VersionTLS12, ServerName: k.sni}
+		if cert != nil {
+			hc.TLSConfig.Certificates = []tls.Certificate{cert.Pair}
+		}
 	}
 	return hc
 }

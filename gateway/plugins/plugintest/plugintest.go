@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/textproto"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +37,8 @@ type Request struct {
 
 	method, scheme, host, path string
 	rawQuery                   string
+	// upPath is the path Upstream.SetPath set; empty: the client's.
+	upPath string
 	// header holds the client's headers, edited in place into the
 	// upstream request's; keys are canonical.
 	header    textproto.MIMEHeader
@@ -183,6 +186,10 @@ func (r *Request) Body(limit int64) ([]byte, error) {
 	return r.body[:len(r.body):len(r.body)], nil
 }
 
+// VisitHeaders implements plugins.HeaderVisitor, names in canonical
+// form and sorted.
+func (r *Request) VisitHeaders(fn func(name, value string)) { visit(r.header, fn) }
+
 // Upstream is the request to the service. It implements plugins.Upstream,
 // and its other methods show what would be sent.
 type Upstream struct{ r *Request }
@@ -198,6 +205,23 @@ func (u *Upstream) ClearHeader(name string) { u.r.header.Del(name) }
 
 // SetRawQuery implements plugins.Upstream.
 func (u *Upstream) SetRawQuery(query string) { u.r.rawQuery = query }
+
+// SetMethod implements plugins.Upstream.
+func (u *Upstream) SetMethod(method string) { u.r.method = method }
+
+// SetPath implements plugins.Upstream.
+func (u *Upstream) SetPath(path string) { u.r.upPath = path }
+
+// Method returns the upstream method.
+func (u *Upstream) Method() string { return u.r.method }
+
+// Path returns the upstream path: the one SetPath set, else the client's.
+func (u *Upstream) Path() string {
+	if u.r.upPath != "" {
+		return u.r.upPath
+	}
+	return u.r.path
+}
 
 // SetBody implements plugins.Upstream. Like an engine, it sets
 // Content-Length and drops chunked framing.
@@ -257,6 +281,14 @@ func (p *Response) AddHeader(name, value string) { p.edit(edit{'a', name, value}
 
 // ClearHeader implements plugins.Response.
 func (p *Response) ClearHeader(name string) { p.edit(edit{'d', name, ""}) }
+
+// VisitHeaders implements plugins.HeaderVisitor: the headers of the
+// response being sent, none before.
+func (p *Response) VisitHeaders(fn func(name, value string)) {
+	if p.responding {
+		visit(p.header, fn)
+	}
+}
 
 // Values returns every value of the response header name, with the edits
 // made so far.
@@ -346,6 +378,16 @@ func Run(set *plugins.Set, c *plugins.Context) {
 		out = nil
 	}
 	r.resp.body = out
+	c.Served = plugins.Served{Total: time.Since(c.Start), RequestBytes: int64(len(r.body)), ResponseBytes: int64(len(out))}
+	c.Served.Proxy = c.Served.Total
+	if r.forwarded {
+		c.Served.Upstream = max(c.Served.Total/2, 1) // the fake service answers at once; nonzero says it did
+		c.Served.Proxy = c.Served.Total - c.Served.Upstream
+		c.Served.UpstreamURI = r.up.Path()
+		if r.rawQuery != "" {
+			c.Served.UpstreamURI += "?" + r.rawQuery
+		}
+	}
 	set.Log(c)
 }
 
@@ -366,6 +408,19 @@ func first(h textproto.MIMEHeader, name string) (string, bool) {
 		return "", false
 	}
 	return v[0], true
+}
+
+func visit(h textproto.MIMEHeader, fn func(name, value string)) {
+	names := make([]string, 0, len(h))
+	for k := range h {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		for _, v := range h[k] {
+			fn(k, v)
+		}
+	}
 }
 
 func clone(h textproto.MIMEHeader) textproto.MIMEHeader {
@@ -391,4 +446,7 @@ var (
 	_ plugins.Request  = (*Request)(nil)
 	_ plugins.Upstream = (*Upstream)(nil)
 	_ plugins.Response = (*Response)(nil)
+
+	_ plugins.HeaderVisitor = (*Request)(nil)
+	_ plugins.HeaderVisitor = (*Response)(nil)
 )

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
 	"github.com/sluice-gw/sluice/gateway/plugins/plugintest"
+	"github.com/sluice-gw/sluice/gateway/store/cassandra"
 	"github.com/sluice-gw/sluice/gateway/store/sqlite"
 	"github.com/sluice-gw/sluice/internal/testenv"
 )
@@ -125,6 +127,21 @@ func TestSharedPolicies(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = st.Close() })
+			if err := st.Up(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			return `"policy":"cluster"`, Options{Cluster: st}
+		}},
+		{"cluster on cassandra", func(t *testing.T) (string, Options) {
+			host, port := testenv.HostPort(t, "SLUICE_TEST_CASSANDRA",
+				`start a node with bash tools/cassandra/cassandra.sh start && eval "$(bash tools/cassandra/cassandra.sh env)"`)
+			ks := "sluice_rl_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+			st, err := cassandra.Open(context.Background(), cassandra.Config{ContactPoints: []string{host}, Port: port,
+				Keyspace: ks, Timeout: 20 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = st.Reset(context.Background()); _ = st.Close() })
 			if err := st.Up(context.Background()); err != nil {
 				t.Fatal(err)
 			}

@@ -51,7 +51,7 @@ func migrated(t testing.TB, cfg Config) *Store {
 
 // truncate empties every table but the migrations' ones.
 func (s *Store) truncate(ctx context.Context) error {
-	for _, table := range []string{"entities", "uniques", "foreign_refs", "cluster_events"} {
+	for _, table := range []string{"entities", "uniques", "foreign_refs", "cluster_events", "ratelimiting_metrics"} {
 		if err := s.session.Query(`TRUNCATE ` + s.ks + `.` + table).ExecContext(ctx); err != nil {
 			return err
 		}

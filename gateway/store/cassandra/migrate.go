@@ -40,6 +40,16 @@ var migrations = []migration{{
 			PRIMARY KEY ((bucket), at, id)) WITH CLUSTERING ORDER BY (at ASC, id ASC)
 			AND default_time_to_live = %[2]d AND gc_grace_seconds = 3600`,
 	},
+}, {
+	name: "001_ratelimiting_metrics",
+	stmts: []string{
+		// Rate-limiting counters (policy cluster). A counter table allows no
+		// TTL: the expiry is a clustering column that reads filter on, and
+		// expired rows stay, read as 0 (keys name a window, so they are
+		// never incremented again), as in Kong's Cassandra table.
+		`CREATE TABLE IF NOT EXISTS %[1]s.ratelimiting_metrics (key text, expire_at timestamp, value counter,
+			PRIMARY KEY ((key), expire_at))`,
+	},
 }}
 
 const migrationLockTTL = 60 // seconds

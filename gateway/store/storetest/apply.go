@@ -53,6 +53,8 @@ func testInsert(t *testing.T, s store.Store, _ options) {
 	missingConsumer := Consumer("ghost", "")
 	key := KeyAuth("k1", missingConsumer.ID)
 	plugin := Plugin("cors", missing.ID, "", "")
+	basic, basicDup := BasicAuth("ins-basic", c.ID), BasicAuth("ins-basic", c3.ID)
+	jwt, jwtDup := JWT("ins-iss", c.ID), JWT("ins-iss", c3.ID)
 	runApplyCases(t, s, []applyCase{
 		{name: "new record", ops: []store.Op{insert(svc)}, check: noError, stored: []store.Record{svc}},
 		{name: "duplicate id", ops: []store.Op{insert(withID(Service("other-name"), svc.ID))},
@@ -75,6 +77,10 @@ func testInsert(t *testing.T, s store.Store, _ options) {
 			check: noError, stored: []store.Record{svc2, rt2}},
 		{name: "foreign id of another kind", ops: []store.Op{insert(Route("cross", c.ID))},
 			check: wantFK(entity.KindRoute, "service", entity.KindService, c.ID)},
+		{name: "duplicate basic-auth username", ops: []store.Op{insert(basic), insert(basicDup)},
+			check: wantUnique(entity.KindBasicAuth, "username", "ins-basic"), gone: []store.Record{basic, basicDup}},
+		{name: "duplicate jwt key", setup: []store.Op{insert(jwt)}, ops: []store.Op{insert(jwtDup)},
+			check: wantUnique(entity.KindJWT, "key", "ins-iss"), stored: []store.Record{jwt}, gone: []store.Record{jwtDup}},
 	})
 }
 

@@ -48,6 +48,19 @@ func KeyAuth(key, consumerID string) store.Record {
 		Key: key, Consumer: ref(consumerID)})
 }
 
+// BasicAuth returns the record of a new basic-auth credential with a
+// random id.
+func BasicAuth(username, consumerID string) store.Record {
+	return record(&entity.BasicAuthCredential{ID: uuid.NewString(), CreatedAt: 1700000000,
+		Username: username, Password: entity.HashPassword(consumerID, "pw"), Consumer: ref(consumerID)})
+}
+
+// JWT returns the record of a new jwt secret with a random id.
+func JWT(key, consumerID string) store.Record {
+	return record(&entity.JWTSecret{ID: uuid.NewString(), CreatedAt: 1700000000,
+		Key: key, Secret: "s", Algorithm: "HS256", Consumer: ref(consumerID)})
+}
+
 // withID returns a copy of r whose id, in both the record and its JSON
 // document, is id.
 func withID(r store.Record, id string) store.Record {

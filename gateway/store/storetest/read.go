@@ -47,7 +47,9 @@ func testGetByUnique(t *testing.T, s store.Store, _ options) {
 	rt := Route("shared-name", svc.ID)
 	c := Consumer("alice", "")
 	k := KeyAuth("secret-key", c.ID)
-	mustApply(t, s, insert(svc), insert(rt), insert(c), insert(k))
+	b := BasicAuth("alice", c.ID)
+	j := JWT("secret-key", c.ID)
+	mustApply(t, s, insert(svc), insert(rt), insert(c), insert(k), insert(b), insert(j))
 	tests := []struct {
 		name  string
 		kind  entity.Kind
@@ -59,6 +61,8 @@ func testGetByUnique(t *testing.T, s store.Store, _ options) {
 		{"route name, same value as a service", entity.KindRoute, "name", "shared-name", &rt},
 		{"consumer username", entity.KindConsumer, "username", "alice", &c},
 		{"key", entity.KindKeyAuth, "key", "secret-key", &k},
+		{"basic-auth username, same value as a consumer's", entity.KindBasicAuth, "username", "alice", &b},
+		{"jwt key, same value as a key-auth key", entity.KindJWT, "key", "secret-key", &j},
 		{"missing value", entity.KindService, "name", "nope", nil},
 		{"value of another field", entity.KindConsumer, "custom_id", "alice", nil},
 		{"empty value is not indexed", entity.KindConsumer, "custom_id", "", nil},
