@@ -22,6 +22,9 @@ func Markdown(r *Results, plots []string) string {
 	if r.Soak != nil {
 		b.WriteString(soakMarkdown(r.Soak))
 	}
+	if r.Scale != nil {
+		b.WriteString(scaleMarkdown(r.Scale))
+	}
 	if len(r.Throughput) > 0 {
 		b.WriteString(throughputTable(r))
 		b.WriteString("\n")

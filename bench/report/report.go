@@ -38,6 +38,8 @@ type Results struct {
 	Storm *Storm `json:"storm,omitempty"`
 	// Soak is the soak profile's run (nil for the other profiles).
 	Soak *Soak `json:"soak,omitempty"`
+	// Scale is the scale profile's run (nil for the other profiles).
+	Scale *Scale `json:"scale,omitempty"`
 	// Cluster is `sluice bench --cluster`'s run on a running cluster (nil
 	// for the local bench).
 	Cluster *Cluster `json:"cluster,omitempty"`

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sluice-gw/sluice/bench/report"
 	"github.com/sluice-gw/sluice/bench/stats"
+	"github.com/sluice-gw/sluice/gateway/store"
 )
 
 // Profile sizes a run.
@@ -63,6 +64,18 @@ type Profile struct {
 	// engineer's load on the machine, the nodes queued for seconds with
 	// 10,000 goroutines each and the run measured only the overload.
 	SoakMaxRate int
+	// ScaleRoutes > 0 makes the run the scale profile and nothing else:
+	// ScaleRoutes routes and Consumers key-auth consumers seeded through
+	// the datastore, two nodes on them, ScaleRouteChanges route changes,
+	// every credential looked up through each node, a steady phase of
+	// ScaleSteady at ScaleSteadyRate requests/s per node, the storm phase
+	// (StormPhase > 0) on the same dataset, and ScaleAdminRoutes routes
+	// created through the Admin API on a fresh SQLite node, for at most
+	// ScaleAdminBudget. ScaleMemCacheSize is the nodes' mem_cache_size
+	// ("": sized for the consumers).
+	ScaleRoutes, ScaleRouteChanges, ScaleAdminRoutes, ScaleSteadyRate int
+	ScaleSteady, ScaleAdminBudget                                     time.Duration
+	ScaleMemCacheSize                                                 string
 }
 
 // Profiles are the built-in profiles by name.
@@ -86,6 +99,12 @@ var Profiles = map[string]Profile{
 		Warmup: 2 * time.Second, Closed: 10 * time.Second,
 		SoakDuration: 30 * time.Minute, SoakInterval: 10 * time.Second, SoakChangeEvery: 3 * time.Second,
 		SoakNodes: 2, SoakRateLimit: 100, SoakMaxRate: 1500},
+	// scale: the sizes. The Admin API creation defaults to 10,000
+	// routes: before incremental route-table updates every creation
+	// rebuilds the whole table, and 100,000 would take hours.
+	"scale": {Name: "scale", Consumers: 1_000_000, ScaleRoutes: 100_000, ScaleRouteChanges: 100,
+		ScaleAdminRoutes: 10_000, ScaleAdminBudget: 30 * time.Minute, ScaleSteady: 10 * time.Second, ScaleSteadyRate: 300,
+		StormPhase: 5 * time.Second, StormRate: 500, StormChanges: 50},
 }
 
 // Options configures a run.
@@ -110,6 +129,10 @@ type Options struct {
 	Progress io.Writer
 	// Command is recorded in the report.
 	Command string
+	// OpenStore opens, with its migrations applied, the datastore a node
+	// would open with env added to its environment (and ConfigFile): the
+	// scale profile seeds it directly. Required by the scale profile only.
+	OpenStore func(ctx context.Context, env []string) (store.Store, error)
 }
 
 // bench is one run's state.
@@ -140,12 +163,19 @@ func Run(ctx context.Context, opts Options) (*report.Results, error) {
 		return nil, errors.New("bench: no sluice binary")
 	}
 	soak := opts.Profile.SoakDuration > 0
+	scale := opts.Profile.ScaleRoutes > 0
 	switch {
+	case scale && opts.OpenStore == nil:
+		return nil, errors.New("bench: the scale profile needs Options.OpenStore")
+	case scale && opts.Profile.Consumers < 1:
+		return nil, errors.New("bench: the scale profile needs at least 1 consumer")
+	case scale && opts.Database != "sqlite" && opts.Database != "postgres":
+		return nil, fmt.Errorf("bench: --profile scale --database %q: want sqlite or postgres", opts.Database)
 	case soak && (opts.Profile.SoakInterval <= 0 || opts.Profile.SoakChangeEvery <= 0 || opts.Profile.Consumers < 2):
 		return nil, errors.New("bench: soak profile needs SoakInterval, SoakChangeEvery and at least 2 consumers")
 	case soak && opts.Profile.SoakNodes == 0 && opts.Nodes < 1:
 		return nil, fmt.Errorf("bench: --nodes %d: the soak needs at least 1", opts.Nodes)
-	case !soak && opts.Nodes < 2:
+	case !soak && !scale && opts.Nodes < 2:
 		return nil, fmt.Errorf("bench: --nodes %d: the consistency phase needs at least 2", opts.Nodes)
 	}
 	switch opts.Database {
@@ -191,6 +221,13 @@ func Run(ctx context.Context, opts Options) (*report.Results, error) {
 	b.logf("upstream on %s; report in %s", b.upstream, opts.Out)
 
 	var errs []error
+	if scale {
+		res.Nodes = 2
+		s, err := b.scale(ctx)
+		res.Scale = s
+		errs = append(errs, err)
+		res.Notes = append(res.Notes, scaleNotes(s)...)
+	}
 	if soak {
 		res.Nodes = opts.Nodes
 		if opts.Profile.SoakNodes > 0 {
@@ -200,13 +237,14 @@ func Run(ctx context.Context, opts Options) (*report.Results, error) {
 		res.Soak = s
 		errs = append(errs, err)
 	}
-	if !soak && !skip(opts.Skip, "throughput") {
+	other := !soak && !scale
+	if other && !skip(opts.Skip, "throughput") {
 		rows, notes, err := b.throughput(ctx)
 		res.Throughput, res.Notes = rows, append(res.Notes, notes...)
 		errs = append(errs, err)
 	}
 	switch {
-	case soak || ctx.Err() != nil || skip(opts.Skip, "consistency"):
+	case !other || ctx.Err() != nil || skip(opts.Skip, "consistency"):
 	case b.dbless():
 		row, err := b.configConsistency(ctx)
 		res.Consistency = []report.Consistency{row}
@@ -218,7 +256,7 @@ func Run(ctx context.Context, opts Options) (*report.Results, error) {
 	}
 	if b.dbless() && opts.Profile.StormPhase > 0 && !skip(opts.Skip, "storm") {
 		res.Notes = append(res.Notes, "storm: not run on DB-less nodes (its changes are entity writes on node A)")
-	} else if !soak && ctx.Err() == nil && opts.Profile.StormPhase > 0 && !skip(opts.Skip, "storm") {
+	} else if other && ctx.Err() == nil && opts.Profile.StormPhase > 0 && !skip(opts.Skip, "storm") {
 		s, err := b.storm(ctx)
 		res.Storm = s
 		errs = append(errs, err)

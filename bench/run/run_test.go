@@ -28,6 +28,13 @@ func runMini(t *testing.T, p Profile, nodes int, skip ...string) (*report.Result
 // runMiniOn is runMini on database db.
 func runMiniOn(t *testing.T, db string, p Profile, nodes int, skip ...string) (*report.Results, string) {
 	t.Helper()
+	return runMiniWith(t, Options{Profile: p, Database: db, Nodes: nodes, Skip: skip})
+}
+
+// runMiniWith is runMini with every option but the binary and the report
+// directory given.
+func runMiniWith(t *testing.T, opts Options) (*report.Results, string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts real node processes")
 	}
@@ -38,7 +45,8 @@ func runMiniOn(t *testing.T, db string, p Profile, nodes int, skip ...string) (*
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	if _, err := Run(ctx, Options{Binary: bin, Profile: p, Out: out, Database: db, Nodes: nodes, Skip: skip}); err != nil {
+	opts.Binary, opts.Out = bin, out
+	if _, err := Run(ctx, opts); err != nil {
 		t.Fatal(err)
 	}
 	r, err := report.Read(filepath.Join(out, "results.json"))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -42,9 +43,25 @@ const stormFrequency = 1.0
 // costs on B's CPU is B's own work: fetching and applying the events and
 // rebuilding. An external datastore (PostgreSQL, Cassandra) is not pinned.
 func (b *bench) storm(ctx context.Context) (*report.Storm, error) {
+	return b.stormOn(ctx, stormSite{dir: filepath.Join(b.opts.Out, "storm")})
+}
+
+// stormSite is where a storm runs: the nodes' directory (logs, and the
+// SQLite file unless env names another), settings added to the nodes'
+// environment, the key-auth key the hot route's requests carry when a
+// global key-auth plugin is on (the scale dataset), and the wait for a
+// node to be ready (0: the harness's).
+type stormSite struct {
+	dir, key   string
+	env        []string
+	readyLimit time.Duration
+}
+
+// stormOn runs the storm at site.
+func (b *bench) stormOn(ctx context.Context, site stormSite) (*report.Storm, error) {
 	p := b.opts.Profile
 	st := &report.Storm{DBUpdateFrequencyS: stormFrequency, Rate: p.StormRate, PhaseS: p.StormPhase.Seconds(), TargetChangesPerSec: p.StormChanges}
-	dir := filepath.Join(b.opts.Out, "storm")
+	dir := site.dir
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return st, fmt.Errorf("bench: %w", err)
 	}
@@ -59,7 +76,8 @@ func (b *bench) storm(ctx context.Context) (*report.Storm, error) {
 	}
 	b.logf("storm: node B at %d requests/s, %v calm then %v while node A takes %d changes/s", p.StormRate, p.StormPhase, p.StormPhase, p.StormChanges)
 	c, err := harness.Start(ctx, harness.Options{Binary: b.opts.Binary, Nodes: 2, Dir: dir, Args: b.args(), CPUs: cpus,
-		Env: b.nodeEnv("SLUICE_DB_UPDATE_FREQUENCY=" + strconv.FormatFloat(stormFrequency, 'g', -1, 64))})
+		ReadyTimeout: site.readyLimit,
+		Env:          b.nodeEnv(append(site.env, "SLUICE_DB_UPDATE_FREQUENCY="+strconv.FormatFloat(stormFrequency, 'g', -1, 64))...)})
 	if err != nil {
 		return st, fmt.Errorf("bench: storm: %w", err)
 	}
@@ -82,10 +100,14 @@ func (b *bench) storm(ctx context.Context) (*report.Storm, error) {
 	if err != nil {
 		return st, err
 	}
-	if _, ok := probe(ctx, nb, hot, "", http.StatusOK, time.Now(), 15*time.Second, time.Millisecond); !ok {
+	if _, ok := probe(ctx, nb, hot, site.key, http.StatusOK, time.Now(), 15*time.Second, time.Millisecond); !ok {
 		return st, fmt.Errorf("bench: storm: %s not routed on %s", hot, nb.Name)
 	}
 	target := load.Options{URL: nb.ProxyURL + hot, Rate: p.StormRate}
+	if site.key != "" {
+		h := http.Header{"Apikey": {site.key}}
+		target.Header = func(*rand.Rand) http.Header { return h }
+	}
 	target.Duration = time.Second
 	load.Open(ctx, target) // warm-up: connections, caches
 	target.Duration = p.StormPhase

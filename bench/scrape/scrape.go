@@ -79,6 +79,26 @@ func (s Samples) Sum(name string) float64 {
 	return t
 }
 
+// With returns the series of s that carry the label name="value", for
+// one series of a labelled family: s.With("snapshot", "routes").
+func (s Samples) With(name, value string) Samples {
+	pair := name + `="` + value + `"`
+	out := Samples{}
+	for k, v := range s {
+		i := strings.IndexByte(k, '{')
+		if i < 0 {
+			continue
+		}
+		for _, l := range strings.Split(strings.TrimSuffix(k[i+1:], "}"), ",") {
+			if l == pair {
+				out[k] = v
+				break
+			}
+		}
+	}
+	return out
+}
+
 // Bucket is one cumulative histogram bucket.
 type Bucket struct {
 	LE    float64

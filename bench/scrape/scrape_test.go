@@ -89,3 +89,30 @@ func TestAdd(t *testing.T) {
 		t.Error("Add(nil, a) shares a's array")
 	}
 }
+
+// TestWith checks that With keeps one labelled series of a family, so a
+// histogram can be read for one label value.
+func TestWith(t *testing.T) {
+	s, err := Parse(strings.NewReader(`h_bucket{snapshot="routes",le="0.1"} 3
+h_bucket{snapshot="routes",le="+Inf"} 4
+h_bucket{snapshot="plugins",le="0.1"} 10
+h_bucket{snapshot="plugins",le="+Inf"} 10
+h_count{snapshot="routes"} 4
+h_count{snapshot="routes_old"} 7
+plain 1
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.With("snapshot", "routes")
+	if got := r.Sum("h_count"); got != 4 {
+		t.Errorf("routes h_count = %v, want 4 (not routes_old's 7)", got)
+	}
+	want := []Bucket{{LE: 0.1, Count: 3}, {LE: math.Inf(1), Count: 4}}
+	if got := r.Histogram("h"); !reflect.DeepEqual(got, want) {
+		t.Errorf("routes buckets = %v, want %v", got, want)
+	}
+	if len(s.With("snapshot", "none")) != 0 || r.Sum("plain") != 0 {
+		t.Errorf("With kept series without the label: %v", r)
+	}
+}

@@ -19,6 +19,8 @@ import (
 
 	"github.com/sluice-gw/sluice/bench/bareproxy"
 	benchrun "github.com/sluice-gw/sluice/bench/run"
+	"github.com/sluice-gw/sluice/gateway/config"
+	"github.com/sluice-gw/sluice/gateway/store"
 )
 
 // bench runs `sluice bench`: a local cluster of this very binary, its
@@ -34,7 +36,7 @@ func bench(ctx context.Context, args []string) error {
 		return benchCluster(ctx, args)
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	profile := fs.String("profile", "default", "smoke (<= 60 s), default (<= 3 min on 2 cores), full or soak (30 min)")
+	profile := fs.String("profile", "default", "smoke (<= 60 s), default (<= 3 min on 2 cores), full, soak (30 min) or scale")
 	out := fs.String("out", "", "report directory (default bench/results/<timestamp>/)")
 	database := fs.String("database", "sqlite", "sqlite, postgres, cassandra (connection from SLUICE_PG_*/SLUICE_CASSANDRA_* or -c), or off: DB-less nodes loaded with POST /config")
 	conf := fs.String("c", "", "configuration file given to every node (kong.conf format)")
@@ -44,6 +46,9 @@ func bench(ctx context.Context, args []string) error {
 	skip := fs.String("skip", "", "phases to leave out: throughput, consistency, storm (comma-separated)")
 	duration := fs.Duration("duration", 0, "soak: how long the traffic runs (default 30m)")
 	rate := fs.Int("rate", 0, "soak: open-loop requests/s (default half the measured capacity, at most 1500)")
+	routes := fs.Int("routes", 0, "scale: routes seeded through the datastore (default 100000)")
+	consumers := fs.Int("consumers", 0, "scale: key-auth consumers seeded through the datastore (default 1000000)")
+	adminRoutes := fs.Int("admin-routes", -1, "scale: routes created one by one through the Admin API of a fresh SQLite node (default 10000; 0 skips)")
 	var nodeEnv envList
 	fs.Var(&nodeEnv, "node-env", "KEY=VALUE added to every node's environment, repeatable (e.g. GOMAXPROCS=2, GOGC=200); the bench process itself is unaffected")
 	if err := fs.Parse(args); err != nil {
@@ -51,7 +56,10 @@ func bench(ctx context.Context, args []string) error {
 	}
 	p, ok := benchrun.Profiles[*profile]
 	if !ok {
-		return fmt.Errorf("bench: --profile %q: want smoke, default, full or soak", *profile)
+		return fmt.Errorf("bench: --profile %q: want smoke, default, full, soak or scale", *profile)
+	}
+	if err := scaleFlags(&p, *routes, *consumers, *adminRoutes); err != nil {
+		return err
 	}
 	if p.SoakDuration > 0 {
 		if *duration > 0 {
@@ -97,6 +105,7 @@ func bench(ctx context.Context, args []string) error {
 	res, err := benchrun.Run(ctx, benchrun.Options{
 		Binary: bin, Profile: p, Out: *out, Database: *database, ConfigFile: *conf, Nodes: *nodes,
 		Skip: skips, NodeEnv: nodeEnv, Progress: os.Stdout, Command: "sluice bench " + strings.Join(args, " "),
+		OpenStore: func(ctx context.Context, env []string) (store.Store, error) { return openBenchStore(ctx, *conf, env) },
 	})
 	if res != nil {
 		data, rerr := os.ReadFile(filepath.Join(*out, "report.md"))
@@ -105,6 +114,52 @@ func bench(ctx context.Context, args []string) error {
 		}
 	}
 	return err
+}
+
+// scaleFlags applies --routes, --consumers and --admin-routes (-1: not
+// given) to the scale profile p, and refuses them for the others.
+func scaleFlags(p *benchrun.Profile, routes, consumers, adminRoutes int) error {
+	if p.ScaleRoutes == 0 {
+		if routes != 0 || consumers != 0 || adminRoutes != -1 {
+			return errors.New("bench: --routes, --consumers and --admin-routes are for --profile scale")
+		}
+		return nil
+	}
+	switch {
+	case routes < 0 || consumers < 0 || adminRoutes < -1:
+		return errors.New("bench: --routes, --consumers and --admin-routes must not be negative")
+	case routes > 0 && routes < 2*p.ScaleRouteChanges/3+3:
+		return fmt.Errorf("bench: --routes %d: the scale profile's %d route changes need at least %d", routes, p.ScaleRouteChanges, 2*p.ScaleRouteChanges/3+3)
+	}
+	if routes > 0 {
+		p.ScaleRoutes = routes
+	}
+	if consumers > 0 {
+		p.Consumers = consumers
+	}
+	if adminRoutes >= 0 {
+		p.ScaleAdminRoutes = adminRoutes
+	}
+	return nil
+}
+
+// openBenchStore opens the datastore a node started with -c file and env
+// added to this process's environment would open, with its migrations
+// applied: the scale profile seeds it directly.
+func openBenchStore(ctx context.Context, file string, env []string) (store.Store, error) {
+	cfg, err := config.Load(file, append(os.Environ(), env...))
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Up(ctx); err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("cannot apply migrations: %w", err)
+	}
+	return st, nil
 }
 
 // envList is a repeatable KEY=VALUE flag.

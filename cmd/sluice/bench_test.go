@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	benchrun "github.com/sluice-gw/sluice/bench/run"
 )
 
 // TestEnvList checks --node-env: KEY=VALUE pairs accumulate, anything
@@ -77,5 +79,36 @@ func TestBareEngines(t *testing.T) {
 				t.Fatal("serve did not return after cancel")
 			}
 		})
+	}
+}
+
+// TestScaleFlags checks --routes, --consumers and --admin-routes: applied
+// to the scale profile, defaults kept when not given, refused for other
+// profiles, negative values and too few routes for the route changes.
+func TestScaleFlags(t *testing.T) {
+	p := benchrun.Profiles["scale"]
+	if err := scaleFlags(&p, 20000, 100000, -1); err != nil {
+		t.Fatal(err)
+	}
+	if p.ScaleRoutes != 20000 || p.Consumers != 100000 || p.ScaleAdminRoutes != benchrun.Profiles["scale"].ScaleAdminRoutes {
+		t.Errorf("profile after --routes 20000 --consumers 100000: %d routes, %d consumers, %d admin routes", p.ScaleRoutes, p.Consumers, p.ScaleAdminRoutes)
+	}
+	if err := scaleFlags(&p, 0, 0, 0); err != nil || p.ScaleAdminRoutes != 0 || p.ScaleRoutes != 20000 {
+		t.Errorf("--admin-routes 0: %v, %d admin routes, %d routes; want creation skipped, the rest kept", err, p.ScaleAdminRoutes, p.ScaleRoutes)
+	}
+	def := benchrun.Profiles["default"]
+	for _, tt := range []struct {
+		p                         *benchrun.Profile
+		routes, consumers, admins int
+		want                      string
+	}{
+		{&def, 1000, 0, -1, "are for --profile scale"},
+		{&def, 0, 0, 5, "are for --profile scale"},
+		{&p, -1, 0, -1, "must not be negative"},
+		{&p, 10, 0, -1, "need at least 69"},
+	} {
+		if err := scaleFlags(tt.p, tt.routes, tt.consumers, tt.admins); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("scaleFlags(%s, %d, %d, %d) = %v, want %q", tt.p.Name, tt.routes, tt.consumers, tt.admins, err, tt.want)
+		}
 	}
 }

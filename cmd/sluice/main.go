@@ -25,6 +25,7 @@ import (
 
 	"github.com/sluice-gw/sluice/gateway/config"
 	"github.com/sluice-gw/sluice/gateway/node"
+	"github.com/sluice-gw/sluice/internal/gcpause"
 	"github.com/sluice-gw/sluice/otel"
 )
 
@@ -124,7 +125,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), gcpause.New())
 	tp, err := otel.NewTracerProvider(ctx, "sluice", version)
 	if err != nil {
 		return err

@@ -1,6 +1,46 @@
 package plugins
 
-import "github.com/sluice-gw/sluice/gateway/entity"
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/sluice-gw/sluice/gateway/entity"
+	"github.com/sluice-gw/sluice/gateway/store"
+)
+
+// Consumers looks consumers up by id: (nil, nil) when there is none.
+type Consumers interface {
+	Consumer(ctx context.Context, id string) (*entity.Consumer, error)
+}
+
+// AuthenticateAnonymous lets a request that failed authentication through
+// as the anonymous consumer with this id, as Kong's auth plugins do when
+// their anonymous setting is set: a consumer that does not exist is Kong's
+// 500 naming it, a failed lookup LookupFailed's answer.
+func AuthenticateAnonymous(c *Context, consumers Consumers, id string) {
+	consumer, err := consumers.Consumer(c.Ctx, id)
+	switch {
+	case err != nil:
+		LookupFailed(c, err)
+	case consumer == nil:
+		c.ExitMessage(http.StatusInternalServerError, "anonymous consumer "+id+" is configured but doesn't exist")
+	default:
+		c.Authenticate(consumer, nil, true) // a nil entity.Entity, not a typed nil credential
+		SetConsumerHeaders(c.Upstream, consumer, "", true)
+	}
+}
+
+// LookupFailed answers a credential or consumer lookup that failed: 503
+// when the datastore is unavailable (store.ErrUnavailable), else Kong's
+// 500.
+func LookupFailed(c *Context, err error) {
+	if errors.Is(err, store.ErrUnavailable) {
+		c.ExitMessage(http.StatusServiceUnavailable, "The database is unreachable; try again later")
+		return
+	}
+	c.ExitMessage(http.StatusInternalServerError, "An unexpected error occurred")
+}
 
 // SetConsumerHeaders tells the service who the consumer of an
 // authenticated request is, with Kong's headers (X-Consumer-ID,

@@ -8,12 +8,10 @@ package basicauth
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
-	"github.com/sluice-gw/sluice/gateway/store"
 )
 
 // Name and Priority are Kong's.
@@ -28,9 +26,6 @@ const (
 const (
 	msgUnauthorized = "Unauthorized"
 	msgUnexpected   = "An unexpected error occurred"
-	// msgUnavailable answers a lookup that needed the datastore while it
-	// could not be reached (and nothing stale was cached).
-	msgUnavailable = "The database is unreachable; try again later"
 )
 
 // Credentials looks up basic-auth credentials (by username) and consumers.
@@ -83,7 +78,7 @@ func (h *handler) Access(c *plugins.Context) {
 	cred, err := h.authenticate(c)
 	switch {
 	case err != nil:
-		lookupFailed(c, err)
+		plugins.LookupFailed(c, err)
 	case cred == nil:
 		h.fail(c)
 	default:
@@ -138,7 +133,7 @@ func (h *handler) succeed(c *plugins.Context, cred *entity.BasicAuthCredential) 
 	consumer, err := h.creds.Consumer(c.Ctx, cred.Consumer.ID)
 	switch {
 	case err != nil:
-		lookupFailed(c, err)
+		plugins.LookupFailed(c, err)
 	case consumer == nil:
 		h.fail(c)
 	default:
@@ -154,26 +149,7 @@ func (h *handler) fail(c *plugins.Context) {
 		c.ExitMessage(http.StatusUnauthorized, msgUnauthorized, "WWW-Authenticate", h.challenge)
 		return
 	}
-	consumer, err := h.creds.Consumer(c.Ctx, *h.Anonymous)
-	switch {
-	case err != nil:
-		lookupFailed(c, err)
-	case consumer == nil:
-		c.ExitMessage(http.StatusInternalServerError, "anonymous consumer "+*h.Anonymous+" is configured but doesn't exist")
-	default:
-		c.Authenticate(consumer, nil, true) // a nil entity.Entity, not a nil *BasicAuthCredential
-		plugins.SetConsumerHeaders(c.Upstream, consumer, "", true)
-	}
-}
-
-// lookupFailed answers a failed credential or consumer lookup: 503 when the
-// datastore is unavailable (store.ErrUnavailable), else Kong's 500.
-func lookupFailed(c *plugins.Context, err error) {
-	if errors.Is(err, store.ErrUnavailable) {
-		c.ExitMessage(http.StatusServiceUnavailable, msgUnavailable)
-		return
-	}
-	c.ExitMessage(http.StatusInternalServerError, msgUnexpected)
+	plugins.AuthenticateAnonymous(c, h.creds, *h.Anonymous)
 }
 
 var (

@@ -7,7 +7,6 @@ package jwt
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
-	"github.com/sluice-gw/sluice/gateway/store"
 )
 
 // Name and Priority are Kong's.
@@ -32,9 +30,6 @@ const (
 	msgBadSecret    = "Invalid key/secret"
 	msgBadSignature = "Invalid signature"
 	msgUnexpected   = "An unexpected error occurred"
-	// msgUnavailable answers a lookup that needed the datastore while it
-	// could not be reached (and nothing stale was cached).
-	msgUnavailable = "The database is unreachable; try again later"
 )
 
 // Credentials looks up jwt secrets (by key) and consumers. Both methods
@@ -109,7 +104,7 @@ func (h *handler) Access(c *plugins.Context) {
 	secret, consumer, f, err := h.authenticate(c)
 	switch {
 	case err != nil:
-		lookupFailed(c, err)
+		plugins.LookupFailed(c, err)
 	case f != nil && h.Anonymous != nil:
 		h.anonymous(c)
 	case f != nil:
@@ -302,26 +297,7 @@ func (h *handler) refuse(c *plugins.Context, f *failure) {
 
 // anonymous lets the request through as the configured anonymous consumer.
 func (h *handler) anonymous(c *plugins.Context) {
-	consumer, err := h.creds.Consumer(c.Ctx, *h.Anonymous)
-	switch {
-	case err != nil:
-		lookupFailed(c, err)
-	case consumer == nil:
-		c.ExitMessage(http.StatusInternalServerError, "anonymous consumer "+*h.Anonymous+" is configured but doesn't exist")
-	default:
-		c.Authenticate(consumer, nil, true) // a nil entity.Entity, not a nil *JWTSecret
-		plugins.SetConsumerHeaders(c.Upstream, consumer, "", true)
-	}
-}
-
-// lookupFailed answers a failed secret or consumer lookup: 503 when the
-// datastore is unavailable (store.ErrUnavailable), else Kong's 500.
-func lookupFailed(c *plugins.Context, err error) {
-	if errors.Is(err, store.ErrUnavailable) {
-		c.ExitMessage(http.StatusServiceUnavailable, msgUnavailable)
-		return
-	}
-	c.ExitMessage(http.StatusInternalServerError, msgUnexpected)
+	plugins.AuthenticateAnonymous(c, h.creds, *h.Anonymous)
 }
 
 // bearer returns the token of an Authorization-style value, as Kong's

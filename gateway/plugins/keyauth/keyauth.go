@@ -12,7 +12,6 @@ import (
 
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
-	"github.com/sluice-gw/sluice/gateway/store"
 )
 
 // Name and Priority are Kong's.
@@ -26,10 +25,6 @@ const (
 	msgNoKey      = "No API key found in request"
 	msgInvalid    = "Invalid authentication credentials"
 	msgUnexpected = "An unexpected error occurred"
-	// msgUnavailable answers a lookup that needed the datastore while it
-	// could not be reached (and nothing stale was cached): 503, so clients
-	// and load balancers retry rather than treat it as a gateway bug.
-	msgUnavailable = "The database is unreachable; try again later"
 	// msgBodyTooLarge answers a key_in_body search of a body over maxBody:
 	// the key could be past what was read, and a body is never cut.
 	msgBodyTooLarge = "Request body too large for key-auth key_in_body: it reads at most 1 MiB"
@@ -102,7 +97,7 @@ func (h *handler) Access(c *plugins.Context) {
 	}
 	cred, err := h.creds.Credential(c.Ctx, key)
 	if err != nil {
-		lookupFailed(c, err)
+		plugins.LookupFailed(c, err)
 		return
 	}
 	if cred == nil || cred.Consumer == nil || cred.ExpiresAt != 0 && h.now().UnixMilli() >= cred.ExpiresAt {
@@ -111,7 +106,7 @@ func (h *handler) Access(c *plugins.Context) {
 	}
 	consumer, err := h.creds.Consumer(c.Ctx, cred.Consumer.ID)
 	if err != nil {
-		lookupFailed(c, err)
+		plugins.LookupFailed(c, err)
 		return
 	}
 	if consumer == nil {
@@ -129,16 +124,7 @@ func (h *handler) fail(c *plugins.Context, msg string) {
 		c.ExitMessage(http.StatusUnauthorized, msg, "WWW-Authenticate", h.challenge)
 		return
 	}
-	consumer, err := h.creds.Consumer(c.Ctx, *h.Anonymous)
-	if err == nil && consumer == nil {
-		err = errors.New("keyauth: anonymous consumer " + *h.Anonymous + " is configured but does not exist")
-	}
-	if err != nil {
-		lookupFailed(c, err)
-		return
-	}
-	c.Authenticate(consumer, nil, true) // a nil entity.Entity, not a nil *KeyAuthCredential
-	plugins.SetConsumerHeaders(c.Upstream, consumer, "", true)
+	plugins.AuthenticateAnonymous(c, h.creds, *h.Anonymous)
 }
 
 // bodyFailed answers a key_in_body read that failed: 413 when the body is
@@ -152,16 +138,6 @@ func bodyFailed(c *plugins.Context, err error) {
 	default:
 		c.ExitMessage(http.StatusInternalServerError, msgUnexpected)
 	}
-}
-
-// lookupFailed answers a failed credential or consumer lookup: 503 when the
-// datastore is unavailable (store.ErrUnavailable), else Kong's 500.
-func lookupFailed(c *plugins.Context, err error) {
-	if errors.Is(err, store.ErrUnavailable) {
-		c.ExitMessage(http.StatusServiceUnavailable, msgUnavailable)
-		return
-	}
-	c.ExitMessage(http.StatusInternalServerError, msgUnexpected)
 }
 
 var (

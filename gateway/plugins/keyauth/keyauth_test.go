@@ -161,7 +161,7 @@ func TestAccess(t *testing.T) {
 			failBody: errors.New("proxy: cannot spool"), wantStatus: 500, wantBody: `{"message":"An unexpected error occurred"}`},
 		{name: "anonymous", config: `{"anonymous":"anon"}`, target: "/",
 			wantUp: map[string]string{"X-Consumer-Id": "anon", "X-Anonymous-Consumer": "true", "X-Consumer-Username": "anonymous", "X-Consumer-Custom-Id": "", "X-Credential-Identifier": ""}},
-		{name: "missing anonymous", config: `{"anonymous":"nobody"}`, target: "/", wantStatus: 500, wantBody: `{"message":"An unexpected error occurred"}`},
+		{name: "missing anonymous", config: `{"anonymous":"nobody"}`, target: "/", wantStatus: 500, wantBody: `{"message":"anonymous consumer nobody is configured but doesn't exist"}`},
 		{name: "lookup error", config: `{}`, target: "/?apikey=secret", failLookup: errors.New("bad row"), wantStatus: 500, wantBody: `{"message":"An unexpected error occurred"}`},
 		{name: "datastore unavailable", config: `{}`, target: "/?apikey=secret", failLookup: fmt.Errorf("cache: cannot load: %w", store.ErrUnavailable),
 			wantStatus: 503, wantBody: `{"message":"The database is unreachable; try again later"}`},
