@@ -37,13 +37,18 @@ func Cluster() (dashboard.Dashboard, error) {
 		quantiles("sluice_datastore_query_duration_seconds", sel, "operation", "0.99")...)
 
 	bd.row("Router")
-	bd.timeseries("Router rebuilds/s", "Route table rebuilds, usually caused by route or service invalidations.", "ops", 8,
+	bd.timeseries("Router rebuilds/s", "Full route table rebuilds: start, a purge after lost events, DB-less configurations, very large batches; single route and service changes are applied without one.", "ops", 8,
 		target{expr: rate("sluice_router_rebuilds_total", sel, "instance"), legend: "{{instance}}"})
 	bd.timeseries("Snapshot rebuild time", "p50 and p99 of one rebuild of the route table (routes) or the plugin set (plugins) from the datastore; the proxy keeps serving the previous snapshot meanwhile, but a long rebuild takes CPU from it.", "s", 8,
 		append(quantiles("sluice_snapshot_rebuild_duration_seconds", sel, "snapshot", "0.50"),
 			quantiles("sluice_snapshot_rebuild_duration_seconds", sel, "snapshot", "0.99")...)...)
 	bd.timeseries("Routes", "Routes in each node's current route table; nodes should agree.", "short", 8,
 		target{expr: "max by (instance) (sluice_router_routes" + sel + ")", legend: "{{instance}}"})
+	bd.timeseries("Snapshot apply time", "p50 and p99 of applying a batch of changed routes, services or plugins to a snapshot (their datastore reads included) without a rebuild.", "s", 12,
+		append(quantiles("sluice_snapshot_apply_duration_seconds", sel, "snapshot", "0.50"),
+			quantiles("sluice_snapshot_apply_duration_seconds", sel, "snapshot", "0.99")...)...)
+	bd.timeseries("Snapshot changes applied/s", "Changed entities applied to each snapshot from their events.", "ops", 12,
+		target{expr: rate("sluice_snapshot_changes_applied_total", sel, "snapshot"), legend: "{{snapshot}}"})
 	return bd.build()
 }
 

@@ -31,6 +31,8 @@ func Families() []string {
 		"sluice_request_duration_seconds",
 		"sluice_router_rebuilds_total",
 		"sluice_router_routes",
+		"sluice_snapshot_apply_duration_seconds",
+		"sluice_snapshot_changes_applied_total",
 		"sluice_snapshot_rebuild_duration_seconds",
 		"sluice_upstream_duration_seconds",
 	}

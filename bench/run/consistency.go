@@ -461,7 +461,8 @@ func firstPoll(ctx context.Context, nodes []*harness.Node, limit time.Duration) 
 // deltas are what the probed nodes' metrics say about the change phase.
 type deltas struct {
 	polls, applied float64
-	// applyMS is the mean poll query plus the mean snapshot rebuild.
+	// applyMS is the mean poll query plus the mean snapshot update (an
+	// incremental apply or a full rebuild).
 	applyMS float64
 	lag     report.NodeLag
 }
@@ -475,8 +476,8 @@ func nodeDeltas(before, after []scrape.Samples) deltas {
 		d.polls += diff("sluice_cluster_poll_duration_seconds_count")
 		pollSum += diff("sluice_cluster_poll_duration_seconds_sum")
 		d.applied += diff("sluice_cluster_events_applied_total")
-		rebuilds += diff("sluice_snapshot_rebuild_duration_seconds_count")
-		rebuildSum += diff("sluice_snapshot_rebuild_duration_seconds_sum")
+		rebuilds += diff("sluice_snapshot_rebuild_duration_seconds_count") + diff("sluice_snapshot_apply_duration_seconds_count")
+		rebuildSum += diff("sluice_snapshot_rebuild_duration_seconds_sum") + diff("sluice_snapshot_apply_duration_seconds_sum")
 		lagA = scrape.Add(lagA, after[i].Histogram("sluice_invalidation_lag_seconds"))
 		lagB = scrape.Add(lagB, before[i].Histogram("sluice_invalidation_lag_seconds"))
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-gw/sluice/gateway/admin"
 	"github.com/sluice-gw/sluice/gateway/cache"
+	"github.com/sluice-gw/sluice/gateway/snapshot"
 )
 
 // Kong 3.x's prometheus plugin families (prometheus_kong_compat = on): the
@@ -111,15 +112,16 @@ type kongCollector struct {
 	version  string
 	capacity int64
 	pid      string
-	targets  *atomic.Pointer[[]upstreamTarget]
+	// upstreams lists the services' host:port.
+	upstreams func() []snapshot.Upstream
 
 	info, reachable, conns, nginxReqs, timers *prometheus.Desc
 	dict, dictTotal, vms, health              *prometheus.Desc
 }
 
-func newKongCollector(up func() bool, stats *connStats, c *cache.Cache, targets *atomic.Pointer[[]upstreamTarget], nodeID, version string, capacity int64) *kongCollector {
+func newKongCollector(up func() bool, stats *connStats, c *cache.Cache, upstreams func() []snapshot.Upstream, nodeID, version string, capacity int64) *kongCollector {
 	return &kongCollector{
-		up: up, stats: stats, cache: c, targets: targets, nodeID: nodeID, version: version, capacity: capacity, pid: strconv.Itoa(os.Getpid()),
+		up: up, stats: stats, cache: c, upstreams: upstreams, nodeID: nodeID, version: version, capacity: capacity, pid: strconv.Itoa(os.Getpid()),
 		health: prometheus.NewDesc("kong_upstream_target_health",
 			"Kong compat: health of each service's host:port; Sluice runs no health checks, so the state is healthchecks_off",
 			[]string{"upstream", "target", "address", "state", "subsystem"}, nil),
@@ -187,11 +189,9 @@ func (kc *kongCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(kc.vms, heapBytes(), kc.nodeID, kc.pid, "http")
 	// Kong reports every state of a target, 1 for the current one; a target
 	// whose health checks are off is in "healthchecks_off", as all of ours are.
-	if ts := kc.targets.Load(); ts != nil {
-		for _, t := range *ts {
-			for _, state := range []string{"healthy", "unhealthy", "dns_error", "healthchecks_off"} {
-				gauge(kc.health, b2f(state == "healthchecks_off"), t.upstream, t.target, t.target, state, "http")
-			}
+	for _, t := range kc.upstreams() {
+		for _, state := range []string{"healthy", "unhealthy", "dns_error", "healthchecks_off"} {
+			gauge(kc.health, b2f(state == "healthchecks_off"), t.Host, t.Target, t.Target, state, "http")
 		}
 	}
 }

@@ -1,7 +1,7 @@
 // Package node wires one gateway node at start-up: the entity cache over
 // the chosen backend, loading through the instrumented datastore
-// (gateway/store/storeobs), the route table and plugin snapshots rebuilt on
-// invalidation, the cluster event loops, the proxy with its metrics
+// (gateway/store/storeobs), the route table and plugin snapshots
+// (gateway/snapshot) fed with invalidations, the cluster event loops, the proxy with its metrics
 // observer (gateway/proxymetrics), and the proxy, Admin API and status
 // listeners. cmd/sluice makes every choice (datastore, cache backend and
 // the options that follow from them) and hands the results in; tests do
@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,8 @@ import (
 	"github.com/sluice-gw/sluice/gateway/plugins/requesttransformer"
 	"github.com/sluice-gw/sluice/gateway/proxy"
 	"github.com/sluice-gw/sluice/gateway/proxymetrics"
+	"github.com/sluice-gw/sluice/gateway/router"
+	"github.com/sluice-gw/sluice/gateway/snapshot"
 	"github.com/sluice-gw/sluice/gateway/store"
 	"github.com/sluice-gw/sluice/gateway/store/storeobs"
 )
@@ -81,9 +84,6 @@ type Options struct {
 
 // Node is one gateway node.
 type Node struct {
-	// targets holds the services' host:port, refreshed with the route
-	// table, for kong_upstream_target_health.
-	targets atomic.Pointer[[]upstreamTarget]
 	// conns counts the proxy listener's connections (GET /status).
 	conns *connStats
 
@@ -101,15 +101,8 @@ type Node struct {
 	proxy    *proxy.Proxy
 	admin    http.Handler
 	status   http.Handler
-	routes   *rebuilder
-	pluginsR *rebuilder
-	// routeMemo and pluginMemo spare the rebuilds decoding unchanged
-	// records.
-	routeMemo, pluginMemo decodeMemo
-	// parsedCerts holds the client certificates the last route table
-	// build parsed, by entity; only that build's goroutine uses it.
-	parsedCerts map[*entity.Certificate]*proxy.ClientCertificate
-	metrics     *metrics
+	snaps    *snapshot.Snapshots
+	gone     goneRoutes
 
 	draining   atomic.Bool
 	drainDelay time.Duration
@@ -136,7 +129,6 @@ func New(opts Options) (*Node, error) {
 	if n.nodeID == "" {
 		n.nodeID = uuid.NewString()
 	}
-	n.metrics = newMetrics(n.reg)
 	n.lookups = storeobs.New(opts.Store, storeobs.Options{Registerer: n.reg, TracerProvider: opts.TracerProvider,
 		System: opts.DBSystem, Timeout: opts.QueryTimeout})
 	copts := opts.Cache
@@ -145,7 +137,7 @@ func New(opts Options) (*Node, error) {
 	n.reg.MustRegister(cache.NewCollector(n.cache))
 	n.observer = proxymetrics.New(n.reg, proxymetrics.Options{KongCompat: cfg.PrometheusKongCompat})
 	if cfg.PrometheusKongCompat {
-		n.reg.MustRegister(newKongCollector(n.lookups.Reachable, n.conns, n.cache, &n.targets, n.nodeID, opts.Version, int64(cfg.MemCacheSize)))
+		n.reg.MustRegister(newKongCollector(n.lookups.Reachable, n.conns, n.cache, func() []snapshot.Upstream { return n.snaps.Upstreams() }, n.nodeID, opts.Version, int64(cfg.MemCacheSize)))
 	}
 	var err error
 	n.cluster, err = cluster.New(opts.Store, n, cluster.Options{
@@ -168,8 +160,9 @@ func New(opts Options) (*Node, error) {
 		HeaderTimeout:  cfg.ClientHeaderTimeout, BodyTimeout: cfg.ClientBodyTimeout,
 		KeepaliveTimeout: cfg.KeepaliveTimeout, SendTimeout: cfg.SendTimeout,
 	})
-	n.routes = newRebuilder("routes", n.log, n.metrics.timed("routes", n.buildRouter))
-	n.pluginsR = newRebuilder("plugins", n.log, n.metrics.timed("plugins", n.buildPlugins))
+	n.snaps = snapshot.New(opts.Store, n.plugins, n.proxy, snapshot.Options{
+		Logger: n.log, Registerer: n.reg, OnRouteChanged: n.routeChanged, OnRebuilt: n.routesRebuilt,
+	})
 	host, _ := os.Hostname()
 	n.admin = admin.Traced(opts.TracerProvider, "sluice.admin", admin.New(admin.Options{
 		Store: opts.Store, Cache: n.cache, Plugins: n.plugins, Cluster: n.cluster,
@@ -218,8 +211,7 @@ func (n *Node) Cache() *cache.Cache { return n.cache }
 func (n *Node) Start(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	go n.routes.run(bg)
-	go n.pluginsR.run(bg)
+	n.snaps.Start(bg)
 	if err := n.cluster.Start(ctx); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
@@ -367,32 +359,19 @@ func (n *Node) Shutdown(ctx context.Context) error {
 }
 
 // Invalidate implements cluster.Applier: it purges keys from the cache and
-// rebuilds the snapshots they name, waiting (boundedly) for the rebuild so
+// hands them to the snapshots, waiting (boundedly) for them to apply so
 // that the next request sees the change.
 func (n *Node) Invalidate(ctx context.Context, keys []entity.CacheKey) {
-	var routesGen, pluginsGen uint64
-	local := cluster.Local(ctx)
 	for _, k := range keys {
-		switch k {
-		case entity.RouterVersion:
-			routesGen = n.routes.request(local)
-		case entity.PluginsVersion:
-			pluginsGen = n.pluginsR.request(local)
-		default:
+		if k != entity.RouterVersion && k != entity.PluginsVersion {
 			n.cache.Invalidate(k)
 		}
 	}
+	t := n.snaps.Invalidate(keys, cluster.Local(ctx))
 	ctx, cancel := context.WithTimeout(ctx, rebuildWait)
 	defer cancel()
-	if routesGen > 0 {
-		if err := n.routes.wait(ctx, routesGen); err != nil {
-			n.log.Warn("route table rebuild still pending", "err", err)
-		}
-	}
-	if pluginsGen > 0 {
-		if err := n.pluginsR.wait(ctx, pluginsGen); err != nil {
-			n.log.Warn("plugin set rebuild still pending", "err", err)
-		}
+	if err := n.snaps.Wait(ctx, t); err != nil {
+		n.log.Warn("snapshot update still pending", "err", err)
 	}
 }
 
@@ -408,10 +387,84 @@ func (n *Node) InvalidateAll(ctx context.Context) {
 const rebuildWait = 10 * time.Second
 
 func (n *Node) rebuildAll(ctx context.Context) error {
-	rg, pg := n.routes.request(true), n.pluginsR.request(true)
 	ctx, cancel := context.WithTimeout(ctx, rebuildWait)
 	defer cancel()
-	return errors.Join(n.routes.wait(ctx, rg), n.pluginsR.wait(ctx, pg))
+	return n.snaps.RebuildAll(ctx)
+}
+
+// routeChanged is the snapshots' OnRouteChanged: the series of a
+// (service, route) label pair that is gone or renamed are deleted, and
+// again at each scrape for goneWindow (see goneRoutes).
+func (n *Node) routeChanged(was, now router.Target) {
+	var cur proxymetrics.Pair
+	if now.Route != nil {
+		cur = proxymetrics.PairOf(now.Service, now.Route)
+		n.gone.live(cur)
+	}
+	if was.Route == nil {
+		return
+	}
+	if old := proxymetrics.PairOf(was.Service, was.Route); now.Route == nil || cur != old {
+		n.observer.Forget(old)
+		n.gone.add(old)
+	}
+}
+
+// routesRebuilt is the snapshots' OnRebuilt: the series of every pair not
+// in the table are deleted.
+func (n *Node) routesRebuilt(all []router.Target) {
+	live := make(map[proxymetrics.Pair]bool, len(all))
+	for _, t := range all {
+		p := proxymetrics.PairOf(t.Service, t.Route)
+		live[p] = true
+		n.gone.live(p)
+	}
+	n.observer.Prune(live)
+}
+
+// goneWindow is how long the series of a pair that left the route table
+// are deleted again at each scrape.
+const goneWindow = 10 * time.Second
+
+// goneRoutes holds the label pairs that left the route table recently. A
+// request matched by the previous table and answered after its pair was
+// forgotten records it again; forgetting the pair again before each
+// scrape, for goneWindow, keeps such stragglers out of /metrics.
+type goneRoutes struct {
+	mu sync.Mutex
+	m  map[proxymetrics.Pair]time.Time // when the pair left
+}
+
+func (g *goneRoutes) add(p proxymetrics.Pair) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.m == nil {
+		g.m = make(map[proxymetrics.Pair]time.Time)
+	}
+	g.m[p] = time.Now()
+}
+
+// live drops p: a route has it again.
+func (g *goneRoutes) live(p proxymetrics.Pair) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.m, p)
+}
+
+// recent returns the pairs that left within goneWindow, forgetting older
+// ones.
+func (g *goneRoutes) recent() []proxymetrics.Pair {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []proxymetrics.Pair
+	for p, at := range g.m {
+		if time.Since(at) > goneWindow {
+			delete(g.m, p)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // reachable checks the datastore for GET /status, recording the answer in

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,8 @@ import (
 	"github.com/sluice-gw/sluice/cachebackends/freecache"
 	"github.com/sluice-gw/sluice/cachebackends/redis"
 	"github.com/sluice-gw/sluice/gateway/config"
+	"github.com/sluice-gw/sluice/gateway/store"
+	"github.com/sluice-gw/sluice/gateway/store/sqlite"
 	"github.com/sluice-gw/sluice/internal/testenv"
 )
 
@@ -118,12 +121,18 @@ func TestShutdownClosesPluginConnections(t *testing.T) {
 // startNode starts a node on a fresh SQLite file with cache backend b
 // (named cacheBackend in its configuration), its proxy and Admin API on
 // loopback ports and no status listener; the caller shuts it down.
-func startNode(t *testing.T, cacheBackend string, b cachebackends.Backend) *Node {
+func startNode(t testing.TB, cacheBackend string, b cachebackends.Backend) *Node {
+	t.Helper()
+	return startNodeOn(t, openStore(t), cacheBackend, b)
+}
+
+// startNodeOn is startNode on the datastore st.
+func startNodeOn(t testing.TB, st store.Store, cacheBackend string, b cachebackends.Backend) *Node {
 	t.Helper()
 	cfg := config.Default()
 	cfg.CacheBackend = cacheBackend
 	cfg.ProxyListen, cfg.AdminListen, cfg.StatusListen = "127.0.0.1:0", "127.0.0.1:0", "off"
-	n, err := New(Options{Config: cfg, Store: openStore(t), Backend: b})
+	n, err := New(Options{Config: cfg, Store: st, Backend: b})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,4 +140,20 @@ func startNode(t *testing.T, cacheBackend string, b cachebackends.Backend) *Node
 		t.Fatal(err)
 	}
 	return n
+}
+
+// openStore returns a migrated SQLite store in a temporary directory,
+// closed when the test ends.
+func openStore(tb testing.TB) *sqlite.Store {
+	tb.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(tb.TempDir(), "n.db")})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	if err := st.Up(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	return st
 }

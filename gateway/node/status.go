@@ -18,7 +18,7 @@ func (n *Node) statusHandler() http.Handler {
 		switch {
 		case n.draining.Load():
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"message": "draining"})
-		case !n.routes.built() || !n.pluginsR.built():
+		case !n.snaps.Ready():
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"message": "route table and plugins not yet built"})
 		default:
 			writeJSON(w, http.StatusOK, map[string]string{"message": "ready"})
@@ -28,8 +28,16 @@ func (n *Node) statusHandler() http.Handler {
 	return mux
 }
 
+// metricsHandler serves the registry, after forgetting again the series
+// of the routes that left the table recently (goneRoutes).
 func (n *Node) metricsHandler() http.Handler {
-	return promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg})
+	h := promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, p := range n.gone.recent() {
+			n.observer.Forget(p)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

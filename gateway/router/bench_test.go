@@ -12,11 +12,16 @@ import (
 // table10k builds 10,000 routes in four groups of 2,500: exact host with
 // prefix paths, prefix paths only, wildcard hosts, and methods plus headers;
 // plus 20 regex routes. Paths share long prefixes so the tree has depth.
-func table10k() []Target {
+func table10k() []Target { return tableN(2500) }
+
+// table100k is table10k's shape with 25,000 routes per group.
+func table100k() []Target { return tableN(25_000) }
+
+func tableN(group int) []Target {
 	svc := &entity.Service{ID: "svc"}
-	ts := make([]Target, 0, 10_020)
+	ts := make([]Target, 0, 4*group+20)
 	add := func(r *entity.Route) { ts = append(ts, Target{Route: r, Service: svc}) }
-	for i := range 2500 {
+	for i := range group {
 		add(route(fmt.Sprintf("host-%d", i), created(int64(i)),
 			hosts(fmt.Sprintf("svc%d.example.com", i)), paths(fmt.Sprintf("/api/v1/svc%d", i), "/health")))
 		add(route(fmt.Sprintf("path-%d", i), created(int64(i)),
@@ -104,6 +109,91 @@ func BenchmarkMatch10k(b *testing.B) {
 				r.Match(rq.method, rq.host, rq.path, rq.header)
 			}
 		})
+	}
+}
+
+// BenchmarkMatch100k runs the same requests against 100,020 routes built
+// one Set at a time, as a node's snapshot layer builds them.
+func BenchmarkMatch100k(b *testing.B) {
+	bl := NewBuilder()
+	for _, t := range table100k() {
+		if err := bl.Set(t); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r := bl.Router()
+	for _, rq := range benchRequests {
+		if m, ok := r.Match(rq.method, rq.host, rq.path, rq.header); rq.want != "" && (!ok || m.Route.ID != rq.want) {
+			b.Fatalf("%s: matched %v, want %s", rq.name, m.Route, rq.want)
+		}
+		b.Run(rq.name, func(b *testing.B) {
+			b.ReportAllocs()
+			defer procstat.ReportCPU(b, procstat.Self())
+			for b.Loop() {
+				r.Match(rq.method, rq.host, rq.path, rq.header)
+			}
+		})
+	}
+}
+
+// BenchmarkApplyChange100k is one route change on a 100,020-route
+// Builder and the snapshot after it, per shape of route: the work a node
+// does per route event, the datastore read aside.
+func BenchmarkApplyChange100k(b *testing.B) {
+	bl := NewBuilder()
+	ts := table100k()
+	for _, t := range ts {
+		if err := bl.Set(t); err != nil {
+			b.Fatal(err)
+		}
+	}
+	bl.Router()
+	for _, tc := range []struct {
+		name string
+		i    int
+	}{{"exact_host", 4 * 1234}, {"prefix_only", 4*1234 + 1}, {"wildcard_host", 4*1234 + 2}, {"method_header", 4*1234 + 3}} {
+		b.Run(tc.name, func(b *testing.B) {
+			t := ts[tc.i]
+			moved := *t.Route
+			moved.Paths = append([]string{"/moved"}, t.Route.Paths...)
+			versions := []Target{{Route: &moved, Service: t.Service}, t}
+			b.ReportAllocs()
+			defer procstat.ReportCPU(b, procstat.Self())
+			i := 0
+			for b.Loop() {
+				if err := bl.Set(versions[i%2]); err != nil {
+					b.Fatal(err)
+				}
+				bl.Router()
+				i++
+			}
+		})
+	}
+	b.Run("delete_and_add", func(b *testing.B) {
+		t := ts[4*777+1]
+		b.ReportAllocs()
+		defer procstat.ReportCPU(b, procstat.Self())
+		for b.Loop() {
+			bl.Delete(t.Route.ID)
+			bl.Router()
+			if err := bl.Set(t); err != nil {
+				b.Fatal(err)
+			}
+			bl.Router()
+		}
+	})
+}
+
+// BenchmarkNew100k is a full build of 100,020 routes (a node's recovery
+// path).
+func BenchmarkNew100k(b *testing.B) {
+	ts := table100k()
+	b.ReportAllocs()
+	defer procstat.ReportCPU(b, procstat.Self())
+	for b.Loop() {
+		if _, err := New(ts); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

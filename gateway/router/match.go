@@ -31,7 +31,7 @@ func (r *Router) Match(method, host, path string, header Header) (Match, bool) {
 	host = hostKey(host)
 	var best *rule
 	if host != "" {
-		if t := r.exact[host]; t != nil {
+		if t := r.exact.get(host); t != nil {
 			best = t.best(method, path, header, best)
 		}
 		best = r.wildcards(method, host, path, header, best)
@@ -48,7 +48,7 @@ func (r *Router) Match(method, host, path string, header Header) (Match, bool) {
 // wildcards returns the best rule among the wildcard-host tables that host
 // falls under, or cur when it outranks them.
 func (r *Router) wildcards(method, host, path string, header Header, cur *rule) *rule {
-	if len(r.suffix) == 0 && len(r.prefix) == 0 {
+	if r.suffixLens == (lengths{}) && r.prefixLens == (lengths{}) {
 		return cur
 	}
 	// The wildcard stands for at least one character, so the dot at index 0
@@ -58,12 +58,12 @@ func (r *Router) wildcards(method, host, path string, header Header, cur *rule) 
 			continue
 		}
 		if r.suffixLens.has(len(host) - i) {
-			if t := r.suffix[host[i:]]; t != nil {
+			if t := r.suffix.get(host[i:]); t != nil {
 				cur = t.best(method, path, header, cur)
 			}
 		}
 		if r.prefixLens.has(i + 1) {
-			if t := r.prefix[host[:i+1]]; t != nil {
+			if t := r.prefix.get(host[:i+1]); t != nil {
 				cur = t.best(method, path, header, cur)
 			}
 		}

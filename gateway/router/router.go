@@ -1,7 +1,9 @@
 // Package router matches requests to routes. A Router is an immutable
 // snapshot built from every route and its service; the proxy holds the
-// current one in an atomic pointer and a rebuild swaps in a new one, so
-// readers never lock and a route change never stalls requests.
+// current one in an atomic pointer and swaps in a new one on each change,
+// so readers never lock and a route change never stalls requests. A
+// Builder applies one route change at a cost that does not grow with the
+// table and hands out such snapshots.
 //
 // Matching follows Kong 3.x's traditional_compatible flavor: see README.md
 // for the rules, the tie-break order and the index layout.
@@ -10,8 +12,6 @@ package router
 import (
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 
 	"github.com/sluice-gw/sluice/gateway/entity"
 )
@@ -35,20 +35,24 @@ type Match struct {
 
 // Router is an immutable route table. It is safe for concurrent use. The
 // zero Router and a nil *Router match nothing.
+//
+// A Router is a snapshot of a Builder: it shares every index node it did
+// not change with the snapshots taken before it (see builder.go).
 type Router struct {
 	// exact holds the rules of routes listing a plain host, keyed by the
 	// lowercased host without port.
-	exact map[string]*table
+	exact hostIndex
 	// suffix holds leftmost-wildcard hosts: "*.example.com" is keyed
 	// ".example.com".
-	suffix map[string]*table
+	suffix hostIndex
 	// prefix holds rightmost-wildcard hosts: "example.*" is keyed "example.".
-	prefix map[string]*table
+	prefix hostIndex
 	// suffixLens and prefixLens hold the key lengths present in suffix and
 	// prefix, so Match looks up only candidate keys.
 	suffixLens, prefixLens lengths
-	// anyHost holds the rules of routes without hosts (nil when none).
-	anyHost *table
+	// anyHost is the tree of the rules of routes without hosts (nil when
+	// none).
+	anyHost *node
 	routes  int
 }
 
@@ -57,33 +61,21 @@ type Router struct {
 // naming the route) says which; the Router is usable either way.
 // New does not retain targets' slice but keeps the pointed-to entities,
 // which callers must not modify afterwards. Routes that serve only stream
-// protocols (tcp, tls, udp, ...) are left out without an error.
+// protocols (tcp, tls, udp, ...) are left out without an error. When two
+// targets carry the same route id, the later one wins (as with Builder.Set).
 func New(targets []Target) (*Router, error) {
 	var errs []error
-	rules := make([]*rule, 0, len(targets))
-	r := &Router{}
+	b := NewBuilder()
 	for i, t := range targets {
 		if t.Route == nil {
 			errs = append(errs, fmt.Errorf("router: target %d has no route", i))
 			continue
 		}
-		if !isHTTP(t.Route.Protocols) {
-			continue
+		if err := b.Set(t); err != nil {
+			errs = append(errs, err)
 		}
-		rs, err := compile(t.Route, t.Service)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("router: route %s: %w", routeName(t.Route), err))
-			continue
-		}
-		r.routes++
-		rules = append(rules, rs...)
 	}
-	sort.Slice(rules, func(i, j int) bool { return rules[i].before(rules[j]) })
-	for i, rl := range rules {
-		rl.rank = i
-		r.add(rl)
-	}
-	return r, errors.Join(errs...)
+	return b.Router(), errors.Join(errs...)
 }
 
 // Len returns the number of routes in the table.
@@ -94,42 +86,38 @@ func (r *Router) Len() int {
 	return r.routes
 }
 
-// add files rl under every host index it belongs to. Rules arrive in rank
-// order, so every list they are appended to stays sorted by rank.
-func (r *Router) add(rl *rule) {
-	if len(rl.hosts) == 0 {
-		if r.anyHost == nil {
-			r.anyHost = &table{}
-		}
-		r.anyHost.add(rl)
-		return
-	}
-	for _, h := range rl.hosts {
-		switch {
-		case strings.HasPrefix(h, "*."):
-			r.suffix = tableFor(r.suffix, h[1:])
-			r.suffix[h[1:]].add(rl)
-			r.suffixLens.add(len(h) - 1)
-		case strings.HasSuffix(h, ".*"):
-			r.prefix = tableFor(r.prefix, h[:len(h)-1])
-			r.prefix[h[:len(h)-1]].add(rl)
-			r.prefixLens.add(len(h) - 1)
-		default:
-			r.exact = tableFor(r.exact, h)
-			r.exact[h].add(rl)
-		}
-	}
+// hostShards is the number of shards of a hostIndex: a change copies one
+// shard's map, about 1/hostShards of the hosts.
+const hostShards = 256
+
+// hostIndex maps host keys to the root of their rule tree, in shards
+// chosen by a hash of the key. A nil shard is empty.
+type hostIndex [hostShards]*shard
+
+// shard is one part of a hostIndex. gen tags the Builder generation that
+// may still modify it (see Builder).
+type shard struct {
+	gen uint64
+	m   map[string]*node
 }
 
-// tableFor returns m, allocated if nil, with a table under key.
-func tableFor(m map[string]*table, key string) map[string]*table {
-	if m == nil {
-		m = make(map[string]*table)
+// get returns the tree under key, or nil.
+func (h *hostIndex) get(key string) *node {
+	s := h[shardOf(key)]
+	if s == nil {
+		return nil
 	}
-	if m[key] == nil {
-		m[key] = &table{}
+	return s.m[key]
+}
+
+// shardOf hashes key (FNV-1a) to a shard index without allocating.
+func shardOf(key string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
 	}
-	return m
+	return int(h % hostShards)
 }
 
 // lengths is a set of string lengths; every length from 255 up counts as
@@ -139,6 +127,11 @@ type lengths [4]uint64
 func (l *lengths) add(n int) {
 	n = min(n, 255)
 	l[n/64] |= 1 << (n % 64)
+}
+
+func (l *lengths) remove(n int) {
+	n = min(n, 255)
+	l[n/64] &^= 1 << (n % 64)
 }
 
 func (l *lengths) has(n int) bool {

@@ -28,8 +28,6 @@ const (
 type rule struct {
 	route   *entity.Route
 	service *entity.Service
-	// rank is the rule's position in priority order; lower wins.
-	rank int
 
 	hosts   []string // lowercased, without port
 	methods []string
