@@ -51,7 +51,7 @@ type kindCounters struct {
 }
 
 const (
-	numKinds = 10
+	numKinds = 11
 	// numStripes is a power of two; Ps beyond it share stripes.
 	numStripes = 16
 )
@@ -80,32 +80,34 @@ func procUnpin()
 
 // kindNames orders the rows of Stats.Kinds; kindIndex maps a kind to its row.
 var kindNames = [numKinds]entity.Kind{
-	entity.KindService, entity.KindRoute, entity.KindConsumer, entity.KindPlugin,
+	entity.KindCertificate, entity.KindService, entity.KindRoute, entity.KindConsumer, entity.KindPlugin,
 	entity.KindKeyAuth, entity.KindBasicAuth, entity.KindJWT, entity.RouterVersion.Kind, entity.PluginsVersion.Kind, "other",
 }
 
 func kindIndex(k entity.Kind) int {
 	switch k {
-	case entity.KindService:
+	case entity.KindCertificate:
 		return 0
-	case entity.KindRoute:
+	case entity.KindService:
 		return 1
-	case entity.KindConsumer:
+	case entity.KindRoute:
 		return 2
-	case entity.KindPlugin:
+	case entity.KindConsumer:
 		return 3
-	case entity.KindKeyAuth:
+	case entity.KindPlugin:
 		return 4
-	case entity.KindBasicAuth:
+	case entity.KindKeyAuth:
 		return 5
-	case entity.KindJWT:
+	case entity.KindBasicAuth:
 		return 6
-	case "router":
+	case entity.KindJWT:
 		return 7
-	case "plugins_iterator":
+	case "router":
 		return 8
+	case "plugins_iterator":
+		return 9
 	}
-	return 9
+	return 10
 }
 
 // Stats returns a snapshot of the counters. It is safe to call at any time

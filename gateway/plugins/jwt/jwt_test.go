@@ -295,7 +295,7 @@ func TestAccess(t *testing.T) {
 		{name: "ES512", config: `{}`, header: bearer(sign(t, "ES512", k.ec521, `{"alg":"ES512"}`, `{"iss":"es512"}`)), wantCred: "es512"},
 		{name: "EdDSA", config: `{}`, header: bearer(sign(t, "EdDSA", k.ed, `{"alg":"EdDSA"}`, `{"iss":"eddsa"}`)), wantCred: "eddsa"},
 		{name: "ES256 signature of the wrong size", config: `{}`,
-			header:     bearer(strings.TrimRight(sign(t, "ES256", k.ec256, `{"alg":"ES256"}`, `{"iss":"es256"}`), "A") + "AAAA"),
+			header:     bearer(longerSignature(sign(t, "ES256", k.ec256, `{"alg":"ES256"}`, `{"iss":"es256"}`))),
 			wantStatus: 401, wantBody: msg("Invalid signature"), wantChallenge: invalid},
 		{name: "ES256 signed by an RSA key's owner", config: `{}`, header: bearer(sign(t, "RS256", k.rsa, `{"alg":"RS256"}`, `{"iss":"ec-rs"}`)),
 			wantStatus: 401, wantBody: msg("Invalid signature"), wantChallenge: invalid},
@@ -414,4 +414,15 @@ func TestLogicalOR(t *testing.T) {
 			t.Fatalf("config %s: exit %d consumer %v, want %d", tt.config, status, c.Consumer, tt.wantStatus)
 		}
 	}
+}
+
+// longerSignature returns token with three zero bytes appended to its
+// signature, still valid base64url: a signature of the wrong size.
+func longerSignature(token string) string {
+	i := strings.LastIndexByte(token, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(token[i+1:])
+	if err != nil {
+		panic(err)
+	}
+	return token[:i+1] + base64.RawURLEncoding.EncodeToString(append(sig, 0, 0, 0))
 }
