@@ -283,6 +283,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.answer(x, 503, msgNoService)
 		return
 	}
+	if p.refuseProtocol(x) {
+		return
+	}
 	if !p.access(x) {
 		p.exit(x)
 		return
