@@ -179,15 +179,16 @@ func stormTable(s *Storm) string {
 		b.WriteString("Unpinned: the storm's writes compete with node B for CPU. ")
 	}
 	fmt.Fprintf(&b, "Node B ran with GOMAXPROCS=%d.\n\n", s.NodeBGOMAXPROCS)
-	b.WriteString("| phase | requests | errors | p50 ms | p99 ms | p99.9 ms | max ms | node B CPU % | changes/s | events applied on B | rebuilds on B | rebuild ms on B |\n")
+	b.WriteString("| phase | requests | errors | p50 ms | p99 ms | p99.9 ms | max ms | node B CPU % | changes/s | events applied on B | snapshot applies on B / ms | full rebuilds on B / ms |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, ph := range []struct {
 		name    string
 		p       StormPhase
 		changes float64
 	}{{"calm", s.Calm, 0}, {"storm", s.Storm, s.ChangesPerSec}} {
-		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %s | %s | %.0f | %.0f | %.0f | %.0f | %.1f |\n", ph.name, ph.p.Requests, ph.p.Errors,
-			fmtMS(ph.p.Latency.P50), fmtMS(ph.p.Latency.P99), fmtMS(ph.p.Latency.P999), fmtMS(ph.p.Latency.Max), ph.p.CPUPercent, ph.changes, ph.p.Events, ph.p.Rebuilds, ph.p.RebuildMS)
+		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %s | %s | %.0f | %.0f | %.0f | %.0f / %.1f | %.0f / %.1f |\n", ph.name, ph.p.Requests, ph.p.Errors,
+			fmtMS(ph.p.Latency.P50), fmtMS(ph.p.Latency.P99), fmtMS(ph.p.Latency.P999), fmtMS(ph.p.Latency.Max), ph.p.CPUPercent, ph.changes, ph.p.Events,
+			ph.p.Applies, ph.p.ApplyMS, ph.p.Rebuilds, ph.p.RebuildMS)
 	}
 	fmt.Fprintf(&b, "\nstorm p99 / calm p99 = %.2f (target 2); %d changes failed.\n", s.Ratio(), s.WriteErrors)
 	return b.String()

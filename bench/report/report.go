@@ -172,9 +172,12 @@ type StormPhase struct {
 	// CPUPercent is node B's CPU time over the phase's wall time.
 	CPUPercent float64 `json:"node_b_cpu_percent"`
 	// Events counts the cluster events node B applied during the phase;
-	// Rebuilds its snapshot rebuilds (route table and plugin set), which
-	// took RebuildMS in all.
+	// Applies its incremental snapshot updates, which took ApplyMS in all;
+	// Rebuilds its full snapshot rebuilds (route table and plugin set),
+	// which took RebuildMS.
 	Events    float64 `json:"events"`
+	Applies   float64 `json:"applies"`
+	ApplyMS   float64 `json:"apply_ms"`
 	Rebuilds  float64 `json:"rebuilds"`
 	RebuildMS float64 `json:"rebuild_ms"`
 }

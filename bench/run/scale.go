@@ -30,8 +30,8 @@ const (
 	// mem_cache_size=2m evicted 929 of their 10,000 entries); 800 leaves
 	// room for freecache's 256 segments filling unevenly.
 	cacheBytesPerConsumer = 800
-	// apply metrics: the incremental apply's histogram when the node has
-	// it (issue 13, incremental snapshots), else the full rebuild's.
+	// applyHist is the histogram of incremental snapshot applies; the
+	// scale profile falls back to rebuildHist where a node has none.
 	applyHist   = "sluice_snapshot_apply_duration_seconds"
 	gcPauseHist = "sluice_gc_pauses_seconds"
 )

@@ -24,7 +24,8 @@ import (
 	"github.com/sluice-gw/sluice/bench/scrape"
 )
 
-// rebuildHist is node B's histogram of snapshot rebuild times.
+// rebuildHist is the histogram of full snapshot rebuilds (applyHist, in
+// scale.go, of incremental applies).
 const rebuildHist = "sluice_snapshot_rebuild_duration_seconds"
 
 // stormFrequency is the storm cluster's db_update_frequency: B applies the
@@ -137,6 +138,8 @@ func (b *bench) stormOn(ctx context.Context, site stormSite) (*report.Storm, err
 		ph := report.StormPhase{Requests: sum.Requests, Errors: sum.Errors,
 			Latency:    report.Latency{P50: sum.Latency.P50, P90: sum.Latency.P90, P99: sum.Latency.P99, P999: sum.Latency.P999, Max: sum.Latency.Max},
 			CPUPercent: 100 * (cpu1 - cpu0).Seconds() / time.Since(t0).Seconds(),
+			Applies:    after.Sum(applyHist+"_count") - before.Sum(applyHist+"_count"),
+			ApplyMS:    1000 * (after.Sum(applyHist+"_sum") - before.Sum(applyHist+"_sum")),
 			Rebuilds:   after.Sum(rebuildHist+"_count") - before.Sum(rebuildHist+"_count"),
 			RebuildMS:  1000 * (after.Sum(rebuildHist+"_sum") - before.Sum(rebuildHist+"_sum")),
 			Events:     after.Sum("sluice_cluster_events_applied_total") - before.Sum("sluice_cluster_events_applied_total")}
