@@ -23,7 +23,10 @@ type Scale struct {
 	// they also apply pushed events (PostgreSQL).
 	DBUpdateFrequencyS float64 `json:"db_update_frequency_s"`
 	Push               bool    `json:"push"`
-	Seed               Seed    `json:"seed"`
+	// NodeGOMAXPROCS is each node's GOMAXPROCS: the machine's CPUs shared
+	// by the two nodes, unless --node-env set it.
+	NodeGOMAXPROCS int  `json:"node_gomaxprocs"`
+	Seed           Seed `json:"seed"`
 	// ColdStartS is node A's cold start: from starting its process to the
 	// first proxied 200 on a seeded route (the full build of the route
 	// table included). Each node's is in Nodes.
@@ -147,9 +150,9 @@ func scaleMarkdown(s *Scale) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Scale: %d routes, %d key-auth consumers (%s)\n\n", s.Routes, s.Consumers, s.Database)
 	fmt.Fprintf(&b, "Seeded through the datastore in batches of %d operations (one transaction each, no cluster events): %d entities in %.1f s (%.0f/s; routes %.1f s, consumers and credentials %.1f s). "+
-		"Two nodes, cache_backend=%s, mem_cache_size=%s, db_update_frequency=%gs, push %s; a global key-auth plugin, so every request looks up its key.\n\n",
+		"Two nodes, cache_backend=%s, mem_cache_size=%s, db_update_frequency=%gs, push %s, GOMAXPROCS=%d each; a global key-auth plugin, so every request looks up its key.\n\n",
 		s.Seed.BatchSize, s.Seed.Entities, s.Seed.Seconds, s.Seed.EntitiesPerSec, s.Seed.RoutesSeconds, s.Seed.ConsumerSeconds,
-		s.CacheBackend, s.MemCacheSize, s.DBUpdateFrequencyS, onOff(s.Push))
+		s.CacheBackend, s.MemCacheSize, s.DBUpdateFrequencyS, onOff(s.Push), s.NodeGOMAXPROCS)
 	rc := s.RouteChangeApplyMS
 	b.WriteString("| measurement | value | method |\n|---|---|---|\n")
 	row := func(name, value, method string) { fmt.Fprintf(&b, "| %s | %s | %s |\n", name, value, method) }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,9 +28,11 @@ const (
 	scaleReadyLimit = 15 * time.Minute
 	// cacheBytesPerConsumer sizes mem_cache_size: a credential and its
 	// consumer take about 420 bytes in freecache (5,000 consumers in
-	// mem_cache_size=2m evicted 929 of their 10,000 entries); 800 leaves
-	// room for freecache's 256 segments filling unevenly.
-	cacheBytesPerConsumer = 800
+	// mem_cache_size=2m evicted 929 of their 10,000 entries); 560 leaves a
+	// third more for freecache's 256 segments filling unevenly, which at
+	// the profile's 1M consumers (3,900 per segment) differ by a few per
+	// cent. Small runs get the 128m floor.
+	cacheBytesPerConsumer = 560
 	// applyHist is the histogram of incremental snapshot applies; the
 	// scale profile falls back to rebuildHist where a node has none.
 	applyHist   = "sluice_snapshot_apply_duration_seconds"
@@ -141,8 +144,20 @@ func (b *bench) scaleCluster(ctx context.Context, d *dataset, sc *report.Scale, 
 	p := b.opts.Profile
 	freq := strconv.FormatFloat(scaleFrequency, 'g', -1, 64)
 	hc := &harness.Cluster{}
+	// The two nodes share the machine's CPUs: each gets its half as Ps
+	// (--node-env may say otherwise). With more Ps than CPUs, a GC's
+	// stop-the-world waits for the threads the kernel has parked to run
+	// the other node and the load: 2 ms at p99 where the pause's own work
+	// takes under 0.05 ms (bench/RESULTS.md, "Scale").
+	sc.NodeGOMAXPROCS = max(1, runtime.NumCPU()/2)
+	for _, kv := range b.opts.NodeEnv {
+		if v, ok := strings.CutPrefix(kv, "GOMAXPROCS="); ok {
+			sc.NodeGOMAXPROCS, _ = strconv.Atoi(v)
+		}
+	}
 	opts := harness.Options{Binary: b.opts.Binary, Nodes: 1, Dir: filepath.Join(b.opts.Out, "scale"), Args: b.args(),
-		ReadyTimeout: scaleReadyLimit, Env: b.nodeEnv(append(env, "SLUICE_DB_UPDATE_FREQUENCY="+freq)...)}
+		ReadyTimeout: scaleReadyLimit, Env: b.nodeEnv(append(env, "SLUICE_DB_UPDATE_FREQUENCY="+freq,
+			"GOMAXPROCS="+strconv.Itoa(max(1, runtime.NumCPU()/2)))...)}
 	defer func() { hc.Stop() }()
 	defer probeClient.CloseIdleConnections()
 	for i := range 2 {

@@ -142,7 +142,7 @@ func TestScaleNeedsOpenStore(t *testing.T) {
 // TestMemCacheSize checks the cache sizing: the node default at least,
 // then cacheBytesPerConsumer per consumer, rounded up to MiB.
 func TestMemCacheSize(t *testing.T) {
-	for consumers, want := range map[int]string{0: "128m", 5000: "128m", 1_000_000: "763m"} {
+	for consumers, want := range map[int]string{0: "128m", 5000: "128m", 1_000_000: "535m"} {
 		if got := memCacheSize(consumers); got != want {
 			t.Errorf("memCacheSize(%d) = %s, want %s", consumers, got, want)
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/sluice-gw/sluice/gateway/config"
 	"github.com/sluice-gw/sluice/gateway/node"
 	"github.com/sluice-gw/sluice/internal/gcpause"
+	"github.com/sluice-gw/sluice/internal/memlimit"
 	"github.com/sluice-gw/sluice/otel"
 )
 
@@ -123,6 +124,11 @@ func run(ctx context.Context, args []string) error {
 	backend, err := newBackend(cfg)
 	if err != nil {
 		return err
+	}
+	if ml := memLimit(cfg); memlimit.Enabled(ml) {
+		log.Info("the Go heap grows by what the node holds besides the cache arena (GOMEMLIMIT overrides)",
+			"cache_backend", cfg.CacheBackend, "mem_cache_size", cfg.MemCacheSize)
+		go memlimit.Run(ctx, ml)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), gcpause.New())

@@ -24,6 +24,7 @@ import (
 	"github.com/sluice-gw/sluice/gateway/store/cassandra"
 	"github.com/sluice-gw/sluice/gateway/store/postgres"
 	"github.com/sluice-gw/sluice/gateway/store/sqlite"
+	"github.com/sluice-gw/sluice/internal/memlimit"
 )
 
 // datastore is what a node needs of a datastore: the contract plus
@@ -156,4 +157,15 @@ func names[V any](m map[string]V) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, ", ")
+}
+
+// memLimit says how the Go heap may grow: freecache preallocates
+// mem_cache_size of pointer-free memory, which must not count towards the
+// garbage the runtime lets accumulate (internal/memlimit). The other
+// backends grow with what they hold and are left to GOGC.
+func memLimit(c *config.Config) memlimit.Options {
+	if c.CacheBackend != "freecache" {
+		return memlimit.Options{}
+	}
+	return memlimit.Options{Arena: int64(c.MemCacheSize)}
 }
