@@ -103,7 +103,7 @@ var Profiles = map[string]Profile{
 	// routes: before incremental route-table updates every creation
 	// rebuilds the whole table, and 100,000 would take hours.
 	"scale": {Name: "scale", Consumers: 1_000_000, ScaleRoutes: 100_000, ScaleRouteChanges: 100,
-		ScaleAdminRoutes: 10_000, ScaleAdminBudget: 30 * time.Minute, ScaleSteady: 10 * time.Second, ScaleSteadyRate: 300,
+		ScaleAdminRoutes: 100_000, ScaleAdminBudget: 30 * time.Minute, ScaleSteady: 10 * time.Second, ScaleSteadyRate: 300,
 		StormPhase: 5 * time.Second, StormRate: 500, StormChanges: 50},
 }
 

@@ -48,7 +48,7 @@ func bench(ctx context.Context, args []string) error {
 	rate := fs.Int("rate", 0, "soak: open-loop requests/s (default half the measured capacity, at most 1500)")
 	routes := fs.Int("routes", 0, "scale: routes seeded through the datastore (default 100000)")
 	consumers := fs.Int("consumers", 0, "scale: key-auth consumers seeded through the datastore (default 1000000)")
-	adminRoutes := fs.Int("admin-routes", -1, "scale: routes created one by one through the Admin API of a fresh SQLite node (default 10000; 0 skips)")
+	adminRoutes := fs.Int("admin-routes", -1, "scale: routes created one by one through the Admin API of a fresh SQLite node (default 100000; 0 skips)")
 	var nodeEnv envList
 	fs.Var(&nodeEnv, "node-env", "KEY=VALUE added to every node's environment, repeatable (e.g. GOMAXPROCS=2, GOGC=200); the bench process itself is unaffected")
 	if err := fs.Parse(args); err != nil {
