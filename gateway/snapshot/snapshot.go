@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -205,6 +206,12 @@ func each(ctx context.Context, st store.Store, kind entity.Kind, fn func(entity.
 
 // get reads one entity; found is false when it no longer exists.
 func get(ctx context.Context, st store.Store, kind entity.Kind, id string) (e entity.Entity, found bool, err error) {
+	// Let the requests that became ready run first. An apply reads its
+	// entities one after the other, on SQLite without a blocking call, so
+	// with one P a batch of a hundred changes (a storm's poll) would hold
+	// the P for milliseconds while requests wait; yielding per entity
+	// bounds that wait to one read and decode.
+	runtime.Gosched()
 	rec, err := st.Get(ctx, kind, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, false, nil
