@@ -24,9 +24,9 @@ func (b *bench) measureMatch(ctx context.Context, st store.Store, d *dataset, sc
 	t := time.Now()
 	services := map[string]*entity.Service{}
 	var targets []router.Target
-	err := list(ctx, st, entity.KindService, func(e entity.Entity) { services[e.PrimaryKey()] = e.(*entity.Service) })
+	err := store.Each(ctx, st, entity.KindService, 1000, func(e entity.Entity) { services[e.PrimaryKey()] = e.(*entity.Service) })
 	if err == nil {
-		err = list(ctx, st, entity.KindRoute, func(e entity.Entity) {
+		err = store.Each(ctx, st, entity.KindRoute, 1000, func(e entity.Entity) {
 			r := e.(*entity.Route)
 			tg := router.Target{Route: r}
 			if r.Service != nil {
@@ -80,26 +80,4 @@ func (b *bench) measureMatch(ctx context.Context, st store.Store, d *dataset, sc
 		rt.Len(), loaded.Seconds(), built.Seconds(), n, clock)
 	b.logf("  router over %d routes: Match %.0f ns of CPU, %.0f ns wall (read %.1f s, built %.1f s)", rt.Len(), sc.MatchNS, sc.MatchWallNS, loaded.Seconds(), built.Seconds())
 	return nil
-}
-
-// list calls fn for every entity of kind, page by page.
-func list(ctx context.Context, st store.Store, kind entity.Kind, fn func(entity.Entity)) error {
-	q := store.ListQuery{Kind: kind, Size: 1000}
-	for {
-		page, err := st.List(ctx, q)
-		if err != nil {
-			return fmt.Errorf("cannot list %s: %w", kind, err)
-		}
-		for _, rec := range page.Records {
-			e, err := entity.Decode(kind, rec.Data)
-			if err != nil {
-				return err
-			}
-			fn(e)
-		}
-		if page.Next == "" {
-			return nil
-		}
-		q.Offset = page.Next
-	}
 }

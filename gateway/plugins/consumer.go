@@ -31,6 +31,21 @@ func AuthenticateAnonymous(c *Context, consumers Consumers, id string) {
 	}
 }
 
+// BodyFailed answers a plugin whose Request.Body read failed: 413 with
+// tooLarge when the body is over the plugin's limit (ErrBodyTooLarge), 400
+// when the client's body is broken (ErrClientBody), else Kong's 500. The
+// body is never cut short to fit.
+func BodyFailed(c *Context, err error, tooLarge string) {
+	switch {
+	case errors.Is(err, ErrBodyTooLarge):
+		c.ExitMessage(http.StatusRequestEntityTooLarge, tooLarge)
+	case errors.Is(err, ErrClientBody):
+		c.ExitMessage(http.StatusBadRequest, "Bad request")
+	default:
+		c.ExitMessage(http.StatusInternalServerError, "An unexpected error occurred")
+	}
+}
+
 // LookupFailed answers a credential or consumer lookup that failed: 503
 // when the datastore is unavailable (store.ErrUnavailable), else Kong's
 // 500.

@@ -29,7 +29,7 @@ func newPluginSet(st store.Store, reg *plugins.Registry, p Proxy, log *slog.Logg
 func (ps *pluginSet) apply(ctx context.Context, w work) (full bool, err error) {
 	if ps.all == nil || w.full {
 		all := make(map[string]*entity.Plugin)
-		err := each(ctx, ps.st, entity.KindPlugin, func(e entity.Entity) {
+		err := store.Each(ctx, ps.st, entity.KindPlugin, pageSize, func(e entity.Entity) {
 			p := e.(*entity.Plugin)
 			all[p.ID] = p
 		})

@@ -264,7 +264,7 @@ func (t *routeTable) setService(id string, svc *entity.Service) {
 // and the table.
 func (t *routeTable) rebuild(ctx context.Context) error {
 	services := make(map[string]*entity.Service)
-	err := each(ctx, t.st, entity.KindService, func(e entity.Entity) {
+	err := store.Each(ctx, t.st, entity.KindService, pageSize, func(e entity.Entity) {
 		s := e.(*entity.Service)
 		services[s.ID] = s
 	})
@@ -278,7 +278,7 @@ func (t *routeTable) rebuild(ctx context.Context) error {
 		}
 	}
 	var certs []*entity.Certificate
-	err = each(ctx, t.st, entity.KindCertificate, func(e entity.Entity) {
+	err = store.Each(ctx, t.st, entity.KindCertificate, pageSize, func(e entity.Entity) {
 		if c := e.(*entity.Certificate); certUse[c.ID] > 0 {
 			certs = append(certs, c)
 		}
@@ -287,7 +287,7 @@ func (t *routeTable) rebuild(ctx context.Context) error {
 		return err
 	}
 	var all []router.Target
-	err = each(ctx, t.st, entity.KindRoute, func(e entity.Entity) {
+	err = store.Each(ctx, t.st, entity.KindRoute, pageSize, func(e entity.Entity) {
 		r := e.(*entity.Route)
 		tg := router.Target{Route: r}
 		if r.Service != nil {

@@ -182,28 +182,6 @@ func (s *Snapshots) Upstreams() []Upstream { return s.routes.upstreams() }
 // pageSize is the page size of the full reads behind a rebuild.
 const pageSize = 1000
 
-// each calls fn for every entity of kind, reading page by page.
-func each(ctx context.Context, st store.Store, kind entity.Kind, fn func(entity.Entity)) error {
-	q := store.ListQuery{Kind: kind, Size: pageSize}
-	for {
-		page, err := st.List(ctx, q)
-		if err != nil {
-			return fmt.Errorf("cannot list %s: %w", kind, err)
-		}
-		for _, rec := range page.Records {
-			e, err := entity.Decode(kind, rec.Data)
-			if err != nil {
-				return fmt.Errorf("cannot decode %s %s: %w", kind, rec.ID, err)
-			}
-			fn(e)
-		}
-		if page.Next == "" {
-			return nil
-		}
-		q.Offset = page.Next
-	}
-}
-
 // get reads one entity; found is false when it no longer exists.
 func get(ctx context.Context, st store.Store, kind entity.Kind, id string) (e entity.Entity, found bool, err error) {
 	// Let the requests that became ready run first. An apply reads its

@@ -236,3 +236,26 @@ type ReferencedError struct {
 func (e *ReferencedError) Error() string {
 	return fmt.Sprintf("an existing '%s' entity references this '%s' entity", e.Referrer, e.Kind)
 }
+
+// Each calls fn with every entity of kind in st, decoded, reading pages of
+// pageSize records; it stops at the first error.
+func Each(ctx context.Context, st Store, kind entity.Kind, pageSize int, fn func(entity.Entity)) error {
+	q := ListQuery{Kind: kind, Size: pageSize}
+	for {
+		page, err := st.List(ctx, q)
+		if err != nil {
+			return fmt.Errorf("cannot list %s: %w", kind, err)
+		}
+		for _, rec := range page.Records {
+			e, err := entity.Decode(kind, rec.Data)
+			if err != nil {
+				return fmt.Errorf("cannot decode %s %s: %w", kind, rec.ID, err)
+			}
+			fn(e)
+		}
+		if page.Next == "" {
+			return nil
+		}
+		q.Offset = page.Next
+	}
+}

@@ -6,7 +6,6 @@ package keyauth
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"time"
 
@@ -28,7 +27,6 @@ const (
 	// msgBodyTooLarge answers a key_in_body search of a body over maxBody:
 	// the key could be past what was read, and a body is never cut.
 	msgBodyTooLarge = "Request body too large for key-auth key_in_body: it reads at most 1 MiB"
-	msgBadRequest   = "Bad request"
 	challenge       = `Key realm="kong"`
 )
 
@@ -89,7 +87,7 @@ func (h *handler) Access(c *plugins.Context) {
 	key, err := h.findKey(c)
 	switch {
 	case err != nil:
-		bodyFailed(c, err)
+		plugins.BodyFailed(c, err, msgBodyTooLarge)
 		return
 	case key == "":
 		h.fail(c, msgNoKey)
@@ -125,19 +123,6 @@ func (h *handler) fail(c *plugins.Context, msg string) {
 		return
 	}
 	plugins.AuthenticateAnonymous(c, h.creds, *h.Anonymous)
-}
-
-// bodyFailed answers a key_in_body read that failed: 413 when the body is
-// over maxBody, 400 when the client's body is broken, else Kong's 500.
-func bodyFailed(c *plugins.Context, err error) {
-	switch {
-	case errors.Is(err, plugins.ErrBodyTooLarge):
-		c.ExitMessage(http.StatusRequestEntityTooLarge, msgBodyTooLarge)
-	case errors.Is(err, plugins.ErrClientBody):
-		c.ExitMessage(http.StatusBadRequest, msgBadRequest)
-	default:
-		c.ExitMessage(http.StatusInternalServerError, msgUnexpected)
-	}
 }
 
 var (

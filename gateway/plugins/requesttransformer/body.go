@@ -3,11 +3,9 @@ package requesttransformer
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
-	"net/http"
 	"net/textproto"
 	"strings"
 
@@ -21,7 +19,6 @@ const maxBody = 8 << 20
 
 const (
 	msgBodyTooLarge = "Request body too large"
-	msgBadRequest   = "Bad request"
 	msgUnexpected   = "An unexpected error occurred"
 )
 
@@ -65,7 +62,7 @@ func (h *handler) transformBody(c *plugins.Context) bool {
 	if c.Request.ContentLength() != 0 {
 		var err error
 		if body, err = c.Request.Body(maxBody); err != nil {
-			bodyFailed(c, err)
+			plugins.BodyFailed(c, err, msgBodyTooLarge)
 			return false
 		}
 	}
@@ -84,17 +81,6 @@ func (h *handler) transformBody(c *plugins.Context) bool {
 		c.Upstream.SetBody(out)
 	}
 	return true
-}
-
-func bodyFailed(c *plugins.Context, err error) {
-	switch {
-	case errors.Is(err, plugins.ErrBodyTooLarge):
-		c.ExitMessage(http.StatusRequestEntityTooLarge, msgBodyTooLarge)
-	case errors.Is(err, plugins.ErrClientBody):
-		c.ExitMessage(http.StatusBadRequest, msgBadRequest)
-	default:
-		c.ExitMessage(http.StatusInternalServerError, msgUnexpected)
-	}
 }
 
 // transformJSON edits a JSON object body. A body that is not a JSON object
