@@ -335,7 +335,7 @@ func (p *Proxy) observe(x *exchange) {
 	if p.opts.Observer == nil {
 		return
 	}
-	s := p.served(x)
+	s := p.measure(x)
 	o := Observation{Route: x.match.Route, Service: x.match.Service, Status: x.status,
 		Upstream: s.Upstream, Total: s.Total, Proxy: s.Proxy,
 		RequestBytes: s.RequestBytes, ResponseBytes: s.ResponseBytes}
@@ -343,6 +343,15 @@ func (p *Proxy) observe(x *exchange) {
 		o.ClientError = reasonOf(x.clientErr)
 	}
 	p.opts.Observer.Observe(o)
+}
+
+// measure returns x's measurements, taken once (in x.pc.Served) as the
+// request ends, for the observer and the log phase alike.
+func (p *Proxy) measure(x *exchange) plugins.Served {
+	if x.pc.Served.Total == 0 {
+		x.pc.Served = p.served(x)
+	}
+	return x.pc.Served
 }
 
 // served measures x as it ends.
@@ -359,7 +368,7 @@ func (p *Proxy) served(x *exchange) plugins.Served {
 // release runs the log phase and returns x to the pool.
 func (p *Proxy) release(x *exchange) {
 	if x.set.Has(plugins.PhaseLog) {
-		x.pc.Served = p.served(x)
+		p.measure(x)
 		if !x.sent.IsZero() {
 			x.pc.Served.UpstreamURI = string(x.ctx.Request.RequestURI())
 		}
