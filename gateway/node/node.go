@@ -162,9 +162,6 @@ func New(opts Options) (*Node, error) {
 	})
 	n.snaps = snapshot.New(opts.Store, n.plugins, n.proxy, snapshot.Options{
 		Logger: n.log, Registerer: n.reg, OnRouteChanged: n.routeChanged, OnRebuilt: n.routesRebuilt,
-		// The two events of one write arrive at most a poll (and the
-		// propagation delay) apart.
-		VersionGrace: cfg.DBUpdateFrequency + cfg.DBUpdatePropagation + time.Second,
 	})
 	host, _ := os.Hostname()
 	n.admin = admin.Traced(opts.TracerProvider, "sluice.admin", admin.New(admin.Options{

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -53,11 +52,6 @@ type Options struct {
 	// OnRebuilt, when set, is called after each full rebuild of the route
 	// table with every route in it.
 	OnRebuilt func(all []router.Target)
-	// VersionGrace is how long a version key that came before its entity
-	// key waits for it before it rebuilds the snapshot in full; the node
-	// gives the longest two events of one transaction can arrive apart
-	// (a poll interval and the propagation delay). 5 s when zero.
-	VersionGrace time.Duration
 }
 
 // Snapshots keeps a node's route table and plugin set. Start runs its
@@ -71,11 +65,8 @@ type Snapshots struct {
 	// mu guards the fields below.
 	mu sync.Mutex
 	// routeCredit and pluginCredit count the entity keys whose version
-	// key has not arrived yet, routeDebt and pluginDebt the version keys
-	// whose entity key has not (see Invalidate).
+	// key has not arrived yet (see Invalidate).
 	routeCredit, pluginCredit int
-	routeDebt, pluginDebt     int
-	versionGrace              time.Duration
 }
 
 // Ticket identifies the snapshot generations that cover a set of changes;
@@ -89,10 +80,7 @@ func New(st store.Store, reg *plugins.Registry, p Proxy, opts Options) *Snapshot
 		opts.Logger = slog.Default()
 	}
 	m := newMetrics(opts.Registerer)
-	if opts.VersionGrace <= 0 {
-		opts.VersionGrace = 5 * time.Second
-	}
-	s := &Snapshots{log: opts.Logger, versionGrace: opts.VersionGrace}
+	s := &Snapshots{log: opts.Logger}
 	s.routes = newRouteTable(st, p, m, opts)
 	s.plugins = newPluginSet(st, reg, p, opts.Logger)
 	s.rw = newWorker("routes", opts.Logger, m.timed("routes", s.routes.apply))
@@ -115,10 +103,9 @@ func (s *Snapshots) Start(ctx context.Context) {
 // Every write emits its entity's key with its snapshot's version key
 // (entity.InvalidationKeys), but the two may arrive in different batches
 // (PostgreSQL pushes events one by one). A version key is therefore
-// matched with an entity key of the same snapshot, in this batch, an
-// earlier one or one that comes within Options.VersionGrace; only one
-// that matches none (an old event, a write made by something that emits
-// version keys alone) asks for a full rebuild, once the grace is over.
+// matched with an entity key of the same snapshot, in this batch or an
+// earlier one; only one that matches none (an old event, a write made by
+// something that emits version keys alone) asks for a full rebuild.
 func (s *Snapshots) Invalidate(keys []entity.CacheKey, urgent bool) Ticket {
 	var routeKeys, pluginKeys []entity.CacheKey
 	var routerVersions, pluginsVersions int
@@ -135,54 +122,28 @@ func (s *Snapshots) Invalidate(keys []entity.CacheKey, urgent bool) Ticket {
 		}
 	}
 	s.mu.Lock()
-	routeDebt := settle(&s.routeCredit, &s.routeDebt, len(routeKeys), routerVersions)
-	pluginDebt := settle(&s.pluginCredit, &s.pluginDebt, len(pluginKeys), pluginsVersions)
+	routesFull := unmatched(&s.routeCredit, len(routeKeys), routerVersions)
+	pluginsFull := unmatched(&s.pluginCredit, len(pluginKeys), pluginsVersions)
 	s.mu.Unlock()
-	if routeDebt {
-		s.afterGrace(&s.routeDebt, s.rw)
-	}
-	if pluginDebt {
-		s.afterGrace(&s.pluginDebt, s.pw)
-	}
 	var t Ticket
-	if len(routeKeys) > 0 {
-		t.routes = s.rw.request(routeKeys, false, urgent)
+	if len(routeKeys) > 0 || routesFull {
+		t.routes = s.rw.request(routeKeys, routesFull, urgent)
 	}
-	if len(pluginKeys) > 0 {
-		t.plugins = s.pw.request(pluginKeys, false, urgent)
+	if len(pluginKeys) > 0 || pluginsFull {
+		t.plugins = s.pw.request(pluginKeys, pluginsFull, urgent)
 	}
 	return t
 }
 
-// settle adds a batch's entity and version keys of one snapshot to credit
-// and debt: entity keys first pay the version keys that came before them,
-// then version keys use the entity keys that came before them. It reports
-// whether some version key is left unmatched (new debt).
-func settle(credit, debt *int, entities, versions int) bool {
-	paid := min(*debt, entities)
-	*debt -= paid
-	*credit += entities - paid - versions
+// unmatched adds a batch's entity and version keys of one snapshot to
+// credit and reports whether some version key matched no entity key.
+func unmatched(credit *int, entities, versions int) bool {
+	*credit += entities - versions
 	if *credit < 0 {
-		*debt += -*credit
 		*credit = 0
 		return true
 	}
 	return false
-}
-
-// afterGrace rebuilds w's snapshot in full if version keys are still
-// unmatched after the grace (see Options.VersionGrace): their entity keys
-// were lost, or came from a writer that emits version keys alone.
-func (s *Snapshots) afterGrace(debt *int, w *worker) {
-	time.AfterFunc(s.versionGrace, func() {
-		s.mu.Lock()
-		unpaid := *debt > 0
-		*debt = 0
-		s.mu.Unlock()
-		if unpaid {
-			w.request(nil, true, false)
-		}
-	})
 }
 
 // Wait blocks until the snapshots covering t are swapped in, or ctx is

@@ -97,8 +97,7 @@ func newFixture(t *testing.T, st store.Store) *fixture {
 			defer f.mu.Unlock()
 			f.moves = append(f.moves, [2]router.Target{was, now})
 		},
-		OnRebuilt:    func([]router.Target) { f.full++ },
-		VersionGrace: 200 * time.Millisecond,
+		OnRebuilt: func([]router.Target) { f.full++ },
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -232,16 +231,13 @@ func TestIncrementalChanges(t *testing.T) {
 		t.Errorf("plugin changes applied = %v, want 2", n)
 	}
 
-	// A version key alone names no change: once its grace is over with no
-	// entity key, everything is read again.
+	// A version key alone names no change: everything is read again.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	if err := f.s.Wait(ctx, f.s.Invalidate([]entity.CacheKey{entity.RouterVersion}, false)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for rebuilds() != 2 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if rebuilds() != 2 {
+	if rebuilds() != 2 || f.full != 2 {
 		t.Errorf("router:version alone: %v rebuilds, want 2", rebuilds())
 	}
 }
@@ -314,32 +310,12 @@ func TestPairsSplitAcrossBatches(t *testing.T) {
 	if id, _ := f.out.match("/a"); id != r1 || rebuilds() != 1 {
 		t.Fatalf("split pair: /a -> %q after %v rebuilds, want r1 and the start-up rebuild only", id, rebuilds())
 	}
-	// A version key before its entity key (PostgreSQL pushes and polls
-	// them apart) waits for it: no rebuild.
-	for _, batch := range [][]entity.CacheKey{{entity.RouterVersion}, {{Kind: entity.KindRoute, ID: r1}}} {
-		if err := f.s.Wait(ctx, f.s.Invalidate(batch, false)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	time.Sleep(400 * time.Millisecond) // past the fixture's grace
-	if rebuilds() != 1 {
-		t.Errorf("version key then its entity key: %v rebuilds, want the start-up rebuild only", rebuilds())
-	}
-	// Two version keys for one entity key: the one left unmatched
-	// rebuilds once the grace is over.
 	for _, batch := range [][]entity.CacheKey{{entity.RouterVersion, entity.RouterVersion}, {{Kind: entity.KindRoute, ID: r1}}} {
 		if err := f.s.Wait(ctx, f.s.Invalidate(batch, false)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if rebuilds() != 1 {
-		t.Errorf("unmatched version key: rebuilt before its grace (%v rebuilds)", rebuilds())
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for rebuilds() != 2 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
 	if rebuilds() != 2 {
-		t.Errorf("two router:version keys for one entity key: %v rebuilds, want 2 (one more after the grace)", rebuilds())
+		t.Errorf("two router:version keys for no entity key: %v rebuilds, want 2 (one more)", rebuilds())
 	}
 }
