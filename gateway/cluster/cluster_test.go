@@ -103,17 +103,23 @@ func newNode(t testing.TB, st store.Store, id string, opts Options) (*Cluster, *
 	return c, rec
 }
 
-// write stores a service on st together with c's events for it, as the
-// Admin API does.
+// write stores a service and a route of it on st together with c's
+// events for them (two events), as the Admin API does.
 func write(t *testing.T, ctx context.Context, c *Cluster, st store.Store, name string) []entity.CacheKey {
 	t.Helper()
 	svc := &entity.Service{ID: "00000000-0000-4000-8000-" + name, Name: &name, Host: "example.com", Protocol: "http", Port: 80}
-	data, err := json.Marshal(svc)
-	if err != nil {
-		t.Fatal(err)
+	route := &entity.Route{ID: "00000000-0000-4000-8001-" + name, Paths: []string{"/" + name}, Service: &entity.Ref{ID: svc.ID}}
+	var ops []store.Op
+	var keys []entity.CacheKey
+	for _, e := range []entity.Entity{svc, route} {
+		data, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ops = append(ops, store.Op{Type: store.OpInsert, Record: store.NewRecord(e, data)})
+		keys = append(keys, entity.InvalidationKeys(e)...)
 	}
-	keys := entity.InvalidationKeys(svc)
-	if err := st.Apply(ctx, []store.Op{{Type: store.OpInsert, Record: store.NewRecord(svc, data)}}, c.Events(ctx, keys)); err != nil {
+	if err := st.Apply(ctx, ops, c.Events(ctx, keys)); err != nil {
 		t.Fatal(err)
 	}
 	c.Invalidated(ctx, keys)
@@ -136,7 +142,7 @@ func testPollAppliesOnce(t *testing.T, stA, stB store.Store) {
 	ctx := context.Background()
 
 	keys := write(t, ctx, a, stA, "000000000001")
-	want := []string{keys[0].String(), "router:version"}
+	want := []string{keys[0].String(), keys[1].String()}
 	if got := recA.got(); !slices.Equal(got, want) {
 		t.Fatalf("node A applied %v locally, want %v", got, want)
 	}

@@ -48,15 +48,10 @@ func LookupKey(e Entity) CacheKey {
 }
 
 // InvalidationKeys returns the cache keys a change to e must purge on every
-// node: its own lookup key and the snapshot it is part of.
+// node: its own lookup key. The key names the entity, so it is also all a
+// node's snapshots need (a route, service, certificate or plugin is read
+// again by that key): writes emit no RouterVersion or PluginsVersion, which
+// would double the events and could reach a node apart from the entity's.
 func InvalidationKeys(e Entity) []CacheKey {
-	keys := []CacheKey{LookupKey(e)}
-	switch e.(type) {
-	case *Service, *Route, *Certificate:
-		// The route table carries the client certificates of services.
-		keys = append(keys, RouterVersion)
-	case *Plugin:
-		keys = append(keys, PluginsVersion)
-	}
-	return keys
+	return []CacheKey{LookupKey(e)}
 }

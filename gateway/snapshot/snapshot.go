@@ -3,7 +3,7 @@
 // invalidation keys: one entity key (route:<id>, service:<id>,
 // plugin:<id>) reads that one entity and changes the snapshot in place of
 // a full rebuild, at a cost that does not grow with the number of routes.
-// A version key that matches no entity key (an old event), start-up and
+// A version key (router:version, plugins_iterator:version), start-up and
 // RebuildAll (a purge after lost events) read everything instead. Each snapshot has one worker goroutine that
 // coalesces changes; the proxy swaps each new snapshot in atomically, and
 // requests never wait for one.
@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -61,12 +60,6 @@ type Snapshots struct {
 	plugins *pluginSet
 	rw, pw  *worker
 	log     *slog.Logger
-
-	// mu guards the fields below.
-	mu sync.Mutex
-	// routeCredit and pluginCredit count the entity keys whose version
-	// key has not arrived yet (see Invalidate).
-	routeCredit, pluginCredit int
 }
 
 // Ticket identifies the snapshot generations that cover a set of changes;
@@ -100,31 +93,26 @@ func (s *Snapshots) Start(ctx context.Context) {
 // are ignored. urgent marks a write made on this node, which no rate limit
 // holds back.
 //
-// Every write emits its entity's key with its snapshot's version key
-// (entity.InvalidationKeys), but the two may arrive in different batches
-// (PostgreSQL pushes events one by one). A version key is therefore
-// matched with an entity key of the same snapshot, in this batch or an
-// earlier one; only one that matches none (an old event, a write made by
-// something that emits version keys alone) asks for a full rebuild.
+// Every write emits its entity's key (entity.InvalidationKeys), which is
+// applied by reading that entity. A version key (entity.RouterVersion,
+// entity.PluginsVersion) names no entity: it asks for a full rebuild of
+// its snapshot, as in Kong (no write of this version emits one; a node of
+// an older version emitted one with each entity key).
 func (s *Snapshots) Invalidate(keys []entity.CacheKey, urgent bool) Ticket {
 	var routeKeys, pluginKeys []entity.CacheKey
-	var routerVersions, pluginsVersions int
+	var routesFull, pluginsFull bool
 	for _, k := range keys {
 		switch {
 		case k == entity.RouterVersion:
-			routerVersions++
+			routesFull = true
 		case k == entity.PluginsVersion:
-			pluginsVersions++
+			pluginsFull = true
 		case k.Kind == entity.KindRoute || k.Kind == entity.KindService || k.Kind == entity.KindCertificate:
 			routeKeys = append(routeKeys, k)
 		case k.Kind == entity.KindPlugin:
 			pluginKeys = append(pluginKeys, k)
 		}
 	}
-	s.mu.Lock()
-	routesFull := unmatched(&s.routeCredit, len(routeKeys), routerVersions)
-	pluginsFull := unmatched(&s.pluginCredit, len(pluginKeys), pluginsVersions)
-	s.mu.Unlock()
 	var t Ticket
 	if len(routeKeys) > 0 || routesFull {
 		t.routes = s.rw.request(routeKeys, routesFull, urgent)
@@ -133,17 +121,6 @@ func (s *Snapshots) Invalidate(keys []entity.CacheKey, urgent bool) Ticket {
 		t.plugins = s.pw.request(pluginKeys, pluginsFull, urgent)
 	}
 	return t
-}
-
-// unmatched adds a batch's entity and version keys of one snapshot to
-// credit and reports whether some version key matched no entity key.
-func unmatched(credit *int, entities, versions int) bool {
-	*credit += entities - versions
-	if *credit < 0 {
-		*credit = 0
-		return true
-	}
-	return false
 }
 
 // Wait blocks until the snapshots covering t are swapped in, or ctx is
@@ -166,9 +143,6 @@ func (s *Snapshots) Wait(ctx context.Context, t Ticket) error {
 // RebuildAll rebuilds both snapshots from everything in the datastore and
 // waits for them (bounded by ctx).
 func (s *Snapshots) RebuildAll(ctx context.Context) error {
-	s.mu.Lock()
-	s.routeCredit, s.pluginCredit = 0, 0 // the rebuild covers every pending pair
-	s.mu.Unlock()
 	return s.Wait(ctx, Ticket{routes: s.rw.request(nil, true, true), plugins: s.pw.request(nil, true, true)})
 }
 

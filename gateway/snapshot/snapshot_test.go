@@ -267,7 +267,7 @@ func TestFailedReadRetries(t *testing.T) {
 	if err := st.Apply(ctx, []store.Op{op(t, store.OpInsert, rt(r1, "", "/a"))}, nil); err != nil {
 		t.Fatal(err)
 	}
-	tk := f.s.Invalidate([]entity.CacheKey{{Kind: entity.KindRoute, ID: r1}, entity.RouterVersion}, false)
+	tk := f.s.Invalidate([]entity.CacheKey{{Kind: entity.KindRoute, ID: r1}}, false)
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	if err := f.s.Wait(short, tk); err == nil {
@@ -289,33 +289,48 @@ func TestFailedReadRetries(t *testing.T) {
 	}
 }
 
-// TestPairsSplitAcrossBatches: a write's route key and router:version
-// arriving in two batches (as PostgreSQL pushes them) cost no rebuild, in
-// either order after the first; an unmatched router:version still does.
-func TestPairsSplitAcrossBatches(t *testing.T) {
-	const r1 = "00000000-0000-4000-8001-000000000001"
+// TestVersionKeys: a version key names no entity, so it rebuilds its
+// snapshot from everything stored, even beside entity keys (an older
+// node's write emitted one with each entity key); writes of this version
+// emit entity keys alone (TestIncrementalChanges rebuilds nothing).
+func TestVersionKeys(t *testing.T) {
+	const r1, r2 = "00000000-0000-4000-8001-000000000001", "00000000-0000-4000-8001-000000000002"
 	st := openStore(t, "")
 	f := newFixture(t, st)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if got := entity.InvalidationKeys(rt(r1, "", "/a")); len(got) != 1 || got[0] != (entity.CacheKey{Kind: entity.KindRoute, ID: r1}) {
+		t.Fatalf("a route write emits %v, want its own key alone", got)
+	}
+	rebuilds := func() float64 { return testutil.ToFloat64(f.s.routes.m.rebuilds) }
+	// Stored with no event: only a full rebuild finds it.
 	if err := st.Apply(ctx, []store.Op{op(t, store.OpInsert, rt(r1, "", "/a"))}, nil); err != nil {
 		t.Fatal(err)
 	}
-	rebuilds := func() float64 { return testutil.ToFloat64(f.s.routes.m.rebuilds) }
-	for _, batch := range [][]entity.CacheKey{{{Kind: entity.KindRoute, ID: r1}}, {entity.RouterVersion}} {
-		if err := f.s.Wait(ctx, f.s.Invalidate(batch, false)); err != nil {
-			t.Fatal(err)
-		}
+	if err := f.s.Wait(ctx, f.s.Invalidate([]entity.CacheKey{entity.RouterVersion}, false)); err != nil {
+		t.Fatal(err)
 	}
-	if id, _ := f.out.match("/a"); id != r1 || rebuilds() != 1 {
-		t.Fatalf("split pair: /a -> %q after %v rebuilds, want r1 and the start-up rebuild only", id, rebuilds())
+	if id, _ := f.out.match("/a"); id != r1 || rebuilds() != 2 {
+		t.Fatalf("router:version: /a -> %q after %v rebuilds, want r1 after 2 (start-up and this one)", id, rebuilds())
 	}
-	for _, batch := range [][]entity.CacheKey{{entity.RouterVersion, entity.RouterVersion}, {{Kind: entity.KindRoute, ID: r1}}} {
-		if err := f.s.Wait(ctx, f.s.Invalidate(batch, false)); err != nil {
-			t.Fatal(err)
-		}
+	if err := st.Apply(ctx, []store.Op{op(t, store.OpInsert, rt(r2, "", "/b"))}, nil); err != nil {
+		t.Fatal(err)
 	}
-	if rebuilds() != 2 {
-		t.Errorf("two router:version keys for no entity key: %v rebuilds, want 2 (one more)", rebuilds())
+	if err := f.s.Wait(ctx, f.s.Invalidate([]entity.CacheKey{{Kind: entity.KindRoute, ID: r1}, entity.RouterVersion}, false)); err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := f.out.match("/b"); id != r2 || rebuilds() != 3 {
+		t.Fatalf("an older node's pair: /b -> %q after %v rebuilds, want r2 after 3", id, rebuilds())
+	}
+	p := &entity.Plugin{ID: "00000000-0000-4000-8002-000000000001", Name: "request-termination", Enabled: true,
+		Config: json.RawMessage(`{"status_code":418}`), Protocols: []string{"http"}}
+	if err := st.Apply(ctx, []store.Op{op(t, store.OpInsert, p)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.Wait(ctx, f.s.Invalidate([]entity.CacheKey{entity.PluginsVersion}, false)); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.out.p.Load().Len(); n != 1 {
+		t.Errorf("plugins_iterator:version: %d plugins in the set, want the one stored without an event", n)
 	}
 }
