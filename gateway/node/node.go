@@ -47,6 +47,7 @@ import (
 	"github.com/sluice-gw/sluice/gateway/snapshot"
 	"github.com/sluice-gw/sluice/gateway/store"
 	"github.com/sluice-gw/sluice/gateway/store/storeobs"
+	"github.com/sluice-gw/sluice/internal/yield"
 )
 
 // Options holds a node's dependencies. Config, Store and Backend are
@@ -362,7 +363,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 // hands them to the snapshots, waiting (boundedly) for them to apply so
 // that the next request sees the change.
 func (n *Node) Invalidate(ctx context.Context, keys []entity.CacheKey) {
+	var y yield.Budget // a storm's poll purges hundreds of keys (see yield)
 	for _, k := range keys {
+		y.Check()
 		if k != entity.RouterVersion && k != entity.PluginsVersion {
 			n.cache.Invalidate(k)
 		}

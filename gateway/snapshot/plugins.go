@@ -7,6 +7,7 @@ import (
 	"github.com/sluice-gw/sluice/gateway/entity"
 	"github.com/sluice-gw/sluice/gateway/plugins"
 	"github.com/sluice-gw/sluice/gateway/store"
+	"github.com/sluice-gw/sluice/internal/yield"
 )
 
 // pluginSet is the plugin set's working state: every plugin entity by id.
@@ -16,6 +17,8 @@ type pluginSet struct {
 	reg   *plugins.Registry
 	proxy Proxy
 	log   *slog.Logger
+	// yield spaces out this worker's reads for the requests (see get).
+	yield yield.Budget
 	// all is nil until the first full rebuild.
 	all map[string]*entity.Plugin
 }
@@ -30,6 +33,7 @@ func (ps *pluginSet) apply(ctx context.Context, w work) (full bool, err error) {
 	if ps.all == nil || w.full {
 		all := make(map[string]*entity.Plugin)
 		err := store.Each(ctx, ps.st, entity.KindPlugin, pageSize, func(e entity.Entity) {
+			ps.yield.Check()
 			p := e.(*entity.Plugin)
 			all[p.ID] = p
 		})
@@ -40,7 +44,7 @@ func (ps *pluginSet) apply(ctx context.Context, w work) (full bool, err error) {
 		return true, ps.swap()
 	}
 	for k := range w.keys {
-		e, found, err := get(ctx, ps.st, entity.KindPlugin, k.ID)
+		e, found, err := get(ctx, ps.st, entity.KindPlugin, k.ID, &ps.yield)
 		if err != nil {
 			return false, err
 		}

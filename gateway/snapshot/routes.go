@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-gw/sluice/gateway/proxy"
 	"github.com/sluice-gw/sluice/gateway/router"
 	"github.com/sluice-gw/sluice/gateway/store"
+	"github.com/sluice-gw/sluice/internal/yield"
 )
 
 // Upstream is one host:port the proxy sends traffic to.
@@ -29,6 +30,8 @@ type routeTable struct {
 	opts  Options
 
 	b *router.Builder
+	// yield spaces out this worker's reads for the requests (see get).
+	yield yield.Budget
 	// routes holds every route with its service, those the table left out
 	// (invalid, stream-only) included, by route id.
 	routes   map[string]router.Target
@@ -98,7 +101,7 @@ func (t *routeTable) apply(ctx context.Context, w work) (full bool, err error) {
 
 // applyRoute reads one route and puts it in the table, or takes it out.
 func (t *routeTable) applyRoute(ctx context.Context, id string) error {
-	e, found, err := get(ctx, t.st, entity.KindRoute, id)
+	e, found, err := get(ctx, t.st, entity.KindRoute, id, &t.yield)
 	if err != nil {
 		return err
 	}
@@ -140,7 +143,7 @@ func (t *routeTable) applyService(ctx context.Context, id string) error {
 // readService reads service id into services (nil when it does not
 // exist), with the client certificate it references.
 func (t *routeTable) readService(ctx context.Context, id string) (*entity.Service, error) {
-	e, found, err := get(ctx, t.st, entity.KindService, id)
+	e, found, err := get(ctx, t.st, entity.KindService, id, &t.yield)
 	if err != nil || !found {
 		return nil, err
 	}
@@ -157,7 +160,7 @@ func (t *routeTable) readService(ctx context.Context, id string) (*entity.Servic
 // readCert reads and parses client certificate id (dropped when it does
 // not exist or cannot be parsed, as a full rebuild does).
 func (t *routeTable) readCert(ctx context.Context, id string) error {
-	e, found, err := get(ctx, t.st, entity.KindCertificate, id)
+	e, found, err := get(ctx, t.st, entity.KindCertificate, id, &t.yield)
 	if err != nil {
 		return err
 	}
@@ -265,6 +268,7 @@ func (t *routeTable) setService(id string, svc *entity.Service) {
 func (t *routeTable) rebuild(ctx context.Context) error {
 	services := make(map[string]*entity.Service)
 	err := store.Each(ctx, t.st, entity.KindService, pageSize, func(e entity.Entity) {
+		t.yield.Check()
 		s := e.(*entity.Service)
 		services[s.ID] = s
 	})
@@ -279,6 +283,7 @@ func (t *routeTable) rebuild(ctx context.Context) error {
 	}
 	var certs []*entity.Certificate
 	err = store.Each(ctx, t.st, entity.KindCertificate, pageSize, func(e entity.Entity) {
+		t.yield.Check()
 		if c := e.(*entity.Certificate); certUse[c.ID] > 0 {
 			certs = append(certs, c)
 		}
@@ -288,6 +293,7 @@ func (t *routeTable) rebuild(ctx context.Context) error {
 	}
 	var all []router.Target
 	err = store.Each(ctx, t.st, entity.KindRoute, pageSize, func(e entity.Entity) {
+		t.yield.Check()
 		r := e.(*entity.Route)
 		tg := router.Target{Route: r}
 		if r.Service != nil {

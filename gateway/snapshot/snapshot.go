@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/sluice-gw/sluice/gateway/proxy"
 	"github.com/sluice-gw/sluice/gateway/router"
 	"github.com/sluice-gw/sluice/gateway/store"
+	"github.com/sluice-gw/sluice/internal/yield"
 )
 
 // Proxy receives the snapshots. proxy.Proxy implements it.
@@ -156,14 +156,13 @@ func (s *Snapshots) Upstreams() []Upstream { return s.routes.upstreams() }
 // pageSize is the page size of the full reads behind a rebuild.
 const pageSize = 1000
 
-// get reads one entity; found is false when it no longer exists.
-func get(ctx context.Context, st store.Store, kind entity.Kind, id string) (e entity.Entity, found bool, err error) {
-	// Let the requests that became ready run first. An apply reads its
-	// entities one after the other, on SQLite without a blocking call, so
-	// with one P a batch of a hundred changes (a storm's poll) would hold
-	// the P for milliseconds while requests wait; yielding per entity
-	// bounds that wait to one read and decode.
-	runtime.Gosched()
+// get reads one entity; found is false when it no longer exists. It
+// first lets the requests that are ready run if y is spent: an apply
+// reads its entities one after the other, on SQLite without a blocking
+// call, so with one P a poll of a hundred changes (a storm's) would hold
+// the P for milliseconds while requests wait.
+func get(ctx context.Context, st store.Store, kind entity.Kind, id string, y *yield.Budget) (e entity.Entity, found bool, err error) {
+	y.Check()
 	rec, err := st.Get(ctx, kind, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, false, nil

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice/gateway/store"
+	"github.com/sluice-gw/sluice/internal/yield"
 )
 
 // Events implements store.Store. It returns every matching event at once.
@@ -72,7 +73,11 @@ func (s *Store) readEvents(ctx context.Context, where string, args ...any) ([]st
 	defer rows.Close()
 	var evs []store.Event
 	var last int64
+	// A poll in a storm reads hundreds of rows without a blocking call:
+	// with one P, requests would wait for the whole read.
+	var y yield.Budget
 	for rows.Next() {
+		y.Check()
 		var e store.Event
 		var seq, at, nbf int64
 		if err := rows.Scan(&seq, &e.ID, &e.NodeID, &e.Channel, &e.Data, &e.TraceParent, &at, &nbf); err != nil {
