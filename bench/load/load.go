@@ -32,6 +32,28 @@ type Summary struct {
 	Latency Latency `json:"latency_ms"`
 	// FirstError describes the first error, for diagnosis.
 	FirstError string `json:"first_error,omitempty"`
+	// Samples holds every latency in milliseconds, sorted (for Merge).
+	Samples []float64 `json:"-"`
+}
+
+// Merge summarizes several runs as one: their requests pooled, their
+// durations added.
+func Merge(sums ...Summary) Summary {
+	var lat []float64
+	var errs int
+	var d time.Duration
+	first := ""
+	for _, s := range sums {
+		lat = append(lat, s.Samples...)
+		errs += s.Errors
+		d += s.Duration
+		if first == "" {
+			first = s.FirstError
+		}
+	}
+	m := summarize(lat, errs, d)
+	m.FirstError = first
+	return m
 }
 
 // Latency is a set of latency percentiles in milliseconds.
@@ -152,7 +174,7 @@ func Open(ctx context.Context, o Options) Summary {
 
 func summarize(lat []float64, errs int, d time.Duration) Summary {
 	slices.Sort(lat)
-	s := Summary{Requests: len(lat), Errors: errs, Duration: d}
+	s := Summary{Requests: len(lat), Errors: errs, Duration: d, Samples: lat}
 	if d > 0 {
 		s.RPS = float64(len(lat)) / d.Seconds()
 	}

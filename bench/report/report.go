@@ -146,8 +146,12 @@ type Consistency struct {
 type Storm struct {
 	DBUpdateFrequencyS float64 `json:"db_update_frequency_s"`
 	// Rate is the open-loop request rate on node B during each phase.
-	Rate   int     `json:"rate_rps"`
-	PhaseS float64 `json:"phase_s"`
+	Rate int `json:"rate_rps"`
+	// PhaseS is the length of each calm and each storm segment; the run
+	// alternates them Rounds times, and Calm and Storm pool each kind's
+	// requests, so that the machine's own stalls fall on both alike.
+	PhaseS float64      `json:"phase_s"`
+	Rounds []StormRound `json:"rounds"`
 	// Pinning says which CPUs the processes ran on ("" when unpinned).
 	Pinning string `json:"pinning"`
 	// NodeBGOMAXPROCS is node B's GOMAXPROCS (go_sched_gomaxprocs_threads):
@@ -160,7 +164,14 @@ type Storm struct {
 	// took, WriteErrors the changes it refused or failed.
 	TargetChangesPerSec int     `json:"target_changes_per_s"`
 	ChangesPerSec       float64 `json:"changes_per_s"`
+	Writes              int     `json:"writes"`
 	WriteErrors         int     `json:"write_errors"`
+}
+
+// StormRound is one calm segment and the storm segment after it.
+type StormRound struct {
+	CalmP99  float64 `json:"calm_p99_ms"`
+	StormP99 float64 `json:"storm_p99_ms"`
 }
 
 // StormPhase is one phase of the storm run, seen from the load client and
@@ -169,8 +180,11 @@ type StormPhase struct {
 	Requests int     `json:"requests"`
 	Errors   int     `json:"errors"`
 	Latency  Latency `json:"latency_ms"`
-	// CPUPercent is node B's CPU time over the phase's wall time.
-	CPUPercent float64 `json:"node_b_cpu_percent"`
+	// CPUPercent is node B's CPU time (CPUSeconds) over the phase's wall
+	// time (WallSeconds).
+	CPUPercent  float64 `json:"node_b_cpu_percent"`
+	CPUSeconds  float64 `json:"node_b_cpu_s"`
+	WallSeconds float64 `json:"wall_s"`
 	// Events counts the cluster events node B applied during the phase;
 	// Applies its incremental snapshot updates, which took ApplyMS in all;
 	// Rebuilds its full snapshot rebuilds (route table and plugin set),

@@ -47,9 +47,10 @@ type Profile struct {
 	SettingRPS time.Duration
 	// StormPhase > 0 runs the invalidation storm: node B at StormRate
 	// requests/s for StormPhase calm, then StormPhase while node A takes
-	// StormChanges changes per second.
-	StormPhase              time.Duration
-	StormRate, StormChanges int
+	// StormChanges changes per second, StormRounds times (at least once);
+	// each kind's requests are pooled.
+	StormPhase                           time.Duration
+	StormRate, StormChanges, StormRounds int
 	// SoakDuration > 0 makes the run a soak and nothing else: open-loop
 	// traffic at SoakRate (0: half the capacity measured with Conns
 	// connections over Warmup + Closed) through SoakNodes nodes (0:
@@ -89,12 +90,12 @@ var Profiles = map[string]Profile{
 		Warmup: time.Second, Closed: 5 * time.Second, Open: 3 * time.Second, OpenRate: 3000,
 		Backends: []string{"freecache", "otter", "ristretto", "lru"}, Frequencies: []float64{0.25, 0.5, 1, 2, 5},
 		Changes: 300, ChangeSpan: 5 * time.Second, SettingRPS: 2 * time.Second,
-		StormPhase: 4 * time.Second, StormRate: 1000, StormChanges: 200},
+		StormPhase: 3 * time.Second, StormRate: 1000, StormChanges: 200, StormRounds: 3},
 	"full": {Name: "full", Consumers: 100000, UnknownShare: 0.05, Conns: 50,
 		Warmup: 3 * time.Second, Closed: 15 * time.Second, Open: 10 * time.Second, OpenRate: 5000,
 		Backends: []string{"freecache", "otter", "ristretto", "lru"}, Frequencies: []float64{0.1, 0.25, 0.5, 1, 2, 5},
 		Changes: 1000, ChangeSpan: 30 * time.Second, SettingRPS: 5 * time.Second,
-		StormPhase: 10 * time.Second, StormRate: 2000, StormChanges: 300},
+		StormPhase: 10 * time.Second, StormRate: 2000, StormChanges: 300, StormRounds: 3},
 	"soak": {Name: "soak", Consumers: 5000, UnknownShare: 0.05, Conns: 32,
 		Warmup: 2 * time.Second, Closed: 10 * time.Second,
 		SoakDuration: 30 * time.Minute, SoakInterval: 10 * time.Second, SoakChangeEvery: 3 * time.Second,

@@ -61,7 +61,9 @@ type stormSite struct {
 // stormOn runs the storm at site.
 func (b *bench) stormOn(ctx context.Context, site stormSite) (*report.Storm, error) {
 	p := b.opts.Profile
-	st := &report.Storm{DBUpdateFrequencyS: stormFrequency, Rate: p.StormRate, PhaseS: p.StormPhase.Seconds(), TargetChangesPerSec: p.StormChanges}
+	rounds := max(1, p.StormRounds)
+	st := &report.Storm{DBUpdateFrequencyS: stormFrequency, Rate: p.StormRate, PhaseS: p.StormPhase.Seconds(),
+		TargetChangesPerSec: p.StormChanges}
 	dir := site.dir
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return st, fmt.Errorf("bench: %w", err)
@@ -75,7 +77,7 @@ func (b *bench) stormOn(ctx context.Context, site stormSite) (*report.Storm, err
 		}
 		cpus = []string{first, strconv.Itoa(last)}
 	}
-	b.logf("storm: node B at %d requests/s, %v calm then %v while node A takes %d changes/s", p.StormRate, p.StormPhase, p.StormPhase, p.StormChanges)
+	b.logf("storm: node B at %d requests/s, %d rounds of %v calm then %v while node A takes %d changes/s", p.StormRate, rounds, p.StormPhase, p.StormPhase, p.StormChanges)
 	c, err := harness.Start(ctx, harness.Options{Binary: b.opts.Binary, Nodes: 2, Dir: dir, Args: b.args(), CPUs: cpus,
 		ReadyTimeout: site.readyLimit,
 		Env:          b.nodeEnv(append(site.env, "SLUICE_DB_UPDATE_FREQUENCY="+strconv.FormatFloat(stormFrequency, 'g', -1, 64))...)})
@@ -113,74 +115,120 @@ func (b *bench) stormOn(ctx context.Context, site stormSite) (*report.Storm, err
 	load.Open(ctx, target) // warm-up: connections, caches
 	target.Duration = p.StormPhase
 
-	// phase measures one phase; start, when not nil, starts the phase's
-	// writes and returns the function that stops them.
-	phase := func(start func() (stop func(), err error)) (report.StormPhase, error) {
+	// phase measures one segment; start, when not nil, starts its writes
+	// and returns the function that stops them. The writes last the
+	// segment's length; its requests go on for one poll more, so that node
+	// B applies every change of the segment inside it. Node B's counters
+	// are added to ph, its latencies returned.
+	phase := func(ph *report.StormPhase, start func() (stop func(), err error)) (load.Summary, error) {
 		before, err := scrape.Get(ctx, nb.StatusURL+"/metrics")
 		if err != nil {
-			return report.StormPhase{}, fmt.Errorf("bench: storm: %w", err)
+			return load.Summary{}, fmt.Errorf("bench: storm: %w", err)
 		}
 		cpu0, _ := procstat.CPU(nb.Pid())
 		t0 := time.Now()
-		stop := func() {}
-		if start != nil {
-			if stop, err = start(); err != nil {
-				return report.StormPhase{}, err
+		t := target
+		stopped := make(chan struct{})
+		if start == nil {
+			close(stopped)
+		} else {
+			stop, err := start()
+			if err != nil {
+				return load.Summary{}, err
 			}
+			time.AfterFunc(t.Duration, func() { stop(); close(stopped) })
+			t.Duration += time.Duration(stormFrequency * float64(time.Second))
 		}
-		sum := load.Open(ctx, target)
-		stop()
+		sum := load.Open(ctx, t)
+		<-stopped
 		cpu1, _ := procstat.CPU(nb.Pid())
 		after, err := scrape.Get(ctx, nb.StatusURL+"/metrics")
 		if err != nil {
-			return report.StormPhase{}, fmt.Errorf("bench: storm: %w", err)
+			return load.Summary{}, fmt.Errorf("bench: storm: %w", err)
 		}
-		ph := report.StormPhase{Requests: sum.Requests, Errors: sum.Errors,
-			Latency:    report.Latency{P50: sum.Latency.P50, P90: sum.Latency.P90, P99: sum.Latency.P99, P999: sum.Latency.P999, Max: sum.Latency.Max},
-			CPUPercent: 100 * (cpu1 - cpu0).Seconds() / time.Since(t0).Seconds(),
-			Applies:    after.Sum(applyHist+"_count") - before.Sum(applyHist+"_count"),
-			ApplyMS:    1000 * (after.Sum(applyHist+"_sum") - before.Sum(applyHist+"_sum")),
-			Rebuilds:   after.Sum(rebuildHist+"_count") - before.Sum(rebuildHist+"_count"),
-			RebuildMS:  1000 * (after.Sum(rebuildHist+"_sum") - before.Sum(rebuildHist+"_sum")),
-			Events:     after.Sum("sluice_cluster_events_applied_total") - before.Sum("sluice_cluster_events_applied_total")}
+		ph.CPUSeconds += (cpu1 - cpu0).Seconds()
+		ph.WallSeconds += time.Since(t0).Seconds()
+		ph.Applies += after.Sum(applyHist+"_count") - before.Sum(applyHist+"_count")
+		ph.ApplyMS += 1000 * (after.Sum(applyHist+"_sum") - before.Sum(applyHist+"_sum"))
+		ph.Rebuilds += after.Sum(rebuildHist+"_count") - before.Sum(rebuildHist+"_count")
+		ph.RebuildMS += 1000 * (after.Sum(rebuildHist+"_sum") - before.Sum(rebuildHist+"_sum"))
+		ph.Events += after.Sum("sluice_cluster_events_applied_total") - before.Sum("sluice_cluster_events_applied_total")
 		st.NodeBGOMAXPROCS = int(after.Sum("go_sched_gomaxprocs_threads"))
-		return ph, nil
+		return sum, nil
 	}
-	if st.Calm, err = phase(nil); err != nil {
-		return st, err
-	}
-	b.logf("  calm:  p50 %.2f p99 %.2f max %.2f ms, %d errors, node B %.0f%% CPU",
-		st.Calm.Latency.P50, st.Calm.Latency.P99, st.Calm.Latency.Max, st.Calm.Errors, st.Calm.CPUPercent)
-	writer := StormWriter{AdminURL: a.AdminURL, Plugin: plugin, Service: pre + "-other", Prefix: pre, Rate: p.StormChanges}
 	writerCPUs := ""
 	if cpus != nil {
 		writerCPUs = cpus[0]
 	}
-	var wres StormResult
-	var werr error
-	start := time.Now()
-	if st.Storm, err = phase(func() (func(), error) {
-		stop, err := b.startWriter(writer, writerCPUs)
+	var calm, storm []load.Summary
+	var stormWall time.Duration
+	for round := range rounds {
+		c, err := phase(&st.Calm, nil)
 		if err != nil {
-			return nil, err
+			return st, err
 		}
-		return func() { wres, werr = stop() }, nil
-	}); err != nil {
-		return st, err
+		// Each round's writer adds routes of its own prefix.
+		writer := StormWriter{AdminURL: a.AdminURL, Plugin: plugin, Service: pre + "-other", Prefix: fmt.Sprintf("%s-%d", pre, round), Rate: p.StormChanges}
+		var wres StormResult
+		var werr error
+		var wrote time.Duration
+		sm, err := phase(&st.Storm, func() (func(), error) {
+			start := time.Now()
+			stop, err := b.startWriter(writer, writerCPUs)
+			if err != nil {
+				return nil, err
+			}
+			return func() { wres, werr = stop(); wrote = time.Since(start) }, nil
+		})
+		if err != nil {
+			return st, err
+		}
+		if werr != nil {
+			return st, werr
+		}
+		stormWall += wrote
+		st.Writes += wres.Writes
+		st.WriteErrors += wres.Errors
+		if wres.FirstError != "" {
+			b.logf("  storm: first failed change: %s", wres.FirstError)
+		}
+		calm, storm = append(calm, c), append(storm, sm)
+		r := report.StormRound{CalmP99: c.Latency.P99, StormP99: sm.Latency.P99}
+		st.Rounds = append(st.Rounds, r)
+		b.logf("  round %d/%d: calm p99 %.2f ms (max %.2f), storm p99 %.2f ms (max %.2f), %d changes", round+1, rounds,
+			c.Latency.P99, c.Latency.Max, sm.Latency.P99, sm.Latency.Max, wres.Writes)
+		if round < rounds-1 {
+			select {
+			case <-time.After(stormSettle):
+			case <-ctx.Done():
+				return st, ctx.Err()
+			}
+		}
 	}
-	if werr != nil {
-		return st, werr
-	}
-	st.ChangesPerSec = float64(wres.Writes) / time.Since(start).Seconds()
-	st.WriteErrors = wres.Errors
-	if wres.FirstError != "" {
-		b.logf("  storm: first failed change: %s", wres.FirstError)
-	}
-	b.logf("  storm: p50 %.2f p99 %.2f max %.2f ms, %d errors, node B %.0f%% CPU; %.0f changes/s (%d failed), node B applied %.0f events and rebuilt %.0f snapshots in %.1f ms",
+	fill(&st.Calm, load.Merge(calm...))
+	fill(&st.Storm, load.Merge(storm...))
+	st.ChangesPerSec = float64(st.Writes) / stormWall.Seconds()
+	b.logf("  calm:  p50 %.2f p99 %.2f max %.2f ms, %d errors, node B %.0f%% CPU",
+		st.Calm.Latency.P50, st.Calm.Latency.P99, st.Calm.Latency.Max, st.Calm.Errors, st.Calm.CPUPercent)
+	b.logf("  storm: p50 %.2f p99 %.2f max %.2f ms, %d errors, node B %.0f%% CPU; %.0f changes/s (%d failed), node B applied %.0f events in %.0f incremental applies (%.1f ms) and rebuilt %.0f snapshots in %.1f ms",
 		st.Storm.Latency.P50, st.Storm.Latency.P99, st.Storm.Latency.Max, st.Storm.Errors, st.Storm.CPUPercent,
-		st.ChangesPerSec, st.WriteErrors, st.Storm.Events, st.Storm.Rebuilds, st.Storm.RebuildMS)
+		st.ChangesPerSec, st.WriteErrors, st.Storm.Events, st.Storm.Applies, st.Storm.ApplyMS, st.Storm.Rebuilds, st.Storm.RebuildMS)
 	return st, nil
 }
+
+// fill sets a phase's requests, errors and latency from the load client's
+// summary of its segments, and node B's CPU share over them.
+func fill(p *report.StormPhase, sum load.Summary) {
+	p.Requests, p.Errors = sum.Requests, sum.Errors
+	p.Latency = report.Latency{P50: sum.Latency.P50, P90: sum.Latency.P90, P99: sum.Latency.P99, P999: sum.Latency.P999, Max: sum.Latency.Max}
+	if p.WallSeconds > 0 {
+		p.CPUPercent = 100 * p.CPUSeconds / p.WallSeconds
+	}
+}
+
+// stormSettle is the pause between a round's storm segment (which ends a
+// poll after its last change) and the next calm segment.
+const stormSettle = 500 * time.Millisecond
 
 // stormSetup creates the storm's entities on a: the hot route B serves,
 // and a service with a request-termination plugin the storm rewrites. It
