@@ -38,6 +38,28 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
+// TestMerge: pooled runs give the percentiles of all their samples, not
+// an average of their percentiles: one run's tail stays a tail.
+func TestMerge(t *testing.T) {
+	calm := make([]float64, 99)
+	for i := range calm {
+		calm[i] = 1
+	}
+	a := summarize(calm, 0, time.Second)
+	b := summarize([]float64{50}, 1, 2*time.Second)
+	b.FirstError = "status 502"
+	m := Merge(a, b)
+	if m.Requests != 100 || m.Errors != 1 || m.Duration != 3*time.Second || m.FirstError != "status 502" {
+		t.Fatalf("merged %+v: want 100 requests, 1 error, 3 s, the first error kept", m)
+	}
+	if m.Latency.P99 != 1 || m.Latency.Max != 50 || len(m.Samples) != 100 {
+		t.Errorf("merged latency %+v over %d samples: want p99 1 ms (99 of 100 at 1 ms) and max 50 ms", m.Latency, len(m.Samples))
+	}
+	if b.Latency.P99 != 50 {
+		t.Errorf("b alone p99 = %v, want 50", b.Latency.P99)
+	}
+}
+
 // TestClosedAndOpen drives a real httptest upstream; one status in four is
 // not OK so the error count is checked too.
 func TestClosedAndOpen(t *testing.T) {

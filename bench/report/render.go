@@ -186,20 +186,35 @@ func stormTable(s *Storm) string {
 		name    string
 		p       StormPhase
 		changes float64
-	}{{"calm", s.Calm, 0}, {"storm", s.Storm, s.ChangesPerSec}} {
+	}{{"calm", s.Calm, 0}, {"control", controlRow(s), s.ControlChangesPerSec}, {"storm", s.Storm, s.ChangesPerSec}} {
+		if ph.name == "control" && s.Control == nil {
+			continue
+		}
 		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %s | %s | %.0f | %.0f | %.0f | %.0f / %.1f | %.0f / %.1f |\n", ph.name, ph.p.Requests, ph.p.Errors,
 			fmtMS(ph.p.Latency.P50), fmtMS(ph.p.Latency.P99), fmtMS(ph.p.Latency.P999), fmtMS(ph.p.Latency.Max), ph.p.CPUPercent, ph.changes, ph.p.Events,
 			ph.p.Applies, ph.p.ApplyMS, ph.p.Rebuilds, ph.p.RebuildMS)
 	}
-	fmt.Fprintf(&b, "\nstorm p99 / calm p99 = %.2f (target 2); %d changes failed.\n", s.Ratio(), s.WriteErrors)
+	fmt.Fprintf(&b, "\nstorm p99 / calm p99 = %.2f (target 2); %d changes failed.\n", s.Ratio(), s.WriteErrors+s.ControlWriteErrors)
+	if s.Control != nil {
+		fmt.Fprintf(&b, "\ncontrol: the same writes made on node C, whose datastore node B does not poll (node C beside node A). storm p99 / control p99 = %.2f: node B's own share; control p99 / calm p99 = %.2f: what the writes cost the machine.\n",
+			s.ControlRatio(), s.Control.Latency.P99/s.Calm.Latency.P99)
+	}
 	if len(s.Rounds) > 1 {
-		b.WriteString("\nEach round alone, calm p99 -> storm p99 (ms):")
+		b.WriteString("\nEach round alone, p99 calm / control / storm (ms):")
 		for i, r := range s.Rounds {
-			fmt.Fprintf(&b, " %d: %s -> %s;", i+1, fmtMS(r.CalmP99), fmtMS(r.StormP99))
+			fmt.Fprintf(&b, " %d: %s / %s / %s;", i+1, fmtMS(r.CalmP99), fmtMS(r.ControlP99), fmtMS(r.StormP99))
 		}
 		b.WriteString(" a single stall of the machine moves one segment's p99, hence the pooling.\n")
 	}
 	return b.String()
+}
+
+// controlRow is the control phase's row, or a zero one.
+func controlRow(s *Storm) StormPhase {
+	if s.Control == nil {
+		return StormPhase{}
+	}
+	return *s.Control
 }
 
 func dash(s string) string {

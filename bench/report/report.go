@@ -160,6 +160,13 @@ type Storm struct {
 	NodeBGOMAXPROCS int        `json:"node_b_gomaxprocs"`
 	Calm            StormPhase `json:"calm"`
 	Storm           StormPhase `json:"storm"`
+	// Control, when measured, is node B during the same writes made on a
+	// node C with a datastore of its own: what the writes cost the machine
+	// (node A's CPU, the datastore's disk, the VM's neighbours) and not
+	// node B's own work. Storm over Control is node B's share.
+	Control              *StormPhase `json:"control,omitempty"`
+	ControlChangesPerSec float64     `json:"control_changes_per_s,omitempty"`
+	ControlWriteErrors   int         `json:"control_write_errors,omitempty"`
 	// TargetChangesPerSec is the writers' pace; ChangesPerSec what node A
 	// took, WriteErrors the changes it refused or failed.
 	TargetChangesPerSec int     `json:"target_changes_per_s"`
@@ -170,8 +177,9 @@ type Storm struct {
 
 // StormRound is one calm segment and the storm segment after it.
 type StormRound struct {
-	CalmP99  float64 `json:"calm_p99_ms"`
-	StormP99 float64 `json:"storm_p99_ms"`
+	CalmP99    float64 `json:"calm_p99_ms"`
+	ControlP99 float64 `json:"control_p99_ms,omitempty"`
+	StormP99   float64 `json:"storm_p99_ms"`
 }
 
 // StormPhase is one phase of the storm run, seen from the load client and
@@ -202,6 +210,15 @@ func (s *Storm) Ratio() float64 {
 		return 0
 	}
 	return s.Storm.Latency.P99 / s.Calm.Latency.P99
+}
+
+// ControlRatio is the storm's p99 over the control's (0 when not
+// measured): node B's own share of the storm's cost.
+func (s *Storm) ControlRatio() float64 {
+	if s == nil || s.Control == nil || s.Control.Latency.P99 <= 0 {
+		return 0
+	}
+	return s.Storm.Latency.P99 / s.Control.Latency.P99
 }
 
 // Write writes results.json, report.md, report.html and the PNG plots

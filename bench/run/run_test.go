@@ -138,10 +138,9 @@ func TestMiniProfile(t *testing.T) {
 		Warmup: 100 * time.Millisecond, Closed: 300 * time.Millisecond, Open: 300 * time.Millisecond, OpenRate: 100,
 		Backends: []string{"freecache"}, Frequencies: []float64{0.25},
 		Changes: 8, ChangeSpan: time.Second, SettingRPS: 100 * time.Millisecond,
-		// Longer than the storm's 1 s poll, so that node B applies the
-		// storm's events inside the phase; enough requests that node B's
-		// CPU time, counted in 10 ms ticks, is never 0 for a phase.
-		StormPhase: 1500 * time.Millisecond, StormRate: 400, StormChanges: 50}
+		// Enough requests that node B's CPU time, counted in 10 ms ticks,
+		// is never 0 for a phase; two rounds, to check the pooling.
+		StormPhase: time.Second, StormRate: 400, StormChanges: 50, StormRounds: stormRounds}
 	r, out := runMini(t, p, 2)
 	targets := map[string]report.Throughput{}
 	for _, row := range r.Throughput {
@@ -251,6 +250,9 @@ func TestConsistencyWindowWarmAndUniform(t *testing.T) {
 	}
 }
 
+// stormRounds is the mini profile's storm rounds.
+const stormRounds = 2
+
 // checkStorm checks the storm phase's row: both phases served without
 // error, node A took the changes, node B applied them and rebuilt, and the
 // processes were pinned where the machine allows it.
@@ -274,6 +276,22 @@ func checkStorm(t *testing.T, r *report.Results) {
 	}
 	if s.Storm.Events <= 0 || s.Storm.Applies <= 0 || s.Storm.ApplyMS <= 0 {
 		t.Errorf("node B during the storm: %+v; want events applied and snapshot applies (timed)", s.Storm)
+	}
+	// The control: the same writes on node C, which node B does not hear
+	// (the mini runs are on SQLite).
+	if c := s.Control; c == nil || c.Requests == 0 || c.Errors != 0 || c.Events != 0 || s.ControlChangesPerSec <= 0 || s.ControlWriteErrors != 0 {
+		t.Errorf("control phase %+v at %.1f changes/s (%d failed); want requests without errors, no event applied on node B, node C's writes made", c, s.ControlChangesPerSec, s.ControlWriteErrors)
+	}
+	if len(s.Rounds) != max(1, stormRounds) {
+		t.Errorf("%d rounds recorded, want %d", len(s.Rounds), max(1, stormRounds))
+	}
+	for _, rd := range s.Rounds {
+		if rd.CalmP99 <= 0 || rd.ControlP99 <= 0 || rd.StormP99 <= 0 {
+			t.Errorf("round %+v: want each segment's p99", rd)
+		}
+	}
+	if s.Storm.Requests <= s.Calm.Requests {
+		t.Errorf("storm %d requests, calm %d: want the storm segments to run a poll longer", s.Storm.Requests, s.Calm.Requests)
 	}
 	if _, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 && !strings.Contains(s.Pinning, "node B, load client") {
 		t.Errorf("pinning = %q on %d CPUs with taskset, want node B pinned with this process", s.Pinning, runtime.NumCPU())

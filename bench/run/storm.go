@@ -77,10 +77,21 @@ func (b *bench) stormOn(ctx context.Context, site stormSite) (*report.Storm, err
 		}
 		cpus = []string{first, strconv.Itoa(last)}
 	}
-	b.logf("storm: node B at %d requests/s, %d rounds of %v calm then %v while node A takes %d changes/s", p.StormRate, rounds, p.StormPhase, p.StormPhase, p.StormChanges)
-	c, err := harness.Start(ctx, harness.Options{Binary: b.opts.Binary, Nodes: 2, Dir: dir, Args: b.args(), CPUs: cpus,
-		ReadyTimeout: site.readyLimit,
-		Env:          b.nodeEnv(append(site.env, "SLUICE_DB_UPDATE_FREQUENCY="+strconv.FormatFloat(stormFrequency, 'g', -1, 64))...)})
+	// The control segment needs a datastore node B does not poll: a SQLite
+	// file of node C's own.
+	control := b.opts.Database == "sqlite"
+	nodes, perNode := 2, [][]string(nil)
+	if control {
+		nodes, perNode = 3, [][]string{nil, nil, {"SLUICE_SQLITE_PATH=" + filepath.Join(dir, "control.db")}}
+		if cpus != nil {
+			cpus = append(cpus, cpus[0])
+		}
+	}
+	b.logf("storm: node B at %d requests/s, %d rounds of %v calm, %v while node A takes %d changes/s, and (control) %v while node C does",
+		p.StormRate, rounds, p.StormPhase, p.StormPhase, p.StormChanges, p.StormPhase)
+	c, err := harness.Start(ctx, harness.Options{Binary: b.opts.Binary, Nodes: nodes, Dir: dir, Args: b.args(), CPUs: cpus,
+		ReadyTimeout: site.readyLimit, NodeEnv: perNode,
+		Env: b.nodeEnv(append(site.env, "SLUICE_DB_UPDATE_FREQUENCY="+strconv.FormatFloat(stormFrequency, 'g', -1, 64))...)})
 	if err != nil {
 		return st, fmt.Errorf("bench: storm: %w", err)
 	}
@@ -93,7 +104,7 @@ func (b *bench) stormOn(ctx context.Context, site stormSite) (*report.Storm, err
 			st.Pinning = fmt.Sprintf("node A on CPU %s, node B on CPU %s, this process unpinned (%v)", cpus[0], cpus[1], err)
 		} else {
 			defer restore()
-			st.Pinning = fmt.Sprintf("node A and the storm writer on CPU %s; node B, load client and upstream on CPU %s", cpus[0], cpus[1])
+			st.Pinning = fmt.Sprintf("node A (and node C), the storm writer on CPU %s; node B, load client and upstream on CPU %s", cpus[0], cpus[1])
 		}
 	}
 
@@ -102,6 +113,15 @@ func (b *bench) stormOn(ctx context.Context, site stormSite) (*report.Storm, err
 	plugin, err := b.stormSetup(ctx, a, pre, hot)
 	if err != nil {
 		return st, err
+	}
+	var nc *harness.Node
+	var ncPlugin string
+	if control {
+		nc = c.Nodes[2]
+		if ncPlugin, err = b.stormSetup(ctx, nc, pre, hot); err != nil {
+			return st, err
+		}
+		st.Control = &report.StormPhase{}
 	}
 	if _, ok := probe(ctx, nb, hot, site.key, http.StatusOK, time.Now(), 15*time.Second, time.Millisecond); !ok {
 		return st, fmt.Errorf("bench: storm: %s not routed on %s", hot, nb.Name)
@@ -160,53 +180,91 @@ func (b *bench) stormOn(ctx context.Context, site stormSite) (*report.Storm, err
 	if cpus != nil {
 		writerCPUs = cpus[0]
 	}
-	var calm, storm []load.Summary
-	var stormWall time.Duration
-	for round := range rounds {
-		c, err := phase(&st.Calm, nil)
-		if err != nil {
-			return st, err
+	settle := func() error {
+		select {
+		case <-time.After(stormSettle):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		// Each round's writer adds routes of its own prefix.
-		writer := StormWriter{AdminURL: a.AdminURL, Plugin: plugin, Service: pre + "-other", Prefix: fmt.Sprintf("%s-%d", pre, round), Rate: p.StormChanges}
+	}
+	// writes measures one segment of w's writes into ph; it returns the
+	// segment's latencies, what w did and how long it wrote.
+	writes := func(ph *report.StormPhase, w StormWriter) (load.Summary, StormResult, time.Duration, error) {
 		var wres StormResult
 		var werr error
 		var wrote time.Duration
-		sm, err := phase(&st.Storm, func() (func(), error) {
+		sum, err := phase(ph, func() (func(), error) {
 			start := time.Now()
-			stop, err := b.startWriter(writer, writerCPUs)
+			stop, err := b.startWriter(w, writerCPUs)
 			if err != nil {
 				return nil, err
 			}
 			return func() { wres, werr = stop(); wrote = time.Since(start) }, nil
 		})
+		if err == nil {
+			err = werr
+		}
+		if err != nil {
+			return sum, wres, 0, err
+		}
+		if wres.FirstError != "" {
+			b.logf("  storm: first failed change on %s: %s", w.AdminURL, wres.FirstError)
+		}
+		return sum, wres, wrote, nil
+	}
+	var calm, controls, storm []load.Summary
+	var stormWall, controlWall time.Duration
+	controlWrites := 0
+	for round := range rounds {
+		c, err := phase(&st.Calm, nil)
 		if err != nil {
 			return st, err
 		}
-		if werr != nil {
-			return st, werr
+		var cs load.Summary
+		if control {
+			w := StormWriter{AdminURL: nc.AdminURL, Plugin: ncPlugin, Service: pre + "-other", Prefix: fmt.Sprintf("%s-c%d", pre, round), Rate: p.StormChanges}
+			sum, res, wrote, err := writes(st.Control, w)
+			if err != nil {
+				return st, err
+			}
+			cs = sum
+			controlWrites += res.Writes
+			controlWall += wrote
+			st.ControlWriteErrors += res.Errors
+			controls = append(controls, cs)
+			if err := settle(); err != nil {
+				return st, err
+			}
+		}
+		// Each round's writer adds routes of its own prefix.
+		w := StormWriter{AdminURL: a.AdminURL, Plugin: plugin, Service: pre + "-other", Prefix: fmt.Sprintf("%s-%d", pre, round), Rate: p.StormChanges}
+		sm, res, wrote, err := writes(&st.Storm, w)
+		if err != nil {
+			return st, err
 		}
 		stormWall += wrote
-		st.Writes += wres.Writes
-		st.WriteErrors += wres.Errors
-		if wres.FirstError != "" {
-			b.logf("  storm: first failed change: %s", wres.FirstError)
-		}
+		st.Writes += res.Writes
+		st.WriteErrors += res.Errors
 		calm, storm = append(calm, c), append(storm, sm)
-		r := report.StormRound{CalmP99: c.Latency.P99, StormP99: sm.Latency.P99}
+		r := report.StormRound{CalmP99: c.Latency.P99, ControlP99: cs.Latency.P99, StormP99: sm.Latency.P99}
 		st.Rounds = append(st.Rounds, r)
-		b.logf("  round %d/%d: calm p99 %.2f ms (max %.2f), storm p99 %.2f ms (max %.2f), %d changes", round+1, rounds,
-			c.Latency.P99, c.Latency.Max, sm.Latency.P99, sm.Latency.Max, wres.Writes)
+		b.logf("  round %d/%d: calm p99 %.2f ms (max %.2f), control p99 %.2f ms (max %.2f), storm p99 %.2f ms (max %.2f)", round+1, rounds,
+			c.Latency.P99, c.Latency.Max, cs.Latency.P99, cs.Latency.Max, sm.Latency.P99, sm.Latency.Max)
 		if round < rounds-1 {
-			select {
-			case <-time.After(stormSettle):
-			case <-ctx.Done():
-				return st, ctx.Err()
+			if err := settle(); err != nil {
+				return st, err
 			}
 		}
 	}
 	fill(&st.Calm, load.Merge(calm...))
 	fill(&st.Storm, load.Merge(storm...))
+	if st.Control != nil {
+		fill(st.Control, load.Merge(controls...))
+		st.ControlChangesPerSec = float64(controlWrites) / controlWall.Seconds()
+		b.logf("  control: p50 %.2f p99 %.2f max %.2f ms, %d errors, node B %.0f%% CPU, %.0f events applied (none expected)",
+			st.Control.Latency.P50, st.Control.Latency.P99, st.Control.Latency.Max, st.Control.Errors, st.Control.CPUPercent, st.Control.Events)
+	}
 	st.ChangesPerSec = float64(st.Writes) / stormWall.Seconds()
 	b.logf("  calm:  p50 %.2f p99 %.2f max %.2f ms, %d errors, node B %.0f%% CPU",
 		st.Calm.Latency.P50, st.Calm.Latency.P99, st.Calm.Latency.Max, st.Calm.Errors, st.Calm.CPUPercent)
@@ -278,11 +336,11 @@ type StormResult struct {
 	FirstError string `json:"first_error,omitempty"`
 }
 
-// Run makes w.Rate changes per second on node A until ctx is done: half
-// rewrite the plugin's config (a plugin-set rebuild on every node), half
-// add a route (a route-table rebuild). Writers run concurrently because
-// each write waits for node A's own rebuild. A write cut off by ctx is not
-// counted.
+// Run makes w.Rate changes per second on its node until ctx is done: half
+// rewrite the plugin's config (applied to the plugin set of every node that
+// hears it), half add a route (added to every route table). Writers run
+// concurrently because each write waits for its node's own apply. A write
+// cut off by ctx is not counted.
 func (w StormWriter) Run(ctx context.Context) StormResult {
 	a := &harness.Node{Name: "node A", AdminURL: w.AdminURL}
 	tick := time.NewTicker(time.Second / time.Duration(w.Rate))
