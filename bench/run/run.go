@@ -90,7 +90,7 @@ var Profiles = map[string]Profile{
 		Warmup: time.Second, Closed: 5 * time.Second, Open: 3 * time.Second, OpenRate: 3000,
 		Backends: []string{"freecache", "otter", "ristretto", "lru"}, Frequencies: []float64{0.25, 0.5, 1, 2, 5},
 		Changes: 300, ChangeSpan: 5 * time.Second, SettingRPS: 2 * time.Second,
-		StormPhase: 3 * time.Second, StormRate: 1000, StormChanges: 200, StormRounds: 3},
+		StormPhase: 3 * time.Second, StormRate: 1000, StormChanges: 200, StormRounds: 5},
 	"full": {Name: "full", Consumers: 100000, UnknownShare: 0.05, Conns: 50,
 		Warmup: 3 * time.Second, Closed: 15 * time.Second, Open: 10 * time.Second, OpenRate: 5000,
 		Backends: []string{"freecache", "otter", "ristretto", "lru"}, Frequencies: []float64{0.1, 0.25, 0.5, 1, 2, 5},
