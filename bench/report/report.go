@@ -147,9 +147,10 @@ type Storm struct {
 	DBUpdateFrequencyS float64 `json:"db_update_frequency_s"`
 	// Rate is the open-loop request rate on node B during each phase.
 	Rate int `json:"rate_rps"`
-	// PhaseS is the length of each calm and each storm segment; the run
-	// alternates them Rounds times, and Calm and Storm pool each kind's
-	// requests, so that the machine's own stalls fall on both alike.
+	// PhaseS is the length of each calm, control and storm segment; the
+	// run goes through them Rounds times, and Calm, Control and Storm pool
+	// each kind's requests, so that the machine's own stalls fall on all
+	// alike.
 	PhaseS float64      `json:"phase_s"`
 	Rounds []StormRound `json:"rounds"`
 	// Pinning says which CPUs the processes ran on ("" when unpinned).
@@ -175,7 +176,8 @@ type Storm struct {
 	WriteErrors         int     `json:"write_errors"`
 }
 
-// StormRound is one calm segment and the storm segment after it.
+// StormRound is one calm segment and the control (when measured) and
+// storm segments after it.
 type StormRound struct {
 	CalmP99    float64 `json:"calm_p99_ms"`
 	ControlP99 float64 `json:"control_p99_ms,omitempty"`

@@ -46,9 +46,10 @@ type Profile struct {
 	// SettingRPS is the closed-loop run on one node per setting.
 	SettingRPS time.Duration
 	// StormPhase > 0 runs the invalidation storm: node B at StormRate
-	// requests/s for StormPhase calm, then StormPhase while node A takes
-	// StormChanges changes per second, StormRounds times (at least once);
-	// each kind's requests are pooled.
+	// requests/s for StormPhase calm, then StormPhase while node C (the
+	// control, on SQLite) and StormPhase while node A takes StormChanges
+	// changes per second, StormRounds times (at least once); each kind's
+	// requests are pooled.
 	StormPhase                           time.Duration
 	StormRate, StormChanges, StormRounds int
 	// SoakDuration > 0 makes the run a soak and nothing else: open-loop

@@ -87,8 +87,12 @@ func (b *bench) stormOn(ctx context.Context, site stormSite) (*report.Storm, err
 			cpus = append(cpus, cpus[0])
 		}
 	}
-	b.logf("storm: node B at %d requests/s, %d rounds of %v calm, %v while node A takes %d changes/s, and (control) %v while node C does",
-		p.StormRate, rounds, p.StormPhase, p.StormPhase, p.StormChanges, p.StormPhase)
+	also := ""
+	if control {
+		also = fmt.Sprintf(" (first, as a control, %v while node C does)", p.StormPhase)
+	}
+	b.logf("storm: node B at %d requests/s, %d rounds of %v calm, then %v while node A takes %d changes/s%s",
+		p.StormRate, rounds, p.StormPhase, p.StormPhase, p.StormChanges, also)
 	c, err := harness.Start(ctx, harness.Options{Binary: b.opts.Binary, Nodes: nodes, Dir: dir, Args: b.args(), CPUs: cpus,
 		ReadyTimeout: site.readyLimit, NodeEnv: perNode,
 		Env: b.nodeEnv(append(site.env, "SLUICE_DB_UPDATE_FREQUENCY="+strconv.FormatFloat(stormFrequency, 'g', -1, 64))...)})
@@ -249,8 +253,12 @@ func (b *bench) stormOn(ctx context.Context, site stormSite) (*report.Storm, err
 		calm, storm = append(calm, c), append(storm, sm)
 		r := report.StormRound{CalmP99: c.Latency.P99, ControlP99: cs.Latency.P99, StormP99: sm.Latency.P99}
 		st.Rounds = append(st.Rounds, r)
-		b.logf("  round %d/%d: calm p99 %.2f ms (max %.2f), control p99 %.2f ms (max %.2f), storm p99 %.2f ms (max %.2f)", round+1, rounds,
-			c.Latency.P99, c.Latency.Max, cs.Latency.P99, cs.Latency.Max, sm.Latency.P99, sm.Latency.Max)
+		ctl := ""
+		if control {
+			ctl = fmt.Sprintf(", control p99 %.2f ms (max %.2f)", cs.Latency.P99, cs.Latency.Max)
+		}
+		b.logf("  round %d/%d: calm p99 %.2f ms (max %.2f)%s, storm p99 %.2f ms (max %.2f)", round+1, rounds,
+			c.Latency.P99, c.Latency.Max, ctl, sm.Latency.P99, sm.Latency.Max)
 		if round < rounds-1 {
 			if err := settle(); err != nil {
 				return st, err
@@ -284,8 +292,8 @@ func fill(p *report.StormPhase, sum load.Summary) {
 	}
 }
 
-// stormSettle is the pause between a round's storm segment (which ends a
-// poll after its last change) and the next calm segment.
+// stormSettle is the pause after each writing segment (which ends a poll
+// after its last change), before the next segment.
 const stormSettle = 500 * time.Millisecond
 
 // stormSetup creates the storm's entities on a: the hot route B serves,
