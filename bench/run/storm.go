@@ -91,7 +91,7 @@ func (b *bench) stormOn(ctx context.Context, site stormSite) (*report.Storm, err
 	if control {
 		also = fmt.Sprintf(" (first, as a control, %v while node C does)", p.StormPhase)
 	}
-	b.logf("storm: node B at %d requests/s, %d rounds of %v calm, then %v while node A takes %d changes/s%s",
+	b.logf("storm: node B at %d requests/s, %d round(s) of %v calm, then %v while node A takes %d changes/s%s",
 		p.StormRate, rounds, p.StormPhase, p.StormPhase, p.StormChanges, also)
 	c, err := harness.Start(ctx, harness.Options{Binary: b.opts.Binary, Nodes: nodes, Dir: dir, Args: b.args(), CPUs: cpus,
 		ReadyTimeout: site.readyLimit, NodeEnv: perNode,
