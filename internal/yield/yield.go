@@ -33,10 +33,11 @@ func Now() {
 		runtime.Gosched()
 		return
 	}
-	// The write comes after the read below has parked: the new goroutine
-	// runs once the caller waits, and its byte wakes the caller through
-	// the poller. Every Now reads one byte and writes one, so concurrent
-	// callers cannot wait for each other's.
+	// With one P the write comes after the read below has parked: the new
+	// goroutine runs once the caller waits, and its byte wakes the caller
+	// through the poller. (With more Ps it may come first and the read
+	// does not wait; nothing is starved there.) Every Now reads one byte
+	// and writes one, so concurrent callers cannot wait for each other's.
 	go func() { _, _ = p[1].Write([]byte{0}) }()
 	var b [1]byte
 	_, _ = p[0].Read(b[:])
@@ -45,8 +46,10 @@ func Now() {
 	runtime.Gosched()
 }
 
-// Budget yields (Now) once its loop has run for Every since it last did.
-// The zero Budget yields every 100 µs (a yield costs about 2 µs: BenchmarkNow). A Budget belongs to one goroutine.
+// Budget yields (Now) once Every has passed since it last did; a Budget
+// kept across loops therefore yields at the first Check after a pause.
+// The zero Budget yields every 100 µs (a yield costs about 2 µs:
+// BenchmarkNow). A Budget belongs to one goroutine.
 type Budget struct {
 	Every time.Duration
 	since time.Time
