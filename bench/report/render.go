@@ -182,14 +182,16 @@ func stormTable(s *Storm) string {
 	fmt.Fprintf(&b, "Node B ran with GOMAXPROCS=%d.\n\n", s.NodeBGOMAXPROCS)
 	b.WriteString("| phase | requests | errors | p50 ms | p99 ms | p99.9 ms | max ms | node B CPU % | changes/s | events applied on B | snapshot applies on B / ms | full rebuilds on B / ms |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, ph := range []struct {
+	type row struct {
 		name    string
 		p       StormPhase
 		changes float64
-	}{{"calm", s.Calm, 0}, {"control", controlRow(s), s.ControlChangesPerSec}, {"storm", s.Storm, s.ChangesPerSec}} {
-		if ph.name == "control" && s.Control == nil {
-			continue
-		}
+	}
+	rows := []row{{"calm", s.Calm, 0}}
+	if s.Control != nil {
+		rows = append(rows, row{"control", *s.Control, s.ControlChangesPerSec})
+	}
+	for _, ph := range append(rows, row{"storm", s.Storm, s.ChangesPerSec}) {
 		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %s | %s | %.0f | %.0f | %.0f | %.0f / %.1f | %.0f / %.1f |\n", ph.name, ph.p.Requests, ph.p.Errors,
 			fmtMS(ph.p.Latency.P50), fmtMS(ph.p.Latency.P99), fmtMS(ph.p.Latency.P999), fmtMS(ph.p.Latency.Max), ph.p.CPUPercent, ph.changes, ph.p.Events,
 			ph.p.Applies, ph.p.ApplyMS, ph.p.Rebuilds, ph.p.RebuildMS)
@@ -197,7 +199,7 @@ func stormTable(s *Storm) string {
 	fmt.Fprintf(&b, "\nstorm p99 / calm p99 = %.2f (target 2); %d changes failed.\n", s.Ratio(), s.WriteErrors+s.ControlWriteErrors)
 	if s.Control != nil {
 		fmt.Fprintf(&b, "\ncontrol: the same writes made on node C, whose datastore node B does not poll (node C beside node A). storm p99 / control p99 = %.2f: node B's own share; control p99 / calm p99 = %.2f: what the writes cost the machine.\n",
-			s.ControlRatio(), s.Control.Latency.P99/s.Calm.Latency.P99)
+			s.ControlRatio(), s.MachineRatio())
 	}
 	if len(s.Rounds) > 1 {
 		b.WriteString("\nEach round alone, p99 calm / control / storm (ms):")
@@ -207,14 +209,6 @@ func stormTable(s *Storm) string {
 		b.WriteString(" a single stall of the machine moves one segment's p99, hence the pooling.\n")
 	}
 	return b.String()
-}
-
-// controlRow is the control phase's row, or a zero one.
-func controlRow(s *Storm) StormPhase {
-	if s.Control == nil {
-		return StormPhase{}
-	}
-	return *s.Control
 }
 
 func dash(s string) string {

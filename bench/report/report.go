@@ -214,6 +214,15 @@ func (s *Storm) Ratio() float64 {
 	return s.Storm.Latency.P99 / s.Calm.Latency.P99
 }
 
+// MachineRatio is the control's p99 over the calm one (0 when not
+// measured): what the writes cost the machine, node B's work aside.
+func (s *Storm) MachineRatio() float64 {
+	if s == nil || s.Control == nil || s.Calm.Latency.P99 <= 0 {
+		return 0
+	}
+	return s.Control.Latency.P99 / s.Calm.Latency.P99
+}
+
 // ControlRatio is the storm's p99 over the control's (0 when not
 // measured): node B's own share of the storm's cost.
 func (s *Storm) ControlRatio() float64 {

@@ -98,6 +98,32 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	}
 }
 
+// TestStormControl checks the storm table with and without the control
+// segment: its row, the two ratios that split the storm's cost, and each
+// round's p99s.
+func TestStormControl(t *testing.T) {
+	r := sample()
+	if md := Markdown(r, nil); strings.Contains(md, "| control |") || r.Storm.ControlRatio() != 0 || r.Storm.MachineRatio() != 0 {
+		t.Errorf("no control measured, yet a control row or ratio (%v, %v):\n%s", r.Storm.ControlRatio(), r.Storm.MachineRatio(), md)
+	}
+	r.Storm.Control = &StormPhase{Requests: 1200, Latency: Latency{P50: 0.3, P99: 2, Max: 3}, CPUPercent: 7}
+	r.Storm.ControlChangesPerSec = 197
+	r.Storm.Rounds = []StormRound{{CalmP99: 1, ControlP99: 2, StormP99: 3}, {CalmP99: 0.9, ControlP99: 1.8, StormP99: 2.5}}
+	if r.Storm.ControlRatio() != 1.5 || r.Storm.MachineRatio() != 2 {
+		t.Errorf("storm/control %v, control/calm %v; want 1.5 and 2", r.Storm.ControlRatio(), r.Storm.MachineRatio())
+	}
+	md := Markdown(r, nil)
+	for _, want := range []string{"| control | 1200 | 0 | 0.30 | 2.00 |", "| 7 | 197 | 0 |", "storm p99 / control p99 = 1.50", "control p99 / calm p99 = 2.00",
+		"2 time(s)", "1: 1.00 / 2.00 / 3.00; 2: 0.90 / 1.80 / 2.50;"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report.md lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Index(md, "| calm |") > strings.Index(md, "| control |") || strings.Index(md, "| control |") > strings.Index(md, "| storm |") {
+		t.Errorf("rows out of order (calm, control, storm):\n%s", md)
+	}
+}
+
 // TestMarkdownSkippedPhases checks that a phase left out (--skip) renders
 // no empty table.
 func TestMarkdownSkippedPhases(t *testing.T) {

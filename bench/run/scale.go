@@ -154,7 +154,8 @@ func (b *bench) scaleCluster(ctx context.Context, d *dataset, sc *report.Scale, 
 	// stop-the-world waits for the threads the kernel has parked to run
 	// the other node and the load: 2 ms at p99 where the pause's own work
 	// takes under 0.05 ms (bench/RESULTS.md, "Scale").
-	sc.NodeGOMAXPROCS = max(1, runtime.NumCPU()/2)
+	procs := max(1, runtime.NumCPU()/2)
+	sc.NodeGOMAXPROCS = procs
 	for _, kv := range b.opts.NodeEnv {
 		if v, ok := strings.CutPrefix(kv, "GOMAXPROCS="); ok {
 			sc.NodeGOMAXPROCS, _ = strconv.Atoi(v)
@@ -162,7 +163,7 @@ func (b *bench) scaleCluster(ctx context.Context, d *dataset, sc *report.Scale, 
 	}
 	opts := harness.Options{Binary: b.opts.Binary, Nodes: 1, Dir: filepath.Join(b.opts.Out, "scale"), Args: b.args(),
 		ReadyTimeout: scaleReadyLimit, Env: b.nodeEnv(append(env, "SLUICE_DB_UPDATE_FREQUENCY="+freq,
-			"GOMAXPROCS="+strconv.Itoa(max(1, runtime.NumCPU()/2)))...)}
+			"GOMAXPROCS="+strconv.Itoa(procs))...)}
 	defer func() { hc.Stop() }()
 	defer probeClient.CloseIdleConnections()
 	for i := range 2 {

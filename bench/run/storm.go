@@ -80,15 +80,12 @@ func (b *bench) stormOn(ctx context.Context, site stormSite) (*report.Storm, err
 	// The control segment needs a datastore node B does not poll: a SQLite
 	// file of node C's own.
 	control := b.opts.Database == "sqlite"
-	nodes, perNode := 2, [][]string(nil)
+	nodes, perNode, also := 2, [][]string(nil), ""
 	if control {
 		nodes, perNode = 3, [][]string{nil, nil, {"SLUICE_SQLITE_PATH=" + filepath.Join(dir, "control.db")}}
 		if cpus != nil {
 			cpus = append(cpus, cpus[0])
 		}
-	}
-	also := ""
-	if control {
 		also = fmt.Sprintf(" (first, as a control, %v while node C does)", p.StormPhase)
 	}
 	b.logf("storm: node B at %d requests/s, %d round(s) of %v calm, then %v while node A takes %d changes/s%s",
